@@ -1,0 +1,154 @@
+"""The composition root of the API: the Starlette app, its lifespan and the GraphQL view."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from ulid import ULID
+
+from infra.runtime import Runtime, open_runtime
+from infra.settings import Settings
+from schema.root import build_schema
+from schema.types.context import Context, Services
+from services.auth import Principal
+from services.errors import Unauthenticated
+
+log = logging.getLogger("mediagraph.api")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def _request_id(headers: Any) -> str:
+    # Keep a caller's id (a load balancer's, say) if it is sane; never log arbitrary input.
+    given = headers.get("x-request-id", "")
+    return given if _REQUEST_ID.match(given) else str(ULID())
+
+
+def _bearer(value: object) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
+
+
+class MediagraphGraphQL(GraphQL[Context, None]):
+    def __init__(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        super().__init__(
+            build_schema(),
+            graphql_ide="graphiql" if settings.graphiql else None,
+            allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_s),
+            max_subscriptions_per_connection=20,
+            allowed_origins=settings.cors_origins,
+        )
+        self.runtime = runtime
+        self.services = Services(uploads=runtime.uploads, gallery=runtime.gallery)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # Authenticate before GraphQL runs: a bad token is a 401, not a partial result.
+            token = _bearer(Request(scope).headers.get("authorization"))
+            principal = None
+            if token is not None:
+                try:
+                    principal = await self.runtime.tokens.verify(token)
+                except Unauthenticated as exc:
+                    response = JSONResponse(
+                        {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
+                        status_code=401,
+                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                    )
+                    await response(scope, receive, send)
+                    return
+            scope.setdefault("state", {})["principal"] = principal
+        await super().__call__(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
+        principal: Principal | None = None
+        if isinstance(request, Request):
+            principal = request.scope.get("state", {}).get("principal")
+        return Context(services=self.services, request_id=_request_id(request.headers), principal=principal)
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:  # type: ignore[override]
+        params = context.connection_params or {}
+        token = _bearer(params.get("Authorization") or params.get("authorization"))
+        if not token:
+            raise ConnectionRejectionError()
+        try:
+            context.principal = await self.runtime.tokens.verify(token)
+        except Unauthenticated as exc:
+            raise ConnectionRejectionError() from exc
+        return None
+
+
+class _GraphQLEndpoint:
+    """ASGI endpoint forwarding to the view built in the lifespan (it needs the open clients)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await scope["app"].state.graphql(scope, receive, send)
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with open_runtime(settings) as runtime:
+            app.state.graphql = MediagraphGraphQL(runtime)
+            app.state.runtime = runtime
+            yield {}
+
+    graphql = _GraphQLEndpoint()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        for name, ping in (("dynamodb", runtime.repo.ping), ("s3", runtime.blobs.ping), ("redis", runtime.bus.ping)):
+            try:
+                await ping()
+                checks[name] = "ok"
+            except Exception as exc:
+                log.warning("readiness check failed", extra={"dependency": name, "error": type(exc).__name__})
+                checks[name] = "unavailable"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
+
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "x-request-id"],
+                max_age=600,
+            )
+        )
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        middleware=middleware,
+        lifespan=lifespan,
+    )

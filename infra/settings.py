@@ -1,0 +1,115 @@
+"""Typed settings, read from the environment (prefix MEDIAGRAPH_) once, in the composition root."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_CONTENT_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/heic",
+    "video/mp4",
+    "video/quicktime",
+)
+# Placeholders that must never reach a deployed service.
+_WEAK_SECRETS = {"changeme", "change-me", "secret", "dev", "development"}
+
+
+class Profile(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIAGRAPH_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    profile: Profile = Profile.DEVELOPMENT
+
+    # AWS. An endpoint override is for the embedded moto stack only; production leaves it empty.
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+    bucket: str = "mediagraph-media"
+    table: str = "mediagraph"
+    queue: str = "mediagraph-s3-events"
+    dlq: str = "mediagraph-s3-events-dlq"
+    max_receive_count: int = Field(default=5, ge=1, le=1000)
+    queue_visibility_timeout_s: int = Field(default=60, ge=0, le=43200)
+    upload_prefix: str = "uploads/"
+
+    # Redis: the conventional REDIS_URL is honoured too.
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("MEDIAGRAPH_REDIS_URL", "REDIS_URL"),
+    )
+    # Pub/sub channels ignore the database number, so keys AND channels carry this prefix.
+    redis_prefix: str = "mg:"
+
+    # Tokens. Development: HS256 with a shared secret. Production: RS256/ES256 from a JWKS URL.
+    jwt_issuer: str = "mediagraph"
+    jwt_audience: str = "mediagraph-api"
+    jwt_secret: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: Annotated[tuple[str, ...], NoDecode] = ("HS256",)
+    jwt_leeway_s: int = Field(default=10, ge=0, le=30)
+    jwks_cache_s: int = Field(default=300, ge=10)
+    # Signs pagination cursors. Defaults to a key derived from jwt_secret; required with JWKS.
+    cursor_secret: SecretStr | None = None
+
+    # Uploads.
+    allowed_content_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CONTENT_TYPES
+    max_upload_bytes: int = Field(default=5 * 1024**3, ge=1)
+    upload_url_ttl_s: int = Field(default=900, ge=60, le=900)
+    pending_ttl_s: int = Field(default=24 * 3600, ge=60)
+
+    # HTTP.
+    graphiql: bool = True
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Realtime.
+    subscriber_queue_size: int = Field(default=100, ge=1, le=10_000)
+    ws_init_timeout_s: float = Field(default=5.0, gt=0, le=10)
+
+    # Worker.
+    worker_wait_s: int = Field(default=10, ge=0, le=20)
+    worker_batch: int = Field(default=10, ge=1, le=10)
+
+    @field_validator("jwt_algorithms", "allowed_content_types", "cors_origins", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> Settings:
+        uses_hmac = any(alg.startswith("HS") for alg in self.jwt_algorithms)
+        uses_keys = any(not alg.startswith("HS") for alg in self.jwt_algorithms)
+        if uses_hmac and uses_keys:
+            # Mixing families invites HS/RS confusion attacks.
+            raise ValueError("jwt_algorithms must be all HS* or all RS*/ES*")
+        if uses_hmac:
+            if self.jwt_secret is None:
+                raise ValueError("MEDIAGRAPH_JWT_SECRET is required for HS* algorithms")
+            secret = self.jwt_secret.get_secret_value()
+            if len(secret.encode()) < 32 or secret.lower() in _WEAK_SECRETS:
+                raise ValueError("MEDIAGRAPH_JWT_SECRET must be at least 32 bytes of real secret")
+        if uses_keys and not self.jwt_jwks_url:
+            raise ValueError("MEDIAGRAPH_JWT_JWKS_URL is required for RS*/ES* algorithms")
+        if self.cursor_secret is None and self.jwt_secret is None:
+            raise ValueError("MEDIAGRAPH_CURSOR_SECRET is required when no JWT secret is set")
+        if self.profile is Profile.PRODUCTION and self.aws_endpoint_url:
+            raise ValueError("the production profile talks to real AWS: unset MEDIAGRAPH_AWS_ENDPOINT_URL")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.profile is Profile.PRODUCTION

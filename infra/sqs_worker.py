@@ -1,0 +1,149 @@
+"""SqsWorker: long-polls the S3-event queue and hands each ObjectCreated notice to the
+ProcessingService. A message is deleted only after every record in it was handled; an
+exception leaves it on the queue, its visibility backed off, until the redrive policy moves
+it to the DLQ after `max_receive_count` receives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+from services.processing import ObjectCreated, ProcessingService
+
+log = logging.getLogger("mediagraph.worker")
+MAX_BACKOFF_S = 900
+
+
+class PoisonMessage(ValueError):
+    """A message that no retry can make sense of: it will reach the DLQ."""
+
+
+def parse_notices(body: str) -> list[ObjectCreated]:
+    """S3 event notification (direct or wrapped by SNS) → ObjectCreated notices.
+
+    Keys arrive URL-encoded ('+' for spaces); moto omits `sequencer`, real S3 sends it."""
+    try:
+        message = json.loads(body)
+        if isinstance(message, dict) and message.get("Type") == "Notification":
+            message = json.loads(message["Message"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PoisonMessage("body is not an S3 event notification") from exc
+    if not isinstance(message, dict):
+        raise PoisonMessage("body is not an S3 event notification")
+    if message.get("Event") == "s3:TestEvent":
+        return []
+    records = message.get("Records")
+    if not isinstance(records, list):
+        raise PoisonMessage("no Records in S3 event notification")
+    notices = []
+    for record in records:
+        try:
+            if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+                continue
+            obj = record["s3"]["object"]
+            event_time = record.get("eventTime")
+            notices.append(
+                ObjectCreated(
+                    key=unquote_plus(obj["key"]),
+                    size=obj.get("size"),
+                    sequencer=obj.get("sequencer"),
+                    event_time=datetime.fromisoformat(event_time) if event_time else None,
+                )
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise PoisonMessage("malformed S3 event record") from exc
+    return notices
+
+
+class SqsWorker:
+    def __init__(
+        self,
+        client: Any,
+        queue_url: str,
+        processing: ProcessingService,
+        *,
+        wait_s: int = 10,
+        batch: int = 10,
+        retry_base_s: float = 2.0,
+        sweep_every_s: float = 60.0,
+    ) -> None:
+        self._client = client
+        self._queue_url = queue_url
+        self._processing = processing
+        self._wait_s = wait_s
+        self._batch = batch
+        self._retry_base_s = retry_base_s
+        self._sweep_every_s = sweep_every_s
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the messages in hand, receive no more."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
+        while not self._stopping.is_set():
+            if loop.time() >= next_sweep:
+                await self._sweep()
+                next_sweep = loop.time() + self._sweep_every_s
+            try:
+                await self.poll_once()
+            except Exception:
+                log.exception("receive failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def poll_once(self) -> int:
+        response = await self._client.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self._batch,
+            WaitTimeSeconds=self._wait_s,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        messages = response.get("Messages", [])
+        # Shielded: a shutdown lets the messages in hand finish instead of half-processing them.
+        await asyncio.shield(asyncio.gather(*(self._handle(m) for m in messages)))
+        return len(messages)
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        receipt = message["ReceiptHandle"]
+        try:
+            for notice in parse_notices(message["Body"]):
+                outcome = await self._processing.handle(notice)
+                log.info("s3 event handled", extra={"key": notice.key, "outcome": outcome.value})
+        except Exception as exc:
+            receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+            log.warning(
+                "message failed; left for retry",
+                exc_info=True,
+                extra={"message_id": message.get("MessageId"), "receives": receives, "error": repr(exc)},
+            )
+            await self._back_off(receipt, receives)
+            return
+        await self._client.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
+
+    async def _back_off(self, receipt: str, receives: int) -> None:
+        # Exponential backoff with full jitter, through the message's own visibility timeout.
+        delay = min(MAX_BACKOFF_S, self._retry_base_s * 2 ** (receives - 1))
+        try:
+            await self._client.change_message_visibility(
+                QueueUrl=self._queue_url,
+                ReceiptHandle=receipt,
+                VisibilityTimeout=int(random.uniform(0, delay)),
+            )
+        except Exception:
+            log.exception("could not back off; the queue's visibility timeout applies")
+
+    async def _sweep(self) -> None:
+        try:
+            removed = await self._processing.sweep_expired()
+        except Exception:
+            log.exception("sweep of expired uploads failed")
+            return
+        if removed:
+            log.info("expired uploads removed", extra={"count": removed})

@@ -1,0 +1,39 @@
+"""Relay-style connections of Media, with signed cursors from the service layer."""
+
+from __future__ import annotations
+
+from typing import Self
+
+import strawberry
+from strawberry import relay
+
+from schema.types.media import Media
+from services.gallery import MediaPage
+
+
+@strawberry.type
+class MediaEdge:
+    cursor: str
+    node: Media
+
+
+@strawberry.type(description="A page of media, newest first. Cursors are opaque and signed.")
+class MediaConnection:
+    edges: list[MediaEdge]
+    page_info: relay.PageInfo
+
+    @classmethod
+    def from_page(cls, page: MediaPage, *, has_previous_page: bool) -> Self:
+        edges = [
+            MediaEdge(cursor=cursor, node=Media.from_model(media))
+            for media, cursor in zip(page.items, page.cursors, strict=True)
+        ]
+        return cls(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=has_previous_page,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )

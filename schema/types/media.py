@@ -1,0 +1,107 @@
+"""The Media type, built from the service model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Self
+
+import strawberry
+from strawberry import relay
+
+from schema.types.context import Info
+from schema.types.scalars import Long
+from services.errors import NotFound
+from services.media import Media as MediaModel
+from services.media import MediaStatus, Visibility
+
+MediaStatusEnum = strawberry.enum(MediaStatus, description="Where an upload is in its life.")
+VisibilityEnum = strawberry.enum(
+    Visibility, name="Visibility", description="Who may see a media item besides its owner."
+)
+
+
+@strawberry.type(description="A user, as far as others may see them.")
+class User:
+    id: strawberry.ID
+
+
+@strawberry.type(description="A photo or video.")
+class Media(relay.Node):
+    uid: relay.NodeID[str]
+    status: MediaStatusEnum
+    filename: str
+    content_type: str
+    size: Long = strawberry.field(description="Declared size in bytes.")
+    sha256: str = strawberry.field(description="SHA-256 of the bytes, lowercase hex.")
+    title: str
+    tags: list[str]
+    visibility: VisibilityEnum
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    reject_reason: str | None = strawberry.field(
+        description="Why processing refused the upload (REJECTED/QUARANTINED)."
+    )
+    expires_at: datetime | None = strawberry.field(
+        description="While PENDING: when the upload is abandoned if no bytes arrived."
+    )
+    owner: User
+    _model: strawberry.Private[MediaModel]
+
+    @strawberry.field(description="The raw media id (a ULID); `id` is its global Relay id.")
+    def media_id(self) -> strawberry.ID:
+        return strawberry.ID(self.uid)
+
+    @strawberry.field(description="A short-lived URL for the bytes; null unless COMPLETED and visible.")
+    async def url(self, info: Info) -> str | None:
+        context = info.context
+        return await context.services.gallery.url_for(context.principal, self._model)
+
+    @classmethod
+    def from_model(cls, media: MediaModel) -> Self:
+        return cls(
+            uid=media.id,
+            status=media.status,
+            filename=media.filename,
+            content_type=media.content_type,
+            size=media.size,
+            sha256=media.sha256,
+            title=media.title,
+            tags=list(media.tags),
+            visibility=media.visibility,
+            created_at=media.created_at,
+            updated_at=media.updated_at,
+            completed_at=media.completed_at,
+            reject_reason=media.reject_reason,
+            expires_at=media.expires_at,
+            owner=User(id=strawberry.ID(media.owner_id)),
+            _model=media,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: list[str], required: bool = False
+    ) -> list[Self | None]:
+        gallery = info.context.services.gallery
+        found: list[Self | None] = []
+        for media_id in node_ids:
+            try:
+                found.append(cls.from_model(await gallery.get(info.context.principal, media_id)))
+            except NotFound:
+                found.append(None)
+        return found
+
+
+def decode_media_id(raw: str) -> str:
+    """Accept the global id from `Media.id` or a raw ULID. Anything else is simply not found."""
+    try:
+        global_id = relay.GlobalID.from_id(raw)
+    except Exception:
+        global_id = None
+    if global_id is not None:
+        if global_id.type_name != "Media":
+            raise NotFound("media not found")
+        raw = global_id.node_id
+    if not (0 < len(raw) <= 64) or not raw.isalnum():
+        raise NotFound("media not found")
+    return raw.upper()

@@ -1,0 +1,24 @@
+"""Who is calling: the principal behind a verified token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.errors import Unauthenticated
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    roles: frozenset[str] = frozenset()
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+def require(principal: Principal | None) -> Principal:
+    """The principal, or Unauthenticated when the call carries no valid token."""
+    if principal is None:
+        raise Unauthenticated("a valid bearer token is required")
+    return principal

@@ -1,0 +1,65 @@
+"""Media events: what subscribers are told when a media record changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from services.media import Media
+
+
+class MediaEventType(StrEnum):
+    CREATED = "CREATED"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+    QUARANTINED = "QUARANTINED"
+    UPDATED = "UPDATED"
+    DELETED = "DELETED"
+    RESTORED = "RESTORED"
+
+
+_ONCE_PER_MEDIA = frozenset(
+    {MediaEventType.COMPLETED, MediaEventType.REJECTED, MediaEventType.QUARANTINED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaEvent:
+    type: MediaEventType
+    media: Media
+    occurred_at: datetime
+    event_id: str = ""  # assigned by the bus when published (a Redis Stream id)
+
+    @property
+    def owner_id(self) -> str:
+        return self.media.owner_id
+
+    @property
+    def dedupe_key(self) -> str:
+        """Same key for the same change: a redelivered S3 event publishes nothing twice.
+
+        Processing outcomes happen once per media, whatever edits follow, so their key
+        leaves the version out: a late duplicate notice after an edit stays silent."""
+        if self.type in _ONCE_PER_MEDIA:
+            return f"{self.media.id}:{self.type}"
+        return f"{self.media.id}:{self.media.version}:{self.type}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": self.type.value,
+            "media": self.media.to_record(),
+            "occurred_at": self.occurred_at.isoformat(),
+            "event_id": self.event_id,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> MediaEvent:
+        return cls(
+            type=MediaEventType(record["type"]),
+            media=Media.from_record(record["media"]),
+            occurred_at=datetime.fromisoformat(record["occurred_at"]),
+            event_id=record.get("event_id", ""),
+        )

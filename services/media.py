@@ -1,0 +1,110 @@
+"""The Media record: statuses, visibility, and the transitions between them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class MediaStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+    QUARANTINED = "QUARANTINED"
+    DELETED = "DELETED"
+
+
+class Visibility(StrEnum):
+    PUBLIC = "PUBLIC"
+    PRIVATE = "PRIVATE"
+    FRIENDS = "FRIENDS"
+
+
+# Outcomes of processing: once here, S3 events for the object change nothing.
+TERMINAL = frozenset({MediaStatus.COMPLETED, MediaStatus.REJECTED, MediaStatus.QUARANTINED})
+
+# Which status may follow which. Soft delete (DELETED) remembers the status it left.
+TRANSITIONS: dict[MediaStatus, frozenset[MediaStatus]] = {
+    MediaStatus.PENDING: frozenset(
+        {MediaStatus.PROCESSING, *TERMINAL, MediaStatus.DELETED}
+    ),
+    MediaStatus.PROCESSING: frozenset({*TERMINAL, MediaStatus.DELETED}),
+    MediaStatus.COMPLETED: frozenset({MediaStatus.DELETED, MediaStatus.QUARANTINED}),
+    MediaStatus.REJECTED: frozenset({MediaStatus.DELETED}),
+    MediaStatus.QUARANTINED: frozenset({MediaStatus.COMPLETED, MediaStatus.REJECTED, MediaStatus.DELETED}),
+    MediaStatus.DELETED: frozenset(),  # restore goes back to `status_before_delete`
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    id: str
+    owner_id: str
+    status: MediaStatus
+    filename: str
+    content_type: str
+    size: int
+    sha256: str  # lowercase hex of the declared bytes
+    title: str
+    tags: tuple[str, ...]
+    visibility: Visibility
+    object_key: str
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    expires_at: datetime | None = None  # set while PENDING: abandoned uploads expire
+    completed_at: datetime | None = None
+    reject_reason: str | None = None
+    request_id: str | None = None  # the request that created it, carried into the worker's logs
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.status is MediaStatus.PENDING and self.expires_at is not None and self.expires_at <= now
+
+    def transition(self, to: MediaStatus, now: datetime, **changes: Any) -> Media:
+        """Return the record in status `to`; raises ValueError for a move the state machine forbids."""
+        if to not in TRANSITIONS[self.status]:
+            raise ValueError(f"{self.status} cannot become {to}")
+        extra: dict[str, Any] = {}
+        if to is MediaStatus.COMPLETED:
+            extra = {"expires_at": None, "completed_at": now, "reject_reason": None}
+        elif to in TERMINAL:
+            extra = {"expires_at": None}
+        return dataclasses.replace(
+            self, status=to, updated_at=now, version=self.version + 1, **{**extra, **changes}
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-compatible dict: the form adapters store and publish."""
+        record: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, StrEnum):
+                value = value.value
+            record[field.name] = value
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Media:
+        names = {field.name for field in dataclasses.fields(cls)}
+        values = {key: value for key, value in record.items() if key in names}
+        for key in ("created_at", "updated_at", "expires_at", "completed_at"):
+            if values.get(key) is not None:
+                values[key] = datetime.fromisoformat(values[key])
+        values["status"] = MediaStatus(values["status"])
+        values["visibility"] = Visibility(values["visibility"])
+        values["tags"] = tuple(values.get("tags") or ())
+        values["size"] = int(values["size"])
+        values["version"] = int(values.get("version", 1))
+        return cls(**values)

@@ -1,0 +1,176 @@
+"""Fixtures that start real things: moto in server mode on a free port, a real Redis
+(a database and a key/channel prefix of the tests' own), the API under uvicorn, the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import pytest
+import redis
+import uvicorn
+from ulid import ULID
+
+from infra.app import create_app
+from infra.aws_clients import AwsClients, open_clients
+from infra.embedded import free_port, moto_server
+from infra.jwt import issue_dev_token
+from infra.resources import Resources, ensure_resources
+from infra.runtime import Runtime, open_runtime
+from infra.settings import Settings
+from infra.sqs_worker import SqsWorker
+
+TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/13"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+def _reachable(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The shared Redis if reachable; else a private redis-server on a free port; else a clear stop."""
+    url = os.environ.get("MEDIAGRAPH_TEST_REDIS_URL", DEFAULT_TEST_REDIS)
+    if _reachable(url):
+        yield url
+        return
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.exit(f"Redis is not reachable at {url} and no redis-server is installed: "
+                    "start Redis or set MEDIAGRAPH_TEST_REDIS_URL", returncode=3)
+    with private_redis() as private_url:
+        yield private_url
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[str]:
+    """A redis-server of the test's own, on a free port, in a temporary directory."""
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="mg-redis-")
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while not _reachable(url):
+            if time.monotonic() > deadline:
+                raise RuntimeError("private redis-server did not start")
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def make_settings(moto_endpoint: str, redis_url: str, **overrides: object) -> Settings:
+    suffix = str(ULID()).lower()[-10:]
+    values: dict[str, object] = {
+        "aws_endpoint_url": moto_endpoint,
+        "bucket": f"mg-test-{suffix}",
+        "table": f"mg-test-{suffix}",
+        "queue": f"mg-test-{suffix}",
+        "dlq": f"mg-test-{suffix}-dlq",
+        "redis_url": redis_url,
+        "redis_prefix": f"mgtest:{suffix}:",
+        "jwt_secret": TEST_SECRET,
+        "max_receive_count": 2,
+        "queue_visibility_timeout_s": 1,
+        "worker_wait_s": 1,
+        "max_upload_bytes": 10 * 1024 * 1024,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
+    settings = make_settings(moto_endpoint, redis_url)
+    yield settings
+    # Clean only what this test created: its own prefix.
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+async def aws(settings: Settings) -> AsyncIterator[AwsClients]:
+    async with AsyncExitStack() as stack:
+        yield await open_clients(settings, stack)
+
+
+@pytest.fixture
+async def resources(aws: AwsClients, settings: Settings) -> Resources:
+    resources = await ensure_resources(aws, settings)
+    # Drop the s3:TestEvent that configuring the notification sends.
+    await aws.sqs.purge_queue(QueueUrl=resources.queue_url)
+    return resources
+
+
+@pytest.fixture
+async def runtime(settings: Settings, resources: Resources) -> AsyncIterator[Runtime]:
+    async with open_runtime(settings) as runtime:
+        yield runtime
+
+
+@dataclass
+class Worker:
+    worker: SqsWorker
+    task: asyncio.Task[None]
+
+
+@pytest.fixture
+async def worker(runtime: Runtime, resources: Resources) -> AsyncIterator[SqsWorker]:
+    sqs_worker = SqsWorker(runtime.clients.sqs, resources.queue_url, runtime.processing, wait_s=1, retry_base_s=0)
+    task = asyncio.create_task(sqs_worker.run())
+    yield sqs_worker
+    sqs_worker.stop()
+    await asyncio.wait_for(task, timeout=15)
+
+
+@pytest.fixture
+async def api(settings: Settings, resources: Resources) -> AsyncIterator[str]:
+    """The real app under uvicorn on a free port; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await asyncio.wait_for(task, timeout=15)
+
+
+@pytest.fixture
+def token(settings: Settings) -> Callable[..., str]:
+    def make(user: str = "alice", **kwargs: object) -> str:
+        return issue_dev_token(settings, user, **kwargs)  # type: ignore[arg-type]
+
+    return make
