@@ -86,7 +86,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             principal = request.scope.get("state", {}).get("principal")
         return Context(services=self.services, request_id=_request_id(request.headers), principal=principal)
 
-    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:  # type: ignore[override]
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         params = context.connection_params or {}
         token = _bearer(params.get("Authorization") or params.get("authorization"))
         if not token:
@@ -121,7 +121,11 @@ def create_app(settings: Settings) -> Starlette:
     async def readyz(request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
         checks: dict[str, str] = {}
-        for name, ping in (("dynamodb", runtime.repo.ping), ("s3", runtime.blobs.ping), ("redis", runtime.bus.ping)):
+        for name, ping in (
+            ("dynamodb", runtime.repo.ping),
+            ("s3", runtime.blobs.ping),
+            ("redis", runtime.bus.ping),
+        ):
             try:
                 await ping()
                 checks[name] = "ok"
@@ -129,7 +133,9 @@ def create_app(settings: Settings) -> Starlette:
                 log.warning("readiness check failed", extra={"dependency": name, "error": type(exc).__name__})
                 checks[name] = "unavailable"
         ready = all(value == "ok" for value in checks.values())
-        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
+        )
 
     middleware = []
     if settings.cors_origins:

@@ -43,7 +43,16 @@ async def init_resources(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
         clients = await open_clients(settings, stack)
         resources = await ensure_resources(clients, settings)
-    print(json.dumps({"bucket": settings.bucket, "table": settings.table, "queue": resources.queue_url, "dlq": resources.dlq_url}))
+    print(
+        json.dumps(
+            {
+                "bucket": settings.bucket,
+                "table": settings.table,
+                "queue": resources.queue_url,
+                "dlq": resources.dlq_url,
+            }
+        )
+    )
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -83,7 +92,9 @@ async def dlq(settings: Settings, action: str, limit: int) -> None:
         moved = 0
         while moved < limit:
             response = await sqs.receive_message(
-                QueueUrl=dlq_url, MaxNumberOfMessages=min(10, limit - moved), WaitTimeSeconds=1,
+                QueueUrl=dlq_url,
+                MaxNumberOfMessages=min(10, limit - moved),
+                WaitTimeSeconds=1,
                 VisibilityTimeout=30 if action == "redrive" else 1,
             )
             messages: list[dict[str, Any]] = response.get("Messages", [])
@@ -127,7 +138,7 @@ async def dev(host: str, port: int) -> None:
             f"\n  GraphiQL:   http://{host}:{port}/graphql\n"
             f"  moto (AWS): {endpoint_url}\n"
             f"  token (alice, 24 h):\n    {token}\n"
-            "  In GraphiQL's headers tab: {\"Authorization\": \"Bearer <token>\"}\n"
+            '  In GraphiQL\'s headers tab: {"Authorization": "Bearer <token>"}\n'
             "  More tokens: .venv/bin/mediagraph token --user bob\n  Ctrl-C stops everything.\n",
             flush=True,
         )
@@ -176,7 +187,9 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(dev(args.host, args.port))
         elif args.command == "serve":
             settings = Settings()
-            uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, proxy_headers=False)
+            uvicorn.run(
+                create_app(settings), host=args.host, port=args.port, log_config=None, proxy_headers=False
+            )
         elif args.command == "worker":
             asyncio.run(run_worker(Settings()))
         elif args.command == "init-resources":

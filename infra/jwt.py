@@ -75,6 +75,4 @@ def issue_dev_token(
     }
     if roles:
         claims["roles"] = list(roles)
-    return jwt.encode(
-        claims, settings.jwt_secret.get_secret_value(), algorithm=settings.jwt_algorithms[0]
-    )
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=settings.jwt_algorithms[0])

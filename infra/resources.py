@@ -127,9 +127,9 @@ async def _ensure_queue(client: Any, name: str, attributes: dict[str, str]) -> t
         if "NonExistentQueue" not in exc.response["Error"]["Code"]:
             raise
         url = (await client.create_queue(QueueName=name, Attributes=attributes))["QueueUrl"]
-    arn = (await client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]))[
-        "Attributes"
-    ]["QueueArn"]
+    arn = (await client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]))["Attributes"][
+        "QueueArn"
+    ]
     return url, arn
 
 
@@ -151,7 +151,9 @@ async def _ensure_bucket(client: Any, settings: Settings, queue_arn: str) -> Non
             "RestrictPublicBuckets": True,
         },
     )
-    await client.put_bucket_cors(Bucket=settings.bucket, CORSConfiguration={"CORSRules": cors_rules(settings)})
+    await client.put_bucket_cors(
+        Bucket=settings.bucket, CORSConfiguration={"CORSRules": cors_rules(settings)}
+    )
     await client.put_bucket_notification_configuration(
         Bucket=settings.bucket,
         NotificationConfiguration={
@@ -161,9 +163,7 @@ async def _ensure_bucket(client: Any, settings: Settings, queue_arn: str) -> Non
                     "QueueArn": queue_arn,
                     "Events": ["s3:ObjectCreated:*"],
                     # Only client uploads: derived files written by the worker never loop back.
-                    "Filter": {
-                        "Key": {"FilterRules": [{"Name": "prefix", "Value": settings.upload_prefix}]}
-                    },
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": settings.upload_prefix}]}},
                 }
             ]
         },

@@ -27,9 +27,7 @@ class Profile(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="MEDIAGRAPH_", env_file=".env", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="MEDIAGRAPH_", env_file=".env", extra="ignore", frozen=True)
 
     profile: Profile = Profile.DEVELOPMENT
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from schema.types.connection import MediaConnection
 import strawberry
 
+from schema.types.connection import MediaConnection
 from schema.types.context import Info
 from schema.types.filters import MediaFilter
 from schema.types.media import Media, decode_media_id

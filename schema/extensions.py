@@ -25,7 +25,7 @@ def shape_error(error: GraphQLError, request_id: str) -> GraphQLError:
     if isinstance(original, MediagraphError):
         extensions = {"code": original.code, **original.extensions}
         message = original.message
-    elif original is None or isinstance(original, ValueError | TypeError) and _is_coercion(error):
+    elif original is None or (isinstance(original, ValueError | TypeError) and _is_coercion(error)):
         extensions = {"code": "BAD_USER_INPUT"}
         message = error.message
     else:

@@ -21,9 +21,7 @@ class MediaEventType(StrEnum):
     RESTORED = "RESTORED"
 
 
-_ONCE_PER_MEDIA = frozenset(
-    {MediaEventType.COMPLETED, MediaEventType.REJECTED, MediaEventType.QUARANTINED}
-)
+_ONCE_PER_MEDIA = frozenset({MediaEventType.COMPLETED, MediaEventType.REJECTED, MediaEventType.QUARANTINED})
 
 
 @dataclass(frozen=True, slots=True)

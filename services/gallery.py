@@ -66,9 +66,7 @@ class GalleryService:
         limit = page_size(first)
         scope = f"myMedia|{principal.user_id}|{status or ''}"
         position = self._cursors.decode(after, scope)
-        page = await self._repo.list_by_owner(
-            principal.user_id, limit=limit, after=position, status=status
-        )
+        page = await self._repo.list_by_owner(principal.user_id, limit=limit, after=position, status=status)
         now = utcnow()
         items = [media for media in page.items if not media.is_expired(now)]
         cursors = [self._cursors.encode(self._repo.position_of(media), scope) for media in items]
@@ -80,9 +78,7 @@ class GalleryService:
             return None
         return await self._blobs.presign_get(media.object_key, expires_in=self._url_ttl_s)
 
-    async def completions(
-        self, viewer: Principal | None, media_id: str | None
-    ) -> AsyncIterator[Media]:
+    async def completions(self, viewer: Principal | None, media_id: str | None) -> AsyncIterator[Media]:
         """Each of the caller's uploads as it becomes COMPLETED; with `media_id`, just that one.
 
         The bus subscription opens before the record is read, so a worker that finishes

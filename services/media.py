@@ -29,9 +29,7 @@ TERMINAL = frozenset({MediaStatus.COMPLETED, MediaStatus.REJECTED, MediaStatus.Q
 
 # Which status may follow which. Soft delete (DELETED) remembers the status it left.
 TRANSITIONS: dict[MediaStatus, frozenset[MediaStatus]] = {
-    MediaStatus.PENDING: frozenset(
-        {MediaStatus.PROCESSING, *TERMINAL, MediaStatus.DELETED}
-    ),
+    MediaStatus.PENDING: frozenset({MediaStatus.PROCESSING, *TERMINAL, MediaStatus.DELETED}),
     MediaStatus.PROCESSING: frozenset({*TERMINAL, MediaStatus.DELETED}),
     MediaStatus.COMPLETED: frozenset({MediaStatus.DELETED, MediaStatus.QUARANTINED}),
     MediaStatus.REJECTED: frozenset({MediaStatus.DELETED}),

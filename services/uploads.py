@@ -60,9 +60,7 @@ def media_id_from_key(prefix: str, key: str) -> str | None:
 
 
 class UploadService:
-    def __init__(
-        self, repo: MediaRepository, blobs: BlobStore, bus: EventBus, policy: UploadPolicy
-    ) -> None:
+    def __init__(self, repo: MediaRepository, blobs: BlobStore, bus: EventBus, policy: UploadPolicy) -> None:
         self._repo = repo
         self._blobs = blobs
         self._bus = bus

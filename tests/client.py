@@ -26,7 +26,9 @@ async def gql(
 ) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        response = await client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+        response = await client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
     body: dict[str, Any] = response.json()
     body["_status"] = response.status_code
     return body
@@ -96,7 +98,9 @@ class WsClient:
     async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
         self._next_id += 1
         op_id = str(self._next_id)
-        await self.send({"id": op_id, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}})
+        await self.send(
+            {"id": op_id, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}}
+        )
         return op_id
 
     async def expect_nothing(self, seconds: float) -> None:

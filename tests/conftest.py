@@ -54,8 +54,11 @@ def redis_url() -> Iterator[str]:
         return
     server = shutil.which("redis-server")
     if server is None:
-        pytest.exit(f"Redis is not reachable at {url} and no redis-server is installed: "
-                    "start Redis or set MEDIAGRAPH_TEST_REDIS_URL", returncode=3)
+        pytest.exit(
+            f"Redis is not reachable at {url} and no redis-server is installed: "
+            "start Redis or set MEDIAGRAPH_TEST_REDIS_URL",
+            returncode=3,
+        )
     with private_redis() as private_url:
         yield private_url
 
@@ -66,8 +69,19 @@ def private_redis() -> Iterator[str]:
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="mg-redis-")
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir],
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
         stdout=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -101,7 +115,7 @@ def make_settings(moto_endpoint: str, redis_url: str, **overrides: object) -> Se
         "max_upload_bytes": 10 * 1024 * 1024,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]  # pydantic validates at runtime
 
 
 @pytest.fixture
@@ -144,7 +158,9 @@ class Worker:
 
 @pytest.fixture
 async def worker(runtime: Runtime, resources: Resources) -> AsyncIterator[SqsWorker]:
-    sqs_worker = SqsWorker(runtime.clients.sqs, resources.queue_url, runtime.processing, wait_s=1, retry_base_s=0)
+    sqs_worker = SqsWorker(
+        runtime.clients.sqs, resources.queue_url, runtime.processing, wait_s=1, retry_base_s=0
+    )
     task = asyncio.create_task(sqs_worker.run())
     yield sqs_worker
     sqs_worker.stop()

@@ -10,13 +10,13 @@ from schema.types.media import Media
 from services.events import MediaEvent as MediaEventModel
 from services.events import MediaEventType
 
-MediaEventTypeEnum = strawberry.enum(MediaEventType, description="What happened to the media.")
+strawberry.enum(MediaEventType, description="What happened to the media.")
 
 
 @strawberry.type
 class MediaEvent:
     event_id: str = strawberry.field(description="Position in the owner's event stream.")
-    type: MediaEventTypeEnum  # type: ignore[valid-type]
+    type: MediaEventType
     media: Media
     occurred_at: datetime
 

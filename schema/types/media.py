@@ -14,10 +14,9 @@ from services.errors import NotFound
 from services.media import Media as MediaModel
 from services.media import MediaStatus, Visibility
 
-MediaStatusEnum = strawberry.enum(MediaStatus, description="Where an upload is in its life.")
-VisibilityEnum = strawberry.enum(
-    Visibility, name="Visibility", description="Who may see a media item besides its owner."
-)
+# Registered on the service enums themselves: the schema speaks the domain's names.
+strawberry.enum(MediaStatus, description="Where an upload is in its life.")
+strawberry.enum(Visibility, description="Who may see a media item besides its owner.")
 
 
 @strawberry.type(description="A user, as far as others may see them.")
@@ -28,14 +27,14 @@ class User:
 @strawberry.type(description="A photo or video.")
 class Media(relay.Node):
     uid: relay.NodeID[str]
-    status: MediaStatusEnum
+    status: MediaStatus
     filename: str
     content_type: str
     size: Long = strawberry.field(description="Declared size in bytes.")
     sha256: str = strawberry.field(description="SHA-256 of the bytes, lowercase hex.")
     title: str
     tags: list[str]
-    visibility: VisibilityEnum
+    visibility: Visibility
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
@@ -64,7 +63,7 @@ class Media(relay.Node):
             status=media.status,
             filename=media.filename,
             content_type=media.content_type,
-            size=media.size,
+            size=Long(media.size),
             sha256=media.sha256,
             title=media.title,
             tags=list(media.tags),

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import strawberry
 
-from schema.types.media import Media, VisibilityEnum
+from schema.types.media import Media
 from schema.types.scalars import Long
 from services.media import Visibility
 from services.ports import PresignedRequest
@@ -21,7 +21,7 @@ class CreateUploadInput:
     sha256: str = strawberry.field(description="SHA-256 of the bytes, 64 hex characters.")
     title: str | None = None
     tags: list[str] = strawberry.field(default_factory=list)
-    visibility: VisibilityEnum = Visibility.PRIVATE
+    visibility: Visibility = Visibility.PRIVATE
 
     def to_request(self) -> UploadRequest:
         return UploadRequest(
@@ -41,7 +41,9 @@ class HttpHeader:
     value: str
 
 
-@strawberry.type(description="Send the bytes with exactly this request (Content-Length is set by the client).")
+@strawberry.type(
+    description="Send the bytes with exactly this request (Content-Length is set by the client)."
+)
 class PresignedUpload:
     url: str
     method: str
@@ -61,9 +63,7 @@ class PresignedUpload:
 @strawberry.type
 class CreateUploadPayload:
     media: Media
-    upload: PresignedUpload | None = strawberry.field(
-        description="Null when no bytes need sending."
-    )
+    upload: PresignedUpload | None = strawberry.field(description="Null when no bytes need sending.")
 
     @classmethod
     def from_ticket(cls, ticket: UploadTicket) -> CreateUploadPayload:

@@ -62,7 +62,10 @@ async def test_subscribing_after_completion_answers_at_once(
     async with WsClient(api, alice) as ws:
         op = await ws.subscribe(UPLOAD_COMPLETED, {"id": media_id})
         message = await ws.receive()
-        assert message["type"] == "next" and message["payload"]["data"]["uploadCompleted"]["status"] == "COMPLETED"
+        assert (
+            message["type"] == "next"
+            and message["payload"]["data"]["uploadCompleted"]["status"] == "COMPLETED"
+        )
         assert await ws.receive() == {"id": op, "type": "complete"}
 
 
@@ -142,10 +145,20 @@ async def test_refused_uploads_create_nothing(
 ) -> None:
     alice = token("alice")
     variables = {
-        "input": {"filename": "a.jpg", "contentType": "image/jpeg", "size": 10, "sha256": "a" * 64, field: value}
+        "input": {
+            "filename": "a.jpg",
+            "contentType": "image/jpeg",
+            "size": 10,
+            "sha256": "a" * 64,
+            field: value,
+        }
     }
-    body = await gql(api, "mutation($input: CreateUploadInput!) { createUpload(input: $input) { media { id } } }",
-                     variables, token=alice)
+    body = await gql(
+        api,
+        "mutation($input: CreateUploadInput!) { createUpload(input: $input) { media { id } } }",
+        variables,
+        token=alice,
+    )
     assert error_codes(body) == ["BAD_USER_INPUT"], body
     listing = await gql(api, "{ myMedia { edges { node { id } } } }", token=alice)
     assert listing["data"]["myMedia"]["edges"] == []

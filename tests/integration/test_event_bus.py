@@ -1,0 +1,101 @@
+"""RedisEventBus against the real Redis: one connection per process, per-user isolation,
+bounded queues, publish-once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from redis.asyncio import Redis
+
+from infra.redis_bus import RedisEventBus, SlowConsumer
+from infra.settings import Settings
+from services.events import MediaEvent, MediaEventType
+from services.media import Media, MediaStatus, Visibility
+
+pytestmark = pytest.mark.integration
+
+
+def _media(owner: str, media_id: str = "01MEDIA") -> Media:
+    now = datetime.now(UTC)
+    return Media(
+        id=media_id,
+        owner_id=owner,
+        status=MediaStatus.COMPLETED,
+        filename="a.jpg",
+        content_type="image/jpeg",
+        size=1,
+        sha256="0" * 64,
+        title="",
+        tags=(),
+        visibility=Visibility.PRIVATE,
+        object_key=f"uploads/{media_id}",
+        created_at=now,
+        updated_at=now,
+    )
+
+
+@pytest.fixture
+async def bus(settings: Settings) -> AsyncIterator[RedisEventBus]:
+    redis = Redis.from_url(settings.redis_url, client_name=f"{settings.redis_prefix}bus")
+    bus = RedisEventBus(redis, prefix=settings.redis_prefix, queue_size=5)
+    await bus.start()
+    yield bus
+    await bus.close()
+    await redis.aclose()
+
+
+async def _pubsub_connections(settings: Settings) -> int:
+    async with Redis.from_url(settings.redis_url) as admin:
+        clients = await admin.client_list()
+    return sum(
+        1 for c in clients if c.get("name") == f"{settings.redis_prefix}bus" and int(c.get("sub", 0)) > 0
+    )
+
+
+async def test_one_redis_connection_serves_every_subscriber(bus: RedisEventBus, settings: Settings) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        subs = [await stack.enter_async_context(bus.subscribe(f"user{i % 10}")) for i in range(200)]
+        assert bus.local_subscribers == 200
+        assert await _pubsub_connections(settings) == 1
+        await bus.publish(MediaEvent(MediaEventType.COMPLETED, _media("user3"), datetime.now(UTC)))
+        received = [await asyncio.wait_for(anext(aiter(sub)), 5) for sub in subs[3::10]]
+        assert {event.media.owner_id for event in received} == {"user3"}
+        for sub in subs:
+            if sub.user_id != "user3":
+                assert sub.queue.empty()
+    assert bus.local_subscribers == 0
+
+
+async def test_the_same_change_is_published_once(bus: RedisEventBus) -> None:
+    event = MediaEvent(MediaEventType.COMPLETED, _media("alice"), datetime.now(UTC))
+    async with bus.subscribe("alice") as sub:
+        first = await bus.publish(event)
+        second = await bus.publish(event)
+        assert first is not None and second is None
+        received = await asyncio.wait_for(anext(aiter(sub)), 5)
+        assert received.event_id == first
+        await asyncio.sleep(0.2)
+        assert sub.queue.empty()
+
+
+async def test_a_subscriber_that_never_reads_is_cut_off(bus: RedisEventBus) -> None:
+    async with bus.subscribe("alice") as sub:
+        for i in range(8):  # queue_size is 5
+            await bus.publish(
+                MediaEvent(MediaEventType.UPDATED, _media("alice", f"01M{i}"), datetime.now(UTC))
+            )
+        await asyncio.sleep(0.3)
+        assert sub.queue.qsize() == 5  # bounded: the rest were not kept
+        received: list[MediaEvent] = []
+
+        async def drain() -> None:
+            async for event in sub:
+                received.append(event)
+
+        with pytest.raises(SlowConsumer):
+            await drain()
+        assert len(received) == 5

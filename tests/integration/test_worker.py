@@ -1,0 +1,164 @@
+"""The worker against moto's S3 → SQS notifications and the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import pytest
+
+from infra.resources import Resources
+from infra.runtime import Runtime
+from infra.sqs_worker import SqsWorker
+from services.auth import Principal
+from services.events import MediaEvent, MediaEventType
+from services.media import MediaStatus
+from services.uploads import UploadRequest
+from tests.media_files import jpeg_bytes
+
+pytestmark = pytest.mark.integration
+
+
+async def _upload(runtime: Runtime, data: bytes) -> str:
+    import hashlib
+
+    ticket = await runtime.uploads.create_upload(
+        Principal("alice"),
+        UploadRequest(
+            filename="a.jpg",
+            content_type="image/jpeg",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        ),
+    )
+    await runtime.clients.s3.put_object(
+        Bucket=runtime.settings.bucket, Key=ticket.media.object_key, Body=data, ContentType="image/jpeg"
+    )
+    return ticket.media.id
+
+
+async def _wait_for(predicate: Callable[[], object], timeout: float = 15) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():  # type: ignore[misc]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def _events(runtime: Runtime, user: str) -> list[MediaEvent]:
+    entries = await runtime.redis.xrange(runtime.bus.stream_key(user))
+    return [MediaEvent.from_record(json.loads(fields[b"e"])) for _, fields in entries]
+
+
+async def test_the_same_s3_event_twice_changes_and_announces_once(
+    runtime: Runtime, resources: Resources, worker: SqsWorker
+) -> None:
+    media_id = await _upload(runtime, jpeg_bytes())
+
+    async def completed() -> bool:
+        media = await runtime.repo.get(media_id)
+        return media is not None and media.status is MediaStatus.COMPLETED
+
+    await _wait_for(completed)
+    first = await runtime.repo.get(media_id)
+    # Replay the notification S3 already delivered (S3 is at-least-once).
+    record = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": runtime.settings.bucket},
+                    "object": {"key": f"uploads%2F{media_id}", "size": 1},
+                },
+            }
+        ]
+    }
+    await runtime.clients.sqs.send_message(QueueUrl=resources.queue_url, MessageBody=json.dumps(record))
+
+    async def drained() -> bool:
+        attributes = await runtime.clients.sqs.get_queue_attributes(
+            QueueUrl=resources.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
+        values = attributes["Attributes"]
+        return bool(
+            values["ApproximateNumberOfMessages"] == values["ApproximateNumberOfMessagesNotVisible"] == "0"
+        )
+
+    await _wait_for(drained)
+    again = await runtime.repo.get(media_id)
+    assert again == first  # no second write: same version, same timestamps
+    types = [event.type for event in await _events(runtime, "alice")]
+    assert types == [MediaEventType.CREATED, MediaEventType.COMPLETED]
+
+
+async def test_poison_message_lands_in_the_dlq_and_the_worker_goes_on(
+    runtime: Runtime, resources: Resources, worker: SqsWorker
+) -> None:
+    sqs = runtime.clients.sqs
+    await sqs.send_message(QueueUrl=resources.queue_url, MessageBody="this is not an S3 event")
+
+    async def in_dlq() -> bool:
+        attributes = await sqs.get_queue_attributes(
+            QueueUrl=resources.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        return bool(attributes["Attributes"]["ApproximateNumberOfMessages"] == "1")
+
+    await _wait_for(in_dlq, timeout=30)
+    # The worker still processes good uploads afterwards.
+    media_id = await _upload(runtime, jpeg_bytes())
+
+    async def completed() -> bool:
+        media = await runtime.repo.get(media_id)
+        return media is not None and media.status is MediaStatus.COMPLETED
+
+    await _wait_for(completed)
+    message = await sqs.receive_message(QueueUrl=resources.dlq_url, WaitTimeSeconds=1)
+    assert message["Messages"][0]["Body"] == "this is not an S3 event"
+
+
+async def test_an_event_for_an_unknown_upload_is_acknowledged_not_dead_lettered(
+    runtime: Runtime, resources: Resources, worker: SqsWorker
+) -> None:
+    """A well-formed event for a key with no record (swept, or never ours) is not an error:
+    retrying could never help, so it is deleted rather than filling the DLQ."""
+    media_id = await _upload(runtime, jpeg_bytes())
+    await _wait_for(lambda: _is_completed(runtime, media_id))
+    body = json.dumps(
+        {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": "uploads/ZZZZ"}}}]}
+    )
+    await runtime.clients.sqs.send_message(QueueUrl=resources.queue_url, MessageBody=body)
+    await asyncio.sleep(3)  # > visibility timeout (1 s) x max receives (2)
+    for url in (resources.queue_url, resources.dlq_url):
+        attributes = await runtime.clients.sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
+        assert set(attributes["Attributes"].values()) == {"0"}, url
+
+
+async def _is_completed(runtime: Runtime, media_id: str) -> bool:
+    media = await runtime.repo.get(media_id)
+    return media is not None and media.status is MediaStatus.COMPLETED
+
+
+async def test_resources_are_idempotent(runtime: Runtime, resources: Resources) -> None:
+    from infra.resources import ensure_resources
+
+    again = await ensure_resources(runtime.clients, runtime.settings)
+    assert again == resources
+    notification = await runtime.clients.s3.get_bucket_notification_configuration(
+        Bucket=runtime.settings.bucket
+    )
+    (queue,) = notification["QueueConfigurations"]
+    assert queue["QueueArn"] == resources.queue_arn
+    assert queue["Filter"]["Key"]["FilterRules"] == [{"Name": "Prefix", "Value": "uploads/"}] or queue[
+        "Filter"
+    ]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "uploads/"}]
+    attributes = await runtime.clients.sqs.get_queue_attributes(
+        QueueUrl=resources.queue_url, AttributeNames=["RedrivePolicy"]
+    )
+    redrive = json.loads(attributes["Attributes"]["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == resources.dlq_arn
+    assert int(redrive["maxReceiveCount"]) == runtime.settings.max_receive_count
