@@ -28,6 +28,7 @@ from schema.root import build_schema
 from schema.types.context import Context, Services
 from services.auth import Principal
 from services.errors import Unauthenticated
+from services.ports import TokenVerifier
 
 log = logging.getLogger("mediagraph.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -47,8 +48,7 @@ def _bearer(value: object) -> str | None:
 
 
 class MediagraphGraphQL(GraphQL[Context, None]):
-    def __init__(self, runtime: Runtime) -> None:
-        settings = runtime.settings
+    def __init__(self, settings: Settings, services: Services, tokens: TokenVerifier) -> None:
         super().__init__(
             build_schema(),
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -58,8 +58,8 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             max_subscriptions_per_connection=20,
             allowed_origins=settings.cors_origins,
         )
-        self.runtime = runtime
-        self.services = Services(uploads=runtime.uploads, gallery=runtime.gallery)
+        self.services = services
+        self.tokens = tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -68,7 +68,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             principal = None
             if token is not None:
                 try:
-                    principal = await self.runtime.tokens.verify(token)
+                    principal = await self.tokens.verify(token)
                 except Unauthenticated as exc:
                     response = JSONResponse(
                         {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
@@ -92,7 +92,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         if not token:
             raise ConnectionRejectionError()
         try:
-            context.principal = await self.runtime.tokens.verify(token)
+            context.principal = await self.tokens.verify(token)
         except Unauthenticated as exc:
             raise ConnectionRejectionError() from exc
         return None
@@ -109,7 +109,8 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_runtime(settings) as runtime:
-            app.state.graphql = MediagraphGraphQL(runtime)
+            services = Services(uploads=runtime.uploads, gallery=runtime.gallery)
+            app.state.graphql = MediagraphGraphQL(settings, services, runtime.tokens)
             app.state.runtime = runtime
             yield {}
 

@@ -1,0 +1,45 @@
+"""`make bench`: run every benchmark once and print each figure beside its same-run baseline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import core_path, media_query
+
+
+async def main() -> None:
+    redis_url = os.environ.get("MEDIAGRAPH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+    uploads = int(os.environ.get("BENCH_UPLOADS", "100"))
+    results: dict[str, object] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+    print("media(id) through GraphQL vs a bare Starlette route, same in-process repository ...", flush=True)
+    results["media_query"] = media = await media_query.run()
+    print(
+        f"  GraphQL {media['graphql_rps']} req/s, bare {media['bare_rps']} req/s, ratio {media['ratio']}",
+        flush=True,
+    )
+    print(
+        f"core path: end of PUT → uploadCompleted message, {uploads} uploads, vs bare relay ...", flush=True
+    )
+    results["core_path"] = core = await core_path.run(redis_url, uploads=uploads)
+    print(
+        f"  p50 {core['p50_ms']} ms (bare {core['bare_p50_ms']} ms, ratio {core['p50_ratio']}); "
+        f"p99 {core['p99_ms']} ms (bare {core['bare_p99_ms']} ms, ratio {core['p99_ratio']})\n"
+        f"  media(id) with moto behind it: {core['media_rps_moto']} req/s (moto-bound; not comparable)",
+        flush=True,
+    )
+    out = Path("bench/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

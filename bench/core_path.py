@@ -1,0 +1,155 @@
+"""Core path latency: end of the PUT → the subscription message, through the real API and worker
+(subprocesses) against moto, versus a bare S3 → SQS → Redis → WebSocket relay on the same moto and
+Redis. Also media(id) requests/s with moto behind it (reported apart: moto dominates it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+
+from bench.harness import BENCH_SECRET, free_port, percentile, requests_per_second, subprocess_server
+from infra.aws_clients import open_clients
+from infra.embedded import moto_server
+from infra.jwt import issue_dev_token
+from infra.resources import ensure_resources
+from infra.settings import Settings
+from tests.client import WsClient, create_upload, put_upload
+from tests.media_files import jpeg_bytes
+
+UPLOAD_COMPLETED = "subscription { uploadCompleted { mediaId status } }"
+
+
+def _settings(endpoint: str, redis_url: str, name: str) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        aws_endpoint_url=endpoint,
+        bucket=name,
+        table=name,
+        queue=name,
+        dlq=f"{name}-dlq",
+        redis_url=redis_url,
+        redis_prefix=f"{name}:",
+        jwt_secret=BENCH_SECRET,
+        worker_wait_s=1,
+    )
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {
+        "MEDIAGRAPH_AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
+        "MEDIAGRAPH_BUCKET": settings.bucket,
+        "MEDIAGRAPH_TABLE": settings.table,
+        "MEDIAGRAPH_QUEUE": settings.queue,
+        "MEDIAGRAPH_DLQ": settings.dlq,
+        "MEDIAGRAPH_REDIS_URL": settings.redis_url,
+        "MEDIAGRAPH_REDIS_PREFIX": settings.redis_prefix,
+        "MEDIAGRAPH_JWT_SECRET": BENCH_SECRET,
+        "MEDIAGRAPH_WORKER_WAIT_S": "1",
+        "MEDIAGRAPH_LOG_LEVEL": "WARNING",
+        "AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
+    }
+
+
+async def _prepare(settings: Settings) -> str:
+    async with AsyncExitStack() as stack:
+        clients = await open_clients(settings, stack)
+        resources = await ensure_resources(clients, settings)
+        await clients.sqs.purge_queue(QueueUrl=resources.queue_url)  # drop s3:TestEvent
+        return resources.queue_url
+
+
+async def _ours(settings: Settings, uploads: int, warmup: int) -> tuple[list[float], float]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = _env(settings)
+    token = issue_dev_token(settings, "bench")
+    with (
+        subprocess_server(["-m", "infra.cli", "serve", "--port", str(port)], port, env),
+        subprocess_server(["-m", "infra.cli", "worker"], port, env),
+    ):
+        latencies: list[float] = []
+        async with WsClient(base, token) as ws:
+            await ws.subscribe(UPLOAD_COMPLETED)
+            for i in range(warmup + uploads):
+                data = jpeg_bytes(20_000)
+                payload = await create_upload(base, token, data)
+                await put_upload(payload["upload"], data)
+                sent = time.perf_counter()
+                message = await ws.receive(timeout=30)
+                if message["type"] != "next":
+                    raise RuntimeError(message)
+                if i >= warmup:
+                    latencies.append(time.perf_counter() - sent)
+        media_id = payload["media"]["id"]
+        rps = await requests_per_second(
+            f"{base}/graphql",
+            json={
+                "query": "query($id: ID!) { media(id: $id) { mediaId status title } }",
+                "variables": {"id": media_id},
+            },
+            headers={"Authorization": f"Bearer {token}"},
+            seconds=3,
+        )
+    return latencies, rps
+
+
+async def _bare(settings: Settings, uploads: int, warmup: int) -> list[float]:
+    port = free_port()
+    queue_url = await _prepare(settings)
+    args = [
+        "-m",
+        "bench.bare_relay",
+        "--port",
+        str(port),
+        "--queue-url",
+        queue_url,
+        "--redis-url",
+        settings.redis_url,
+        "--channel",
+        f"{settings.redis_prefix}relay",
+    ]
+    latencies: list[float] = []
+    with subprocess_server(args, port, _env(settings)):
+        async with AsyncExitStack() as stack:
+            s3 = (await open_clients(settings, stack)).s3
+            ws = await stack.enter_async_context(connect(f"ws://127.0.0.1:{port}"))
+            await asyncio.sleep(0.5)  # let the relay subscribe to Redis
+            async with httpx.AsyncClient() as http:
+                for i in range(warmup + uploads):
+                    data = jpeg_bytes(20_000)
+                    url = await s3.generate_presigned_url(
+                        "put_object",
+                        Params={
+                            "Bucket": settings.bucket,
+                            "Key": f"uploads/{i}",
+                            "ContentType": "image/jpeg",
+                        },
+                    )
+                    await http.put(url, content=data, headers={"Content-Type": "image/jpeg"})
+                    sent = time.perf_counter()
+                    json.loads(await asyncio.wait_for(ws.recv(), 30))
+                    if i >= warmup:
+                        latencies.append(time.perf_counter() - sent)
+    return latencies
+
+
+async def run(redis_url: str, uploads: int = 100, warmup: int = 5) -> dict[str, Any]:
+    with moto_server() as endpoint:
+        ours_settings = _settings(endpoint, redis_url, "bench-ours")
+        await _prepare(ours_settings)
+        ours, moto_rps = await _ours(ours_settings, uploads, warmup)
+        bare = await _bare(_settings(endpoint, redis_url, "bench-bare"), uploads, warmup)
+    result: dict[str, Any] = {"uploads": uploads}
+    for q in (50, 99):
+        ours_ms, bare_ms = percentile(ours, q) * 1000, percentile(bare, q) * 1000
+        result[f"p{q}_ms"] = round(ours_ms, 1)
+        result[f"bare_p{q}_ms"] = round(bare_ms, 1)
+        result[f"p{q}_ratio"] = round(ours_ms / bare_ms, 2)
+    result["media_rps_moto"] = round(moto_rps, 1)
+    return result
