@@ -26,7 +26,7 @@ UPLOAD_COMPLETED = "subscription { uploadCompleted { mediaId status } }"
 
 
 def _settings(endpoint: str, redis_url: str, name: str) -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         _env_file=None,
         aws_endpoint_url=endpoint,
         bucket=name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json as _json
 import os
 import socket
 import statistics
@@ -12,11 +13,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-
-import json as _json
 from urllib.parse import urlsplit
 
-BENCH_SECRET = "bench-secret-0123456789-0123456789-0123456789"
+BENCH_SECRET = "bench-secret-0123456789-0123456789-0123456789"  # noqa: S105  # a throwaway for local runs
 
 
 def free_port() -> int:
@@ -29,24 +28,23 @@ def free_port() -> int:
 @contextlib.contextmanager
 def subprocess_server(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
     """Run a server module in its own process (its own core, as in production) until it listens."""
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [sys.executable, *args], env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"server {args} did not start:\n{log.read().decode()[-3000:]}")
-            time.sleep(0.05)
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, *args], env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"server {args} did not start:\n{log.read().decode()[-3000:]}")
+                time.sleep(0.05)
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
 
 
 async def requests_per_second(

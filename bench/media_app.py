@@ -48,7 +48,7 @@ def seeded_media() -> Media:
 
 
 def build_app() -> Starlette:
-    settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET, graphiql=False)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET, graphiql=False)
     repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
     asyncio.run(repo.create(seeded_media()))
     gallery = GalleryService(repo, blobs, bus, CursorCodec(b"k" * 32))

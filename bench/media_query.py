@@ -14,7 +14,7 @@ from infra.settings import Settings
 async def run(seconds: float = 3.0, rounds: int = 3) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET)
     headers = {"Authorization": f"Bearer {issue_dev_token(settings, 'bench')}"}
     graphql_rps: list[float] = []
     bare_rps: list[float] = []
