@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import secrets
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,7 @@ async def init_resources(settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM, or until `stop` is set by an owner that handles signals itself."""
     queue_url, _ = await _queue_urls(settings)
     async with open_runtime(settings, listen=False) as runtime:
         worker = SqsWorker(
@@ -65,10 +68,11 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             wait_s=settings.worker_wait_s,
             batch=settings.worker_batch,
         )
-        stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
         task = asyncio.create_task(worker.run())
         log.info("worker started", extra={"queue": settings.queue})
         await stop.wait()
@@ -131,8 +135,16 @@ async def dev(host: str, port: int) -> None:
         settings = Settings(aws_endpoint_url=endpoint_url, worker_wait_s=2)
         await init_resources(settings)
         token = issue_dev_token(settings, "alice", ttl_s=24 * 3600)
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_config=None))
+        server = _QuietServer(uvicorn.Config(create_app(settings), host=host, port=port, log_config=None))
         stop = asyncio.Event()
+
+        def shut_down() -> None:
+            server.should_exit = True
+            stop.set()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, shut_down)
         worker = asyncio.create_task(run_worker(settings, stop=stop))
         print(
             f"\n  GraphiQL:   http://{host}:{port}/graphql\n"
@@ -147,6 +159,14 @@ async def dev(host: str, port: int) -> None:
         finally:
             stop.set()
             await worker
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn re-raises the signal after serving; `dev` owns signals and stops API and worker together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class _nullcontext:

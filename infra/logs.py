@@ -6,7 +6,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
-_STANDARD = set(vars(logging.makeLogRecord({})))
+# Attributes every record has, plus uvicorn's ANSI-coloured duplicate of the message.
+_STANDARD = {*vars(logging.makeLogRecord({})), "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,3 +34,5 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # Access logs would print query strings, which may carry presigned signatures.
     logging.getLogger("uvicorn.access").disabled = True
+    for noisy in ("botocore", "aiobotocore", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

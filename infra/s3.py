@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from services.ports import BlobInfo, PresignedRequest
+from services.ports import BlobInfo, BlobStream, PresignedRequest
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -57,21 +56,31 @@ class S3BlobStore:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-        return BlobInfo(
-            size=int(response["ContentLength"]),
-            content_type=response.get("ContentType"),
-            etag=response.get("ETag"),
-            metadata=dict(response.get("Metadata") or {}),
-        )
+        return _info(response)
 
-    async def stream(self, key: str) -> AsyncIterator[bytes]:
-        response = await self._client.get_object(Bucket=self._bucket, Key=key)
-        body = response["Body"]
+    async def open(self, key: str) -> BlobStream | None:
+        # One GET serves both the metadata and the bytes: a HEAD first would cost a round trip.
         try:
-            async for chunk in body.iter_chunks(CHUNK_BYTES):
-                yield chunk
-        finally:
+            response = await self._client.get_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        body = response["Body"]
+
+        async def close() -> None:
             body.close()
+
+        return BlobStream(info=_info(response), chunks=body.iter_chunks(CHUNK_BYTES), close=close)
 
     async def ping(self) -> None:
         await self._client.head_bucket(Bucket=self._bucket)
+
+
+def _info(response: dict[str, Any]) -> BlobInfo:
+    return BlobInfo(
+        size=int(response["ContentLength"]),
+        content_type=response.get("ContentType"),
+        etag=response.get("ETag"),
+        metadata=dict(response.get("Metadata") or {}),
+    )

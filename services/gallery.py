@@ -20,6 +20,9 @@ class MediaPage:
     items: list[Media]
     cursors: list[str]
     has_next_page: bool
+    # Where the next page starts: the last item READ, which may be one not shown (an expired
+    # upload), so a page whose items were all hidden can still be paged past.
+    end_cursor: str | None
 
 
 class GalleryService:
@@ -70,7 +73,8 @@ class GalleryService:
         now = utcnow()
         items = [media for media in page.items if not media.is_expired(now)]
         cursors = [self._cursors.encode(self._repo.position_of(media), scope) for media in items]
-        return MediaPage(items=items, cursors=cursors, has_next_page=page.has_more)
+        end = self._cursors.encode(self._repo.position_of(page.items[-1]), scope) if page.items else None
+        return MediaPage(items=items, cursors=cursors, has_next_page=page.has_more, end_cursor=end)
 
     async def url_for(self, viewer: Principal | None, media: Media) -> str | None:
         """A short-lived URL for the bytes, for viewers allowed to see COMPLETED media."""

@@ -13,6 +13,7 @@ from services.errors import BadUserInput
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 _MAX_CURSOR_LENGTH = 512
+_MAC_BYTES = 16
 
 
 def page_size(first: int | None) -> int:
@@ -35,8 +36,8 @@ class CursorCodec:
 
     def encode(self, position: str, scope: str) -> str:
         body = json.dumps([position], separators=(",", ":")).encode()
-        mac = self._mac(body, scope)
-        return base64.urlsafe_b64encode(body + b"." + mac).decode().rstrip("=")
+        # Fixed-length MAC at the end: no separator, whose byte the MAC itself could contain.
+        return base64.urlsafe_b64encode(body + self._mac(body, scope)).decode().rstrip("=")
 
     def decode(self, cursor: str | None, scope: str) -> str | None:
         if cursor is None:
@@ -45,8 +46,8 @@ class CursorCodec:
             raise BadUserInput("invalid cursor", field="after")
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            body, mac = raw.rsplit(b".", 1)
-            if not hmac.compare_digest(mac, self._mac(body, scope)):
+            body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+            if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, self._mac(body, scope)):
                 raise ValueError("bad mac")
             (position,) = json.loads(body)
             if not isinstance(position, str):
@@ -56,4 +57,4 @@ class CursorCodec:
             raise BadUserInput("invalid cursor", field="after") from exc
 
     def _mac(self, body: bytes, scope: str) -> bytes:
-        return hmac.new(self.key, scope.encode() + b"\0" + body, hashlib.sha256).digest()[:16]
+        return hmac.new(self.key, scope.encode() + b"\0" + body, hashlib.sha256).digest()[:_MAC_BYTES]

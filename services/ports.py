@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -32,6 +32,15 @@ class BlobInfo:
     content_type: str | None
     etag: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BlobStream:
+    """An object opened for reading: its metadata now, its bytes as they come. Close it."""
+
+    info: BlobInfo
+    chunks: AsyncIterator[bytes]
+    close: Callable[[], Awaitable[None]]
 
 
 class MediaRepository(Protocol):
@@ -77,8 +86,8 @@ class BlobStore(Protocol):
     async def head(self, key: str) -> BlobInfo | None:
         """The object's size and type, or None if it does not exist."""
 
-    def stream(self, key: str) -> AsyncIterator[bytes]:
-        """The object's bytes in chunks, never whole in memory."""
+    async def open(self, key: str) -> BlobStream | None:
+        """One GET: metadata and a stream of chunks (never whole in memory); None if absent."""
 
     async def ping(self) -> None:
         """Raises if the store is unreachable."""

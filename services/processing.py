@@ -118,17 +118,22 @@ class ProcessingService:
         return removed
 
     async def _verify(self, media: Media) -> str | None:
-        info = await self._blobs.head(media.object_key)
-        if info is None:
+        blob = await self._blobs.open(media.object_key)
+        if blob is None:
             return "object missing"
-        if info.size != media.size:
-            return f"size mismatch: declared {media.size} bytes, received {info.size}"
-        if info.content_type is not None and info.content_type.lower() != media.content_type:
-            return f"type mismatch: declared {media.content_type}, sent as {info.content_type}"
-        checks = [make(media) for make in self._checks]
-        async for chunk in self._blobs.stream(media.object_key):
-            for check in checks:
-                check.feed(chunk)
+        try:
+            info = blob.info
+            # Cheap refusals first: no need to read gigabytes of the wrong size.
+            if info.size != media.size:
+                return f"size mismatch: declared {media.size} bytes, received {info.size}"
+            if info.content_type is not None and info.content_type.lower() != media.content_type:
+                return f"type mismatch: declared {media.content_type}, sent as {info.content_type}"
+            checks = [make(media) for make in self._checks]
+            async for chunk in blob.chunks:
+                for check in checks:
+                    check.feed(chunk)
+        finally:
+            await blob.close()
         for check in checks:
             if (reason := check.verdict()) is not None:
                 return reason

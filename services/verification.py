@@ -84,13 +84,33 @@ def sniff_content_type(head: bytes) -> str | None:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
     if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
-            return "image/heic"
-        if brand == b"qt  ":
-            return "video/quicktime"
-        return "video/mp4"
+        # The major brand says what the ISO-BMFF file is; AVIF, M4A or 3GP are not MP4 video.
+        return _FTYP_BRANDS.get(head[8:12])
     return None
+
+
+_FTYP_BRANDS = {
+    **dict.fromkeys((b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"), "image/heic"),
+    **dict.fromkeys((b"avif", b"avis"), "image/avif"),
+    b"qt  ": "video/quicktime",
+    **dict.fromkeys(
+        (
+            b"isom",
+            b"iso2",
+            b"iso4",
+            b"iso5",
+            b"iso6",
+            b"mp41",
+            b"mp42",
+            b"avc1",
+            b"dash",
+            b"M4V ",
+            b"mmp4",
+            b"MSNV",
+        ),
+        "video/mp4",
+    ),
+}
 
 
 DEFAULT_CHECKS: tuple[type[SizeCheck] | type[Sha256Check] | type[MagicCheck], ...] = (

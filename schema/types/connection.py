@@ -34,6 +34,6 @@ class MediaConnection:
                 has_next_page=page.has_next_page,
                 has_previous_page=has_previous_page,
                 start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
+                end_cursor=page.end_cursor,
             ),
         )

@@ -1,0 +1,281 @@
+"""ProcessingService: an S3 notice decides COMPLETED or REJECTED once, and says so once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from services.events import MediaEventType
+from services.media import Media, MediaStatus, utcnow
+from services.processing import ObjectCreated, Outcome, ProcessingService
+from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
+from tests.media_files import jpeg_bytes, png_bytes
+
+
+@dataclass
+class Env:
+    service: ProcessingService
+    repo: InMemoryMediaRepository
+    blobs: InMemoryBlobStore
+    bus: InMemoryEventBus
+
+    async def pending(self, data: bytes, content_type: str = "image/jpeg") -> Media:
+        media = make_media(data, content_type=content_type)
+        await self.repo.create(media)
+        return media
+
+    async def stored(self, media: Media) -> Media:
+        current = await self.repo.get(media.id)
+        assert current is not None
+        return current
+
+    def events(self) -> list[tuple[MediaEventType, str]]:
+        return [(event.type, event.media.id) for event in self.bus.published]
+
+
+@pytest.fixture
+def env() -> Env:
+    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(chunk_size=1000), InMemoryEventBus()
+    return Env(ProcessingService(repo, blobs, bus, upload_prefix="uploads/"), repo, blobs, bus)
+
+
+def notice(media: Media) -> ObjectCreated:
+    return ObjectCreated(key=media.object_key, size=media.size)
+
+
+async def test_the_declared_bytes_complete_the_upload(env: Env) -> None:
+    data = jpeg_bytes(5000)
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+
+    assert await env.service.handle(notice(media)) is Outcome.COMPLETED
+
+    done = await env.stored(media)
+    assert done.status is MediaStatus.COMPLETED
+    assert done.expires_at is None
+    assert done.completed_at is not None
+    assert done.reject_reason is None
+    assert done.version == media.version + 1
+    assert env.events() == [(MediaEventType.COMPLETED, media.id)]
+    assert env.bus.published[0].media == done
+    assert env.bus.published[0].event_id != ""
+
+
+async def test_an_object_stored_without_a_content_type_is_judged_by_its_bytes(env: Env) -> None:
+    data = jpeg_bytes(300)
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, None)
+
+    assert await env.service.handle(notice(media)) is Outcome.COMPLETED
+
+
+@pytest.mark.parametrize(
+    ("arrived", "content_type", "reason"),
+    [
+        pytest.param(
+            lambda d: jpeg_bytes(len(d)), "image/jpeg", "checksum mismatch", id="other-bytes-same-size"
+        ),
+        pytest.param(lambda d: d + b"\x00", "image/jpeg", "size mismatch", id="one-byte-more"),
+        pytest.param(lambda d: d[:-1], "image/jpeg", "size mismatch", id="one-byte-less"),
+        pytest.param(lambda d: d, "image/png", "type mismatch", id="stored-as-another-type"),
+    ],
+)
+async def test_bytes_other_than_the_declared_ones_are_rejected(
+    env: Env, arrived: Callable[[bytes], bytes], content_type: str, reason: str
+) -> None:
+    data = jpeg_bytes(4096)
+    media = await env.pending(data)
+    sent = arrived(data)
+    env.blobs.put(media.object_key, sent, content_type)
+
+    assert await env.service.handle(notice(media)) is Outcome.REJECTED
+
+    rejected = await env.stored(media)
+    assert rejected.status is MediaStatus.REJECTED
+    assert rejected.reject_reason is not None and reason in rejected.reject_reason
+    assert rejected.expires_at is None
+    assert env.events() == [(MediaEventType.REJECTED, media.id)]
+    assert env.bus.published[0].media.reject_reason == rejected.reject_reason
+
+
+async def test_png_bytes_declared_as_jpeg_are_rejected_even_with_the_right_checksum(env: Env) -> None:
+    data = png_bytes(2048)
+    media = await env.pending(data, content_type="image/jpeg")  # sha256 and size of these very bytes
+    env.blobs.put(media.object_key, data, "image/jpeg")
+
+    assert await env.service.handle(notice(media)) is Outcome.REJECTED
+
+    rejected = await env.stored(media)
+    assert rejected.reject_reason == "type mismatch: declared image/jpeg, content is image/png"
+    assert env.events() == [(MediaEventType.REJECTED, media.id)]
+
+
+async def test_a_missing_object_is_rejected(env: Env) -> None:
+    media = await env.pending(jpeg_bytes(100))
+
+    assert await env.service.handle(notice(media)) is Outcome.REJECTED
+
+    rejected = await env.stored(media)
+    assert rejected.status is MediaStatus.REJECTED
+    assert rejected.reject_reason == "object missing"
+    assert env.events() == [(MediaEventType.REJECTED, media.id)]
+
+
+async def test_the_same_notice_twice_is_processed_once(env: Env) -> None:
+    data = jpeg_bytes()
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+
+    assert await env.service.handle(notice(media)) is Outcome.COMPLETED
+    after_first = await env.stored(media)
+    assert await env.service.handle(notice(media)) is Outcome.DUPLICATE
+
+    assert await env.stored(media) == after_first
+    assert env.events() == [(MediaEventType.COMPLETED, media.id)]
+
+
+async def test_a_late_notice_with_other_bytes_does_not_overturn_a_completion(env: Env) -> None:
+    data = jpeg_bytes()
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+    await env.service.handle(notice(media))
+
+    env.blobs.put(media.object_key, png_bytes(), "image/png")
+
+    assert await env.service.handle(notice(media)) is Outcome.DUPLICATE
+    assert (await env.stored(media)).status is MediaStatus.COMPLETED
+    assert env.events() == [(MediaEventType.COMPLETED, media.id)]
+
+
+async def test_a_repeated_rejection_is_announced_once(env: Env) -> None:
+    media = await env.pending(jpeg_bytes(100))
+
+    assert await env.service.handle(notice(media)) is Outcome.REJECTED
+    assert await env.service.handle(notice(media)) is Outcome.DUPLICATE
+
+    assert env.events() == [(MediaEventType.REJECTED, media.id)]
+
+
+async def test_two_notices_handled_concurrently_complete_once(env: Env) -> None:
+    # Two multipart events (Put and CompleteMultipartUpload) for one object, in two workers.
+    data = jpeg_bytes(10_000)
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+
+    outcomes = await asyncio.gather(env.service.handle(notice(media)), env.service.handle(notice(media)))
+
+    assert sorted(outcomes) == sorted([Outcome.COMPLETED, Outcome.DUPLICATE])
+    assert (await env.stored(media)).version == media.version + 1
+    assert env.events() == [(MediaEventType.COMPLETED, media.id)]
+
+
+async def test_a_crash_between_save_and_publish_is_mended_by_the_redelivery(env: Env) -> None:
+    data = jpeg_bytes()
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+    env.bus.fail_next_publish = ConnectionError("redis went away")
+
+    with pytest.raises(ConnectionError):
+        await env.service.handle(notice(media))
+    assert (await env.stored(media)).status is MediaStatus.COMPLETED
+    assert env.events() == []
+
+    assert await env.service.handle(notice(media)) is Outcome.DUPLICATE
+    assert await env.service.handle(notice(media)) is Outcome.DUPLICATE
+
+    assert env.events() == [(MediaEventType.COMPLETED, media.id)]
+    assert env.bus.published[0].media == await env.stored(media)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("other/{id}", id="outside-prefix"),
+        pytest.param("uploads", id="prefix-without-slash"),
+        pytest.param("uploads/", id="prefix-only"),
+        pytest.param("uploads/{id}/thumb.jpg", id="nested"),
+        pytest.param("uploads/01JUNKNOWN0000000000000000", id="unknown-id"),
+        pytest.param("xuploads/{id}", id="prefix-not-at-start"),
+    ],
+)
+async def test_keys_that_are_not_our_uploads_are_ignored(env: Env, key: str) -> None:
+    data = jpeg_bytes()
+    media = await env.pending(data)
+    key = key.format(id=media.id)
+    env.blobs.put(key, data, "image/jpeg")
+
+    assert await env.service.handle(ObjectCreated(key=key)) is Outcome.IGNORED
+
+    assert await env.stored(media) == media
+    assert env.events() == []
+
+
+async def test_a_notice_for_a_deleted_record_is_ignored(env: Env) -> None:
+    data = jpeg_bytes()
+    media = make_media(data, status=MediaStatus.DELETED)
+    await env.repo.create(media)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+
+    assert await env.service.handle(notice(media)) is Outcome.IGNORED
+    assert await env.stored(media) == media
+    assert env.events() == []
+
+
+async def test_sweep_removes_expired_pending_uploads_and_their_objects(env: Env) -> None:
+    now = utcnow()
+    expired = make_media(b"abandoned", created_at=now - timedelta(days=2), expires_at=now - timedelta(days=1))
+    also_expired = make_media(
+        b"abandoned too", created_at=now - timedelta(days=1), expires_at=now - timedelta(seconds=1)
+    )
+    fresh = make_media(b"in flight", created_at=now - timedelta(minutes=5))
+    completed = make_media(b"done", status=MediaStatus.COMPLETED, created_at=now - timedelta(days=3))
+    for media in (expired, also_expired, fresh, completed):
+        await env.repo.create(media)
+        env.blobs.put(media.object_key, b"partial", "image/jpeg")
+
+    assert await env.service.sweep_expired() == 2
+
+    assert await env.repo.get(expired.id) is None
+    assert await env.repo.get(also_expired.id) is None
+    assert await env.repo.get(fresh.id) == fresh
+    assert await env.repo.get(completed.id) == completed
+    assert env.blobs.stored_keys() == {fresh.object_key, completed.object_key}
+    assert await env.service.sweep_expired() == 0
+
+
+async def test_sweep_spares_an_upload_that_arrived_while_it_ran(env: Env) -> None:
+    now = utcnow()
+    media = make_media(b"late", created_at=now - timedelta(days=2), expires_at=now - timedelta(days=1))
+    await env.repo.create(media)
+    env.blobs.put(media.object_key, b"late", "image/jpeg")
+
+    class RacingRepository(InMemoryMediaRepository):
+        async def oldest_with_status(self, status: MediaStatus, *, limit: int) -> list[Media]:
+            found = await super().oldest_with_status(status, limit=limit)
+            # The worker takes the record between the sweeper's read and its delete.
+            await self.save(media.transition(MediaStatus.PROCESSING, utcnow()), expected_version=1)
+            return found
+
+    repo = RacingRepository()
+    await repo.create(media)
+    sweeper = ProcessingService(repo, env.blobs, env.bus, upload_prefix="uploads/")
+
+    assert await sweeper.sweep_expired() == 0
+    kept = await repo.get(media.id)
+    assert kept is not None and kept.status is MediaStatus.PROCESSING
+    assert media.object_key in env.blobs.stored_keys()
+
+
+@pytest.mark.parametrize("arrived", [b"short", None], ids=["refused-before-reading", "read-through"])
+async def test_every_opened_object_is_closed(env: Env, arrived: bytes | None) -> None:
+    data = jpeg_bytes(3000)
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, arrived if arrived is not None else data, "image/jpeg")
+
+    await env.service.handle(notice(media))
+
+    assert env.blobs.opened == env.blobs.closed == 1
