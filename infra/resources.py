@@ -136,7 +136,10 @@ async def _ensure_queue(client: Any, name: str, attributes: dict[str, str]) -> t
 async def _ensure_bucket(client: Any, settings: Settings, queue_arn: str) -> None:
     try:
         await client.head_bucket(Bucket=settings.bucket)
-    except ClientError:
+    except ClientError as exc:
+        # Only "not there" creates it: a 403 (someone else's bucket, missing rights) must surface.
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise
         log.info("creating bucket", extra={"bucket": settings.bucket})
         create: dict[str, Any] = {"Bucket": settings.bucket}
         if settings.aws_region != "us-east-1":
