@@ -18,11 +18,20 @@ from infra.app import MediagraphGraphQL
 from infra.jwt import JwtTokenVerifier
 from infra.settings import Settings
 from schema.types.context import Services
+from services.editing import EditingService
+from services.engagement import EngagementService
+from services.feed import FeedService
 from services.gallery import GalleryService
 from services.media import Media, MediaStatus, Visibility
 from services.pagination import CursorCodec
 from services.uploads import UploadPolicy, UploadService
-from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository
+from tests.fakes import (
+    InMemoryBlobStore,
+    InMemoryEngagementStore,
+    InMemoryEventBus,
+    InMemoryMediaRepository,
+    InMemorySnapshotStore,
+)
 
 MEDIA_ID = "01JBENCHMEDIA0000000000000"
 QUERY = "query($id: ID!) { media(id: $id) { mediaId status title tags size createdAt owner { id } } }"
@@ -51,9 +60,17 @@ def build_app() -> Starlette:
     settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET, graphiql=False)
     repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
     asyncio.run(repo.create(seeded_media()))
-    gallery = GalleryService(repo, blobs, bus, CursorCodec(b"k" * 32))
+    cursors = CursorCodec(b"k" * 32)
+    gallery = GalleryService(repo, blobs, bus, cursors)
     policy = UploadPolicy(settings.allowed_content_types, settings.max_upload_bytes, 900, 3600)
-    services = Services(uploads=UploadService(repo, blobs, bus, policy), gallery=gallery)
+    engagement, snapshots = InMemoryEngagementStore(), InMemorySnapshotStore()
+    services = Services(
+        uploads=UploadService(repo, blobs, bus, policy),
+        gallery=gallery,
+        editing=EditingService(repo, bus),
+        engagement=EngagementService(engagement, gallery),
+        feed=FeedService(repo, gallery, engagement, snapshots, cursors),
+    )
     view = MediagraphGraphQL(settings, services, JwtTokenVerifier(settings))
 
     async def bare(request: Request) -> Response:

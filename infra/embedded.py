@@ -6,10 +6,39 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
+
+# moto's DynamoDB is not thread-safe: concurrent TransactWriteItems against one table fail with
+# "dictionary changed size during iteration" (HTTP 500). Real DynamoDB serialises per item, so
+# the stand-in serialises DynamoDB calls; S3 and SQS (long polls!) stay concurrent.
+_DYNAMODB_LOCK = threading.Lock()
+
+
+def _serialise_dynamodb(app: Any) -> Any:
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with _DYNAMODB_LOCK:
+                return list(app(environ, start_response))
+        return app(environ, start_response)
+
+    return wrapped
+
+
+class _EmbeddedMotoServer(ThreadedMotoServer):
+    def _server_entry(self) -> None:
+        app = _serialise_dynamodb(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 def free_port() -> int:
@@ -26,7 +55,7 @@ def moto_server(port: int | None = None) -> Iterator[str]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port or free_port(), verbose=False)
+    server = _EmbeddedMotoServer(ip_address="127.0.0.1", port=port or free_port(), verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()
     try:

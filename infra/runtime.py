@@ -12,10 +12,16 @@ from redis.asyncio import Redis
 
 from infra.aws_clients import AwsClients, open_clients
 from infra.dynamo import DynamoMediaRepository
+from infra.dynamo_engagement import DynamoEngagementStore
 from infra.jwt import JwtTokenVerifier
 from infra.redis_bus import RedisEventBus
+from infra.redis_snapshots import RedisSnapshotStore
 from infra.s3 import S3BlobStore
 from infra.settings import Settings
+from schema.types.context import Services
+from services.editing import EditingService
+from services.engagement import EngagementService
+from services.feed import FeedService
 from services.gallery import GalleryService
 from services.pagination import CursorCodec
 from services.processing import ProcessingService
@@ -34,6 +40,7 @@ class Runtime:
     uploads: UploadService
     gallery: GalleryService
     processing: ProcessingService
+    services: Services
 
 
 def _cursor_key(settings: Settings) -> bytes:
@@ -64,6 +71,19 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             pending_ttl_s=settings.pending_ttl_s,
             upload_prefix=settings.upload_prefix,
         )
+        cursors = CursorCodec(_cursor_key(settings))
+        gallery = GalleryService(repo, blobs, bus, cursors)
+        engagement_store = DynamoEngagementStore(clients.dynamodb, settings.table)
+        uploads = UploadService(repo, blobs, bus, policy)
+        services = Services(
+            uploads=uploads,
+            gallery=gallery,
+            editing=EditingService(repo, bus),
+            engagement=EngagementService(engagement_store, gallery),
+            feed=FeedService(
+                repo, gallery, engagement_store, RedisSnapshotStore(redis, settings.redis_prefix), cursors
+            ),
+        )
         yield Runtime(
             settings=settings,
             clients=clients,
@@ -72,7 +92,8 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             repo=repo,
             blobs=blobs,
             tokens=JwtTokenVerifier(settings),
-            uploads=UploadService(repo, blobs, bus, policy),
-            gallery=GalleryService(repo, blobs, bus, CursorCodec(_cursor_key(settings))),
+            uploads=uploads,
+            gallery=gallery,
+            services=services,
             processing=ProcessingService(repo, blobs, bus, upload_prefix=settings.upload_prefix),
         )

@@ -1,4 +1,4 @@
-"""Reading media: media(id) and myMedia."""
+"""Reading media: media(id), myMedia, userMedia, mediaByTag, feed."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import strawberry
 
 from schema.types.connection import MediaConnection
 from schema.types.context import Info
+from schema.types.enums import Ranking
 from schema.types.filters import MediaFilter
 from schema.types.media import Media, decode_media_id
 from services.errors import NotFound
@@ -21,14 +22,34 @@ async def media(info: Info, id: strawberry.ID) -> Media | None:
 
 
 async def my_media(
-    info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    filter: MediaFilter | None = None,
+    info: Info, first: int | None = None, after: str | None = None, filter: MediaFilter | None = None
 ) -> MediaConnection:
     context = info.context
-    status = filter.status if filter else None
     page = await context.services.gallery.list_mine(
-        context.principal, first=first, after=after, status=status
+        context.principal, first=first, after=after, filter=filter.to_filter() if filter else None
     )
+    return MediaConnection.from_page(page, has_previous_page=after is not None)
+
+
+async def user_media(
+    info: Info, user_id: strawberry.ID, first: int | None = None, after: str | None = None
+) -> MediaConnection:
+    context = info.context
+    page = await context.services.gallery.list_user(context.principal, str(user_id), first=first, after=after)
+    return MediaConnection.from_page(page, has_previous_page=after is not None)
+
+
+async def media_by_tag(
+    info: Info, tag: str, first: int | None = None, after: str | None = None
+) -> MediaConnection:
+    context = info.context
+    page = await context.services.gallery.by_tag(context.principal, tag, first=first, after=after)
+    return MediaConnection.from_page(page, has_previous_page=after is not None)
+
+
+async def feed(
+    info: Info, first: int | None = None, after: str | None = None, ranking: Ranking = Ranking.RECENT
+) -> MediaConnection:
+    context = info.context
+    page = await context.services.feed.feed(context.principal, ranking=ranking, first=first, after=after)
     return MediaConnection.from_page(page, has_previous_page=after is not None)

@@ -17,6 +17,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
+from resolvers import editing as editing_resolvers
 from resolvers import media as media_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.extensions import ErrorCodes
@@ -50,7 +51,19 @@ class Query:
     )
     my_media: MediaConnection = strawberry.field(
         resolver=media_resolvers.my_media,
-        description="Your media, every status, newest first.",
+        description="Your media, every status, newest first; filter by status, tag, creation time.",
+    )
+    user_media: MediaConnection = strawberry.field(
+        resolver=media_resolvers.user_media,
+        description="Another user's gallery: only what you may see, newest first.",
+    )
+    media_by_tag: MediaConnection = strawberry.field(
+        resolver=media_resolvers.media_by_tag,
+        description="Hashtag search across users: yours, PUBLIC, and FRIENDS media of your friends.",
+    )
+    feed: MediaConnection = strawberry.field(
+        resolver=media_resolvers.feed,
+        description="PUBLIC media, ranked. Ranked pages come from one snapshot per walk.",
     )
 
 
@@ -59,6 +72,15 @@ class Mutation:
     create_upload: CreateUploadPayload = strawberry.mutation(
         resolver=upload_resolvers.create_upload,
         description="Declare an upload; returns the PENDING media and the signed PUT to send the bytes with.",
+    )
+    update_media: Media = strawberry.mutation(
+        resolver=editing_resolvers.update_media, description="Change title, tags or visibility of your media."
+    )
+    like_media: Media = strawberry.mutation(
+        resolver=editing_resolvers.like_media, description="Like media you can see; liking twice counts once."
+    )
+    unlike_media: Media = strawberry.mutation(
+        resolver=editing_resolvers.unlike_media, description="Take a like back."
     )
 
 

@@ -1,18 +1,24 @@
-"""Reading media: one item under the visibility rules, the caller's own listing, and waiting
-for an upload to finish."""
+"""Reading media under the visibility rules: one item, the caller's own listing, another
+user's gallery, tag search; and waiting for an upload to finish."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from services.auth import Principal, require
 from services.errors import BadUserInput, NotFound
 from services.events import MediaEvent, MediaEventType
 from services.media import Media, MediaStatus, utcnow
 from services.pagination import CursorCodec, page_size
-from services.ports import BlobStore, EventBus, MediaRepository
+from services.ports import BlobStore, EventBus, FriendGraph, ListFilter, MediaRepository, NoFriends, Page
+from services.validation import normalize_tag
 from services.visibility import can_view
+
+# Filtered listings read ahead in rounds; a page that needs more rounds than this comes out
+# short (hasNextPage true, cursor advanced) rather than scanning a whole partition.
+MAX_ROUNDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +27,9 @@ class MediaPage:
     cursors: list[str]
     has_next_page: bool
     # Where the next page starts: the last item READ, which may be one not shown (an expired
-    # upload), so a page whose items were all hidden can still be paged past.
+    # upload, a private item), so a page whose items were all hidden can still be paged past.
     end_cursor: str | None
+    total_count: int | None = None
 
 
 class GalleryService:
@@ -33,18 +40,20 @@ class GalleryService:
         bus: EventBus,
         cursors: CursorCodec,
         *,
+        friends: FriendGraph | None = None,
         url_ttl_s: int = 300,
     ) -> None:
         self._repo = repo
         self._blobs = blobs
         self._bus = bus
         self._cursors = cursors
+        self._friends = friends or NoFriends()
         self._url_ttl_s = url_ttl_s
 
     async def get(self, viewer: Principal | None, media_id: str) -> Media:
         """The media if the viewer may see it. Raises NotFound otherwise, absent or not."""
         media = await self._repo.get(media_id)
-        if media is None or media.is_expired(utcnow()) or not can_view(media, viewer):
+        if media is None or not (await self.visible(viewer, [media])):
             raise NotFound("media not found")
         return media
 
@@ -56,29 +65,109 @@ class GalleryService:
             raise NotFound("media not found")
         return media
 
+    async def visible(self, viewer: Principal | None, candidates: list[Media]) -> list[Media]:
+        """Those of `candidates` the viewer may see, in order; friendships read in one batch."""
+        now = utcnow()
+        owners = {m.owner_id for m in candidates}
+        friends = set()
+        if viewer is not None:
+            owners.discard(viewer.user_id)
+            if owners:
+                friends = await self._friends.friends_among(viewer.user_id, owners)
+        return [
+            m
+            for m in candidates
+            if not m.is_expired(now) and can_view(m, viewer, is_friend=m.owner_id in friends)
+        ]
+
     async def list_mine(
         self,
         viewer: Principal | None,
         *,
         first: int | None,
         after: str | None,
-        status: MediaStatus | None = None,
+        filter: ListFilter | None = None,
     ) -> MediaPage:
-        """Newest first, every status. Raises Unauthenticated, BadUserInput (bad first/cursor)."""
+        """Newest first, every status. Raises Unauthenticated, BadUserInput (bad first/cursor/tag)."""
         principal = require(viewer)
+        wanted = _normalized(filter or ListFilter())
+        scope = f"myMedia|{principal.user_id}|{wanted}"
+        page = await self.read_page(
+            principal,
+            scope,
+            first,
+            after,
+            lambda limit, position: self._repo.list_by_owner(
+                principal.user_id, limit=limit, after=position, filter=wanted
+            ),
+        )
+        if wanted.tag is None and wanted.created_after is None and wanted.created_before is None:
+            counts = await self._repo.count_by_status(principal.user_id)
+            total = counts.get(wanted.status, 0) if wanted.status else sum(counts.values())
+            page = MediaPage(page.items, page.cursors, page.has_next_page, page.end_cursor, max(0, total))
+        return page
+
+    async def list_user(
+        self, viewer: Principal | None, user_id: str, *, first: int | None, after: str | None
+    ) -> MediaPage:
+        """Another user's gallery: only what the viewer may see (for the owner: everything)."""
+        if viewer is not None and viewer.user_id == user_id:
+            return await self.list_mine(viewer, first=first, after=after)
+        viewer_id = viewer.user_id if viewer else ""
+        return await self.read_page(
+            viewer,
+            f"userMedia|{viewer_id}|{user_id}",
+            first,
+            after,
+            lambda limit, position: self._repo.list_by_owner(
+                user_id, limit=limit, after=position, filter=ListFilter(status=MediaStatus.COMPLETED)
+            ),
+        )
+
+    async def by_tag(
+        self, viewer: Principal | None, tag: str, *, first: int | None, after: str | None
+    ) -> MediaPage:
+        """Hashtag search across users: own media, PUBLIC, and FRIENDS of friends; never more."""
+        normalized = normalize_tag(tag)
+        viewer_id = viewer.user_id if viewer else ""
+        return await self.read_page(
+            viewer,
+            f"mediaByTag|{viewer_id}|{normalized}",
+            first,
+            after,
+            lambda limit, position: self._repo.list_by_tag(normalized, limit=limit, after=position),
+        )
+
+    async def read_page(
+        self,
+        viewer: Principal | None,
+        scope: str,
+        first: int | None,
+        after: str | None,
+        fetch: Callable[[int, str | None], Awaitable[Page]],
+    ) -> MediaPage:
+        """Read ahead until `limit + 1` visible items (exact hasNextPage) or MAX_ROUNDS reads."""
         limit = page_size(first)
-        scope = f"myMedia|{principal.user_id}|{status or ''}"
         position = self._cursors.decode(after, scope)
-        page = await self._repo.list_by_owner(principal.user_id, limit=limit, after=position, status=status)
-        now = utcnow()
-        items = [media for media in page.items if not media.is_expired(now)]
-        cursors = [self._cursors.encode(self._repo.position_of(media), scope) for media in items]
-        end = self._cursors.encode(self._repo.position_of(page.items[-1]), scope) if page.items else None
-        return MediaPage(items=items, cursors=cursors, has_next_page=page.has_more, end_cursor=end)
+        shown: list[Media] = []
+        has_more = True
+        for _ in range(MAX_ROUNDS):
+            page = await fetch(limit + 1, position)
+            shown += await self.visible(viewer, page.items)
+            has_more, position = page.has_more, page.last_position
+            if len(shown) > limit or not has_more:
+                break
+        if len(shown) > limit:
+            shown = shown[:limit]
+            has_more = True
+            position = self._repo.position_of(shown[-1])
+        cursors = [self._cursors.encode(self._repo.position_of(m), scope) for m in shown]
+        end = self._cursors.encode(position, scope) if position is not None else None
+        return MediaPage(shown, cursors, has_more, end)
 
     async def url_for(self, viewer: Principal | None, media: Media) -> str | None:
         """A short-lived URL for the bytes, for viewers allowed to see COMPLETED media."""
-        if media.status is not MediaStatus.COMPLETED or not can_view(media, viewer):
+        if media.status is not MediaStatus.COMPLETED or not (await self.visible(viewer, [media])):
             return None
         return await self._blobs.presign_get(media.object_key, expires_in=self._url_ttl_s)
 
@@ -113,6 +202,20 @@ class GalleryService:
         async with self._bus.subscribe(principal.user_id) as subscription:
             async for event in subscription:
                 yield event
+
+
+def _normalized(filter: ListFilter) -> ListFilter:
+    if filter.created_after and filter.created_before and filter.created_after > filter.created_before:
+        raise BadUserInput("createdAfter must not be later than createdBefore", field="filter")
+    tag = normalize_tag(filter.tag) if filter.tag is not None else None
+    return ListFilter(filter.status, tag, _utc(filter.created_after), _utc(filter.created_before))
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # Positions compare as ISO strings in UTC; a naive time is taken as UTC.
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _raise_if_refused(media: Media) -> None:

@@ -79,6 +79,10 @@ class Media:
             self, status=to, updated_at=now, version=self.version + 1, **{**extra, **changes}
         )
 
+    def edit(self, now: datetime, **changes: Any) -> Media:
+        """The record with owner-editable fields changed, as a new version."""
+        return dataclasses.replace(self, updated_at=now, version=self.version + 1, **changes)
+
     def to_record(self) -> dict[str, Any]:
         """A JSON-compatible dict: the form adapters store and publish."""
         record: dict[str, Any] = {}

@@ -5,17 +5,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from services.auth import Principal
 from services.events import MediaEvent
-from services.media import Media, MediaStatus
+from services.media import Media, MediaStatus, Visibility
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
     items: list[Media]
     has_more: bool
+    # Position of the last entry READ (it may be one not returned): where the next page starts.
+    last_position: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    status: MediaStatus | None = None
+    tag: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +61,26 @@ class MediaRepository(Protocol):
     async def get(self, media_id: str) -> Media | None:
         """The record, or None. Expired PENDING records are returned: callers decide."""
 
-    async def save(self, media: Media, *, expected_version: int) -> None:
-        """Replace the record if its stored version is `expected_version`; else raises Conflict."""
+    async def get_many(self, media_ids: list[str]) -> dict[str, Media]:
+        """The records that exist among `media_ids`, in one batched read."""
+
+    async def save(self, media: Media, *, expected_version: int, previous: Media | None = None) -> None:
+        """Replace the record if its stored version is `expected_version`; else raises Conflict.
+        Tag index items and per-owner counters change in the same transaction."""
 
     async def list_by_owner(
-        self, owner_id: str, *, limit: int, after: str | None, status: MediaStatus | None = None
+        self, owner_id: str, *, limit: int, after: str | None, filter: ListFilter
     ) -> Page:
-        """Newest first. `after` is a position from `position_of`."""
+        """Newest first. `after` is a position from `position_of` or `Page.last_position`."""
+
+    async def list_by_tag(self, tag: str, *, limit: int, after: str | None) -> Page:
+        """Media of every owner with this (normalised) tag, newest first; callers filter visibility."""
+
+    async def list_completed(self, visibility: Visibility, *, limit: int, after: str | None) -> Page:
+        """Everyone's COMPLETED media of one visibility, newest first."""
+
+    async def count_by_status(self, owner_id: str) -> dict[MediaStatus, int]:
+        """Exact per-status counts of the owner's media, kept by every write."""
 
     async def oldest_with_status(self, status: MediaStatus, *, limit: int) -> list[Media]:
         """Oldest first: what the sweeper walks."""
@@ -107,6 +131,46 @@ class EventBus(Protocol):
 
     async def ping(self) -> None:
         """Raises if the bus is unreachable."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaStats:
+    like_count: int = 0
+    view_count: int = 0
+
+
+class EngagementStore(Protocol):
+    async def like(self, media_id: str, user_id: str) -> bool:
+        """Record a like; False if this user already liked it (counted once)."""
+
+    async def unlike(self, media_id: str, user_id: str) -> bool:
+        """Remove a like; False if there was none."""
+
+    async def liked(self, user_id: str, media_ids: list[str]) -> set[str]:
+        """Which of `media_ids` the user likes, in one batched read."""
+
+    async def stats(self, media_ids: list[str]) -> dict[str, MediaStats]:
+        """Counters of each media, in one batched read (absent means zero)."""
+
+
+class SnapshotStore(Protocol):
+    async def save(self, media_ids: list[str], ttl_s: int) -> str:
+        """Keep a ranked list for `ttl_s` seconds; returns its id."""
+
+    async def load(self, snapshot_id: str) -> list[str] | None:
+        """The ranked list, or None once expired."""
+
+
+class FriendGraph(Protocol):
+    async def friends_among(self, user_id: str, others: set[str]) -> set[str]:
+        """Which of `others` are accepted friends of `user_id` (one batched read)."""
+
+
+class NoFriends:
+    """The friend graph before any friendship exists: FRIENDS media is then owner-only."""
+
+    async def friends_among(self, user_id: str, others: set[str]) -> set[str]:
+        return set()
 
 
 class TokenVerifier(Protocol):

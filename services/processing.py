@@ -87,7 +87,7 @@ class ProcessingService:
         else:
             done = media.transition(MediaStatus.REJECTED, now, reject_reason=reason)
         try:
-            await self._repo.save(done, expected_version=media.version)
+            await self._repo.save(done, expected_version=media.version, previous=media)
         except Conflict:
             # Another worker (or a redelivery) got there first; its outcome stands.
             current = await self._repo.get(media_id)

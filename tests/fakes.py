@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,7 @@ from ulid import ULID
 from services.errors import Conflict
 from services.events import MediaEvent
 from services.media import Media, MediaStatus, Visibility, utcnow
-from services.ports import BlobInfo, BlobStream, Page, PresignedRequest
+from services.ports import BlobInfo, BlobStream, ListFilter, MediaStats, Page, PresignedRequest
 
 if TYPE_CHECKING:
     from services.ports import BlobStore, EventBus, MediaRepository
@@ -42,24 +42,64 @@ class InMemoryMediaRepository:
     async def get(self, media_id: str) -> Media | None:
         return self._items.get(media_id)
 
-    async def save(self, media: Media, *, expected_version: int) -> None:
+    async def get_many(self, media_ids: list[str]) -> dict[str, Media]:
+        return {media_id: self._items[media_id] for media_id in media_ids if media_id in self._items}
+
+    async def save(self, media: Media, *, expected_version: int, previous: Media | None = None) -> None:
         current = self._items.get(media.id)
         if current is None or current.version != expected_version:
             raise Conflict(f"media {media.id} changed meanwhile")
         self._items[media.id] = media
 
     async def list_by_owner(
-        self, owner_id: str, *, limit: int, after: str | None, status: MediaStatus | None = None
+        self, owner_id: str, *, limit: int, after: str | None, filter: ListFilter | None = None
     ) -> Page:
-        matching = [
-            media
-            for media in self._items.values()
-            if media.owner_id == owner_id and (status is None or media.status is status)
-        ]
-        matching.sort(key=self.position_of, reverse=True)
+        wanted = filter or ListFilter()
+        return self._page(
+            (
+                media
+                for media in self._items.values()
+                if media.owner_id == owner_id
+                and (wanted.status is None or media.status is wanted.status)
+                and (wanted.tag is None or wanted.tag in media.tags)
+                and (wanted.created_after is None or media.created_at >= wanted.created_after)
+                and (wanted.created_before is None or media.created_at <= wanted.created_before)
+            ),
+            limit,
+            after,
+        )
+
+    async def list_by_tag(self, tag: str, *, limit: int, after: str | None) -> Page:
+        return self._page((m for m in self._items.values() if tag in m.tags), limit, after)
+
+    async def list_completed(self, visibility: Visibility, *, limit: int, after: str | None) -> Page:
+        return self._page(
+            (
+                m
+                for m in self._items.values()
+                if m.status is MediaStatus.COMPLETED and m.visibility is visibility
+            ),
+            limit,
+            after,
+        )
+
+    async def count_by_status(self, owner_id: str) -> dict[MediaStatus, int]:
+        counts: dict[MediaStatus, int] = {}
+        for media in self._items.values():
+            if media.owner_id == owner_id:
+                counts[media.status] = counts.get(media.status, 0) + 1
+        return counts
+
+    def _page(self, candidates: Iterable[Media], limit: int, after: str | None) -> Page:
+        matching = sorted(candidates, key=self.position_of, reverse=True)
         if after is not None:
             matching = [media for media in matching if self.position_of(media) < after]
-        return Page(items=matching[:limit], has_more=len(matching) > limit)
+        items = matching[:limit]
+        return Page(
+            items=items,
+            has_more=len(matching) > limit,
+            last_position=self.position_of(items[-1]) if items else None,
+        )
 
     async def oldest_with_status(self, status: MediaStatus, *, limit: int) -> list[Media]:
         matching = sorted(
@@ -252,3 +292,47 @@ if TYPE_CHECKING:
     _repository: MediaRepository = InMemoryMediaRepository()
     _blobs: BlobStore = InMemoryBlobStore()
     _bus: EventBus = InMemoryEventBus()
+
+
+class InMemoryEngagementStore:
+    """Likes as a set of (media, user); counters derived from it."""
+
+    def __init__(self) -> None:
+        self.likes: set[tuple[str, str]] = set()
+        self.views: dict[str, int] = {}
+
+    async def like(self, media_id: str, user_id: str) -> bool:
+        if (media_id, user_id) in self.likes:
+            return False
+        self.likes.add((media_id, user_id))
+        return True
+
+    async def unlike(self, media_id: str, user_id: str) -> bool:
+        if (media_id, user_id) not in self.likes:
+            return False
+        self.likes.discard((media_id, user_id))
+        return True
+
+    async def liked(self, user_id: str, media_ids: list[str]) -> set[str]:
+        return {m for m in media_ids if (m, user_id) in self.likes}
+
+    async def stats(self, media_ids: list[str]) -> dict[str, MediaStats]:
+        return {
+            m: MediaStats(
+                like_count=sum(1 for liked, _ in self.likes if liked == m), view_count=self.views.get(m, 0)
+            )
+            for m in media_ids
+        }
+
+
+class InMemorySnapshotStore:
+    def __init__(self) -> None:
+        self.snapshots: dict[str, list[str]] = {}
+
+    async def save(self, media_ids: list[str], ttl_s: int) -> str:
+        snapshot_id = str(len(self.snapshots) + 1)
+        self.snapshots[snapshot_id] = list(media_ids)
+        return snapshot_id
+
+    async def load(self, snapshot_id: str) -> list[str] | None:
+        return self.snapshots.get(snapshot_id)

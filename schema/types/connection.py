@@ -21,6 +21,10 @@ class MediaEdge:
 class MediaConnection:
     edges: list[MediaEdge]
     page_info: relay.PageInfo
+    total_count: int | None = strawberry.field(
+        description="Exact number of items in the whole list, where it is kept without scanning "
+        "(your own media, unfiltered or by status); null elsewhere."
+    )
 
     @classmethod
     def from_page(cls, page: MediaPage, *, has_previous_page: bool) -> Self:
@@ -29,6 +33,7 @@ class MediaConnection:
             for media, cursor in zip(page.items, page.cursors, strict=True)
         ]
         return cls(
+            total_count=page.total_count,
             edges=edges,
             page_info=relay.PageInfo(
                 has_next_page=page.has_next_page,

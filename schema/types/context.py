@@ -6,9 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
+from strawberry.dataloader import DataLoader
 
 from services.auth import Principal
+from services.editing import EditingService
+from services.engagement import EngagementService
+from services.feed import FeedService
 from services.gallery import GalleryService
+from services.ports import MediaStats
 from services.uploads import UploadService
 
 
@@ -16,6 +21,9 @@ from services.uploads import UploadService
 class Services:
     uploads: UploadService
     gallery: GalleryService
+    editing: EditingService
+    engagement: EngagementService
+    feed: FeedService
 
 
 @dataclass(slots=True)
@@ -25,6 +33,28 @@ class Context:
     principal: Principal | None = None
     # graphql-transport-ws: the connection_init payload; Strawberry sets it on the context.
     connection_params: dict[str, Any] | None = field(default=None)
+    _loaders: dict[str, DataLoader[str, Any]] = field(default_factory=dict)
+
+    # Loaders batch the reads of one page (no N+1) and never cache: a WebSocket context lives
+    # as long as its connection, and counters must not go stale across its operations.
+    def stats_loader(self) -> DataLoader[str, MediaStats]:
+        async def load(ids: list[str]) -> list[MediaStats]:
+            stats = await self.services.engagement.stats(ids)
+            return [stats.get(i, MediaStats()) for i in ids]
+
+        return self._loader("stats", load)
+
+    def liked_loader(self) -> DataLoader[str, bool]:
+        async def load(ids: list[str]) -> list[bool]:
+            liked = await self.services.engagement.liked_by(self.principal, ids)
+            return [i in liked for i in ids]
+
+        return self._loader("liked", load)
+
+    def _loader(self, name: str, load: Any) -> DataLoader[str, Any]:
+        if name not in self._loaders:
+            self._loaders[name] = DataLoader(load_fn=load, cache=False)
+        return self._loaders[name]
 
 
 Info = strawberry.Info[Context, None]

@@ -6,11 +6,9 @@ from datetime import datetime
 
 import strawberry
 
+from schema.types.enums import MediaEventType
 from schema.types.media import Media
 from services.events import MediaEvent as MediaEventModel
-from services.events import MediaEventType
-
-strawberry.enum(MediaEventType, description="What happened to the media.")
 
 
 @strawberry.type

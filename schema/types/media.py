@@ -9,14 +9,10 @@ import strawberry
 from strawberry import relay
 
 from schema.types.context import Info
+from schema.types.enums import MediaStatus, Visibility
 from schema.types.scalars import Long
 from services.errors import NotFound
 from services.media import Media as MediaModel
-from services.media import MediaStatus, Visibility
-
-# Registered on the service enums themselves: the schema speaks the domain's names.
-strawberry.enum(MediaStatus, description="Where an upload is in its life.")
-strawberry.enum(Visibility, description="Who may see a media item besides its owner.")
 
 
 @strawberry.type(description="A user, as far as others may see them.")
@@ -50,6 +46,18 @@ class Media(relay.Node):
     @strawberry.field(description="The raw media id (a ULID); `id` is its global Relay id.")
     def media_id(self) -> strawberry.ID:
         return strawberry.ID(self.uid)
+
+    @strawberry.field(description="Likes, one per user, counted exactly.")
+    async def like_count(self, info: Info) -> int:
+        return (await info.context.stats_loader().load(self.uid)).like_count
+
+    @strawberry.field(description="Whether you like it (false for anonymous callers).")
+    async def liked_by_me(self, info: Info) -> bool:
+        return await info.context.liked_loader().load(self.uid)
+
+    @strawberry.field(description="How many times it was viewed.")
+    async def view_count(self, info: Info) -> int:
+        return (await info.context.stats_loader().load(self.uid)).view_count
 
     @strawberry.field(description="A short-lived URL for the bytes; null unless COMPLETED and visible.")
     async def url(self, info: Info) -> str | None:

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import strawberry
 
+from schema.types.enums import Visibility
 from schema.types.media import Media
 from schema.types.scalars import Long
-from services.media import Visibility
 from services.ports import PresignedRequest
 from services.uploads import UploadRequest, UploadTicket
 

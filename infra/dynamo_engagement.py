@@ -1,0 +1,91 @@
+"""DynamoEngagementStore: likes and per-media counters, beside the record in the same table.
+
+pk=MEDIA#<id>  sk=LIKE#<user>   one item per like: a second like by the same user fails its
+                                condition, so counting stays exact under concurrency
+pk=MEDIA#<id>  sk=STATS         like_count, view_count: kept apart from the record, whose
+                                whole-item versioned writes would otherwise lose increments
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from services.ports import MediaStats
+
+_BATCH_GET_LIMIT = 100
+
+
+class DynamoEngagementStore:
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    async def like(self, media_id: str, user_id: str) -> bool:
+        return await self._toggle(media_id, user_id, like=True)
+
+    async def unlike(self, media_id: str, user_id: str) -> bool:
+        return await self._toggle(media_id, user_id, like=False)
+
+    async def _toggle(self, media_id: str, user_id: str, *, like: bool) -> bool:
+        key = {"pk": {"S": f"MEDIA#{media_id}"}, "sk": {"S": f"LIKE#{user_id}"}}
+        change: dict[str, Any]
+        if like:
+            item = {**key, "user_id": {"S": user_id}}
+            change = {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(#pk)",
+                }
+            }
+        else:
+            change = {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": key,
+                    "ConditionExpression": "attribute_exists(#pk)",
+                }
+            }
+        change[next(iter(change))]["ExpressionAttributeNames"] = {"#pk": "pk"}
+        counter = {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"pk": {"S": f"MEDIA#{media_id}"}, "sk": {"S": "STATS"}},
+                "UpdateExpression": "ADD #likes :delta",
+                "ExpressionAttributeNames": {"#likes": "like_count"},
+                "ExpressionAttributeValues": {":delta": {"N": "1" if like else "-1"}},
+            }
+        }
+        try:
+            await self._client.transact_write_items(TransactItems=[change, counter])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                return False  # already liked / not liked: nothing to count
+            raise
+        return True
+
+    async def liked(self, user_id: str, media_ids: list[str]) -> set[str]:
+        keys = [{"pk": {"S": f"MEDIA#{m}"}, "sk": {"S": f"LIKE#{user_id}"}} for m in dict.fromkeys(media_ids)]
+        return {item["pk"]["S"].removeprefix("MEDIA#") for item in await self._batch_get(keys)}
+
+    async def stats(self, media_ids: list[str]) -> dict[str, MediaStats]:
+        keys = [{"pk": {"S": f"MEDIA#{m}"}, "sk": {"S": "STATS"}} for m in dict.fromkeys(media_ids)]
+        return {
+            item["pk"]["S"].removeprefix("MEDIA#"): MediaStats(
+                like_count=max(0, int(item.get("like_count", {}).get("N", "0"))),
+                view_count=max(0, int(item.get("view_count", {}).get("N", "0"))),
+            )
+            for item in await self._batch_get(keys)
+        }
+
+    async def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), _BATCH_GET_LIMIT):
+            request: dict[str, Any] = {self._table: {"Keys": keys[start : start + _BATCH_GET_LIMIT]}}
+            while request:
+                response = await self._client.batch_get_item(RequestItems=request)
+                found.extend(response.get("Responses", {}).get(self._table, []))
+                request = response.get("UnprocessedKeys") or {}
+        return found

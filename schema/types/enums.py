@@ -1,0 +1,21 @@
+"""The domain's enums, registered with Strawberry once. Type modules import them from here, so
+the registration always happens before any type that uses them is built."""
+
+from __future__ import annotations
+
+import strawberry
+
+from services.events import MediaEventType
+from services.media import MediaStatus, Visibility
+from services.ranking import Ranking
+
+strawberry.enum(MediaStatus, description="Where an upload is in its life.")
+strawberry.enum(Visibility, description="Who may see a media item besides its owner.")
+strawberry.enum(MediaEventType, description="What happened to the media.")
+strawberry.enum(
+    Ranking,
+    name="FeedRanking",
+    description="RECENT: newest first. POPULAR: all-time engagement. TRENDING: engagement with time decay.",
+)
+
+__all__ = ["MediaEventType", "MediaStatus", "Ranking", "Visibility"]

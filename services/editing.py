@@ -1,0 +1,49 @@
+"""updateMedia: the owner changes title, tags or visibility."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.auth import Principal, require
+from services.errors import Conflict, NotFound
+from services.events import MediaEvent, MediaEventType
+from services.media import Media, MediaStatus, Visibility, utcnow
+from services.ports import EventBus, MediaRepository
+from services.validation import normalize_tags, normalize_title
+
+
+@dataclass(frozen=True, slots=True)
+class MediaChanges:
+    title: str | None = None
+    tags: tuple[str, ...] | None = None
+    visibility: Visibility | None = None
+
+
+class EditingService:
+    def __init__(self, repo: MediaRepository, bus: EventBus) -> None:
+        self._repo = repo
+        self._bus = bus
+
+    async def update(self, viewer: Principal | None, media_id: str, changes: MediaChanges) -> Media:
+        """Apply the changes. Raises Unauthenticated, NotFound (not the caller's), BadUserInput
+        (bad title/tags), Conflict (changed meanwhile: refetch and retry)."""
+        principal = require(viewer)
+        media = await self._repo.get(media_id)
+        if media is None or media.owner_id != principal.user_id or media.status is MediaStatus.DELETED:
+            raise NotFound("media not found")
+        values: dict[str, object] = {}
+        if changes.title is not None:
+            values["title"] = normalize_title(changes.title)
+        if changes.tags is not None:
+            values["tags"] = normalize_tags(changes.tags)
+        if changes.visibility is not None:
+            values["visibility"] = changes.visibility
+        if all(getattr(media, key) == value for key, value in values.items()):
+            return media  # nothing changes: no write, no event
+        updated = media.edit(utcnow(), **values)
+        try:
+            await self._repo.save(updated, expected_version=media.version, previous=media)
+        except Conflict:
+            raise Conflict("media changed meanwhile; refetch and retry") from None
+        await self._bus.publish(MediaEvent(MediaEventType.UPDATED, updated, updated.updated_at))
+        return updated

@@ -1,0 +1,35 @@
+"""Likes: one per user per media, counted exactly."""
+
+from __future__ import annotations
+
+from services.auth import Principal, require
+from services.gallery import GalleryService
+from services.media import Media
+from services.ports import EngagementStore, MediaStats
+
+
+class EngagementService:
+    def __init__(self, store: EngagementStore, gallery: GalleryService) -> None:
+        self._store = store
+        self._gallery = gallery
+
+    async def like(self, viewer: Principal | None, media_id: str) -> Media:
+        """Like media the viewer may see (liking twice counts once). Raises NotFound."""
+        principal = require(viewer)
+        media = await self._gallery.get(principal, media_id)
+        await self._store.like(media.id, principal.user_id)
+        return media
+
+    async def unlike(self, viewer: Principal | None, media_id: str) -> Media:
+        principal = require(viewer)
+        media = await self._gallery.get(principal, media_id)
+        await self._store.unlike(media.id, principal.user_id)
+        return media
+
+    async def stats(self, media_ids: list[str]) -> dict[str, MediaStats]:
+        return await self._store.stats(media_ids)
+
+    async def liked_by(self, viewer: Principal | None, media_ids: list[str]) -> set[str]:
+        if viewer is None:
+            return set()
+        return await self._store.liked(viewer.user_id, media_ids)
