@@ -11,6 +11,7 @@ Item layout (single table; every attribute name aliased in expressions, see stac
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from services.errors import Conflict
 from services.media import Media, MediaStatus
-from services.ports import Page
+from services.ports import Page, Usage
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -172,6 +173,30 @@ class DynamoMediaRepository:
 
     def position_of(self, media: Media) -> str:
         return _sort_key(media)
+
+    async def owner_usage(self, owner_id: str, status: MediaStatus, *, now: datetime) -> Usage:
+        # Only `size` and `ttl` are read: the quota check costs little even for large libraries.
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "gsi2",
+            "KeyConditionExpression": "#p = :p",
+            "ProjectionExpression": "#size, #ttl",
+            "ExpressionAttributeNames": {"#p": "gsi2pk", "#size": "size", "#ttl": "ttl"},
+            "ExpressionAttributeValues": {":p": {"S": f"OWNER#{owner_id}#{status.value}"}},
+        }
+        count = total = 0
+        cutoff = now.timestamp()
+        while True:
+            response = await self._client.query(**request)
+            for item in response.get("Items", []):
+                # Expired PENDING records linger until swept (moto never runs TTL): not in flight.
+                if "ttl" in item and int(item["ttl"]["N"]) <= cutoff:
+                    continue
+                count += 1
+                total += int(item["size"]["N"])
+            if "LastEvaluatedKey" not in response:
+                return Usage(count=count, bytes=total)
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     async def ping(self) -> None:
         await self._client.describe_table(TableName=self._table)

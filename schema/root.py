@@ -18,11 +18,14 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers import media as media_resolvers
+from resolvers import multipart as multipart_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.extensions import ErrorCodes
+from schema.rate_limit import RateLimit
 from schema.types.connection import MediaConnection
 from schema.types.event import MediaEvent
 from schema.types.media import Media
+from schema.types.multipart import UploadPartUrl, UploadProgress
 from schema.types.scalars import SCALARS
 from schema.types.upload import CreateUploadPayload
 from subscriptions import media as media_subscriptions
@@ -51,6 +54,13 @@ class Query:
     my_media: MediaConnection = strawberry.field(
         resolver=media_resolvers.my_media,
         description="Your media, every status, newest first.",
+        extensions=[RateLimit()],
+    )
+    upload_progress: UploadProgress = strawberry.field(
+        resolver=multipart_resolvers.upload_progress,
+        description="The parts S3 already has of your multipart upload: after a crash, send only "
+        "the missing ones.",
+        extensions=[RateLimit()],
     )
 
 
@@ -58,7 +68,26 @@ class Query:
 class Mutation:
     create_upload: CreateUploadPayload = strawberry.mutation(
         resolver=upload_resolvers.create_upload,
-        description="Declare an upload; returns the PENDING media and the signed PUT to send the bytes with.",
+        description="Declare an upload; returns the PENDING media and the signed PUT (or, for large "
+        "files, the multipart plan) to send the bytes with.",
+        extensions=[RateLimit()],
+    )
+    upload_part_urls: list[UploadPartUrl] = strawberry.mutation(
+        resolver=multipart_resolvers.upload_part_urls,
+        description="Fresh signed PUTs for parts of your multipart upload; a part's sha256 is "
+        "signed when given.",
+        extensions=[RateLimit()],
+    )
+    complete_upload: Media = strawberry.mutation(
+        resolver=multipart_resolvers.complete_upload,
+        description="Assemble a multipart upload from its parts (checked against S3 and the declared size). "
+        "The media stays PENDING until the worker has verified the whole file.",
+        extensions=[RateLimit()],
+    )
+    abort_upload: bool = strawberry.mutation(
+        resolver=multipart_resolvers.abort_upload,
+        description="Give up a PENDING upload: its parts (or bytes) and its record are removed.",
+        extensions=[RateLimit()],
     )
 
 

@@ -9,6 +9,7 @@ import strawberry
 
 from services.auth import Principal
 from services.gallery import GalleryService
+from services.rate_limits import RateLimitService
 from services.uploads import UploadService
 
 
@@ -16,6 +17,7 @@ from services.uploads import UploadService
 class Services:
     uploads: UploadService
     gallery: GalleryService
+    rate_limits: RateLimitService | None = None  # None: no limits (unit tests, benchmarks)
 
 
 @dataclass(slots=True)
@@ -23,6 +25,7 @@ class Context:
     services: Services
     request_id: str
     principal: Principal | None = None
+    client_ip: str | None = None  # the TCP peer, or the client named by a trusted proxy
     # graphql-transport-ws: the connection_init payload; Strawberry sets it on the context.
     connection_params: dict[str, Any] | None = field(default=None)
 
