@@ -22,9 +22,14 @@ mutation($input: CreateUploadInput!) {
 
 
 async def gql(
-    base: str, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    base: str,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         response = await client.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
