@@ -3,6 +3,7 @@ expensive queries. The bucket itself (atomic, shared by every API process) is th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from services.auth import Principal
@@ -56,4 +57,4 @@ class RateLimitService:
             )
         wait = max(waits, default=0.0)
         if wait > 0:
-            raise RateLimited(f"too many requests; retry in {max(1, round(wait))} s", retry_after=wait)
+            raise RateLimited(f"too many requests; retry in {max(1, math.ceil(wait))} s", retry_after=wait)

@@ -42,7 +42,9 @@ query($id: ID!) {
   uploadProgress(mediaId: $id) { partSize partCount missingParts uploadedParts { partNumber size etag } }
 }"""
 COMPLETE = """
-mutation($id: ID!, $parts: [CompletedPartInput!]!) { completeUpload(mediaId: $id, parts: $parts) { status } }"""
+mutation($id: ID!, $parts: [CompletedPartInput!]!) {
+  completeUpload(mediaId: $id, parts: $parts) { status }
+}"""
 ABORT = "mutation($id: ID!) { abortUpload(mediaId: $id) }"
 UPLOAD_COMPLETED = "subscription($id: ID) { uploadCompleted(mediaId: $id) { mediaId status size } }"
 MEDIA = "query($id: ID!) { media(id: $id) { mediaId status } }"
