@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from services.errors import Conflict
 from services.ports import IdempotencyClaim
 
 
@@ -23,7 +24,7 @@ class DynamoIdempotencyStore:
         self._table = table
 
     async def claim(
-        self, owner_id: str, key: str, claim: IdempotencyClaim, *, ttl_s: int
+        self, owner_id: str, key: str, claim: IdempotencyClaim, *, ttl_s: int, _retried: bool = False
     ) -> IdempotencyClaim | None:
         now = int(time.time())
         try:
@@ -49,8 +50,10 @@ class DynamoIdempotencyStore:
                     TableName=self._table, Key=_key(owner_id, key), ConsistentRead=True
                 )
                 item = response.get("Item")
-            if item is None:  # released between our write and our read: try once more
-                return await self.claim(owner_id, key, claim, ttl_s=ttl_s)
+            if item is None and not _retried:  # released between our write and our read
+                return await self.claim(owner_id, key, claim, ttl_s=ttl_s, _retried=True)
+            if item is None:
+                raise Conflict("idempotencyKey is changing hands; retry") from exc
             return IdempotencyClaim(media_id=item["mediaId"]["S"], fingerprint=item["fingerprint"]["S"])
         return None
 

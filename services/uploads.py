@@ -107,7 +107,10 @@ class UploadService:
     async def create_upload(
         self, principal: Principal, request: UploadRequest, *, request_id: str | None = None
     ) -> UploadTicket:
-        """Record a PENDING upload and presign its PUT. Raises BadUserInput; nothing is stored then."""
+        """Record a PENDING upload and presign its PUT (or start a multipart upload and plan it).
+        With an idempotency key already used, return that request's media instead. Raises
+        BadUserInput (invalid, over quota, key reused for other bytes) and Conflict (the key's
+        first request is unfinished or its upload is gone); nothing is stored then."""
         content_type = request.content_type.strip().lower()
         if content_type not in self._policy.allowed_content_types:
             allowed = ", ".join(self._policy.allowed_content_types)
@@ -196,7 +199,7 @@ class UploadService:
                 field="idempotencyKey",
             )
         media = await self._repo.get(holder.media_id) if holder.media_id else None
-        if media is None or media.owner_id != principal.user_id:
+        if media is None or media.owner_id != principal.user_id or media.is_expired(utcnow()):
             raise Conflict(
                 "the first request with this idempotencyKey is still running, or its upload was "
                 "aborted or has expired: retry shortly, or use a new key"
