@@ -22,6 +22,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from ulid import ULID
 
+from infra.client_ip import client_address, parse_networks
 from infra.runtime import Runtime, open_runtime
 from infra.settings import Settings
 from schema.root import build_schema
@@ -60,6 +61,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         )
         self.services = services
         self.tokens = tokens
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -84,7 +86,13 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         principal: Principal | None = None
         if isinstance(request, Request):
             principal = request.scope.get("state", {}).get("principal")
-        return Context(services=self.services, request_id=_request_id(request.headers), principal=principal)
+        peer = request.client.host if request.client else None
+        return Context(
+            services=self.services,
+            request_id=_request_id(request.headers),
+            principal=principal,
+            client_ip=client_address(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies),
+        )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         params = context.connection_params or {}

@@ -19,6 +19,7 @@ batch-get the records, so a tag item never carries stale copies of mutable field
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from services.errors import Conflict
 from services.media import Media, MediaStatus, Visibility
-from services.ports import ListFilter, Page
+from services.ports import ListFilter, Page, Usage
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -269,6 +270,30 @@ class DynamoMediaRepository:
 
     def position_of(self, media: Media) -> str:
         return sort_key(media)
+
+    async def owner_usage(self, owner_id: str, status: MediaStatus, *, now: datetime) -> Usage:
+        # Only `size` and `ttl` are read: the quota check costs little even for large libraries.
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "gsi2",
+            "KeyConditionExpression": "#p = :p",
+            "ProjectionExpression": "#size, #ttl",
+            "ExpressionAttributeNames": {"#p": "gsi2pk", "#size": "size", "#ttl": "ttl"},
+            "ExpressionAttributeValues": {":p": {"S": f"OWNER#{owner_id}#{status.value}"}},
+        }
+        count = total = 0
+        cutoff = now.timestamp()
+        while True:
+            response = await self._client.query(**request)
+            for item in response.get("Items", []):
+                # Expired PENDING records linger until swept (moto never runs TTL): not in flight.
+                if "ttl" in item and int(item["ttl"]["N"]) <= cutoff:
+                    continue
+                count += 1
+                total += int(item["size"]["N"])
+            if "LastEvaluatedKey" not in response:
+                return Usage(count=count, bytes=total)
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     async def ping(self) -> None:
         await self._client.describe_table(TableName=self._table)

@@ -63,6 +63,20 @@ def cors_rules(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
+def lifecycle_rules(settings: Settings) -> list[dict[str, Any]]:
+    # Backstop for the sweeper: parts of a multipart upload nobody completed or aborted are
+    # billed storage until S3 drops them. The sweeper aborts with the PENDING record's expiry.
+    days = max(1, -(-settings.pending_ttl_s // 86400))
+    return [
+        {
+            "ID": "abort-incomplete-uploads",
+            "Status": "Enabled",
+            "Filter": {"Prefix": settings.upload_prefix},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+        }
+    ]
+
+
 async def ensure_resources(clients: AwsClients, settings: Settings) -> Resources:
     await _ensure_table(clients.dynamodb, settings)
     dlq_url, dlq_arn = await _ensure_queue(clients.sqs, settings.dlq, {})
@@ -156,6 +170,9 @@ async def _ensure_bucket(client: Any, settings: Settings, queue_arn: str) -> Non
     )
     await client.put_bucket_cors(
         Bucket=settings.bucket, CORSConfiguration={"CORSRules": cors_rules(settings)}
+    )
+    await client.put_bucket_lifecycle_configuration(
+        Bucket=settings.bucket, LifecycleConfiguration={"Rules": lifecycle_rules(settings)}
     )
     await client.put_bucket_notification_configuration(
         Bucket=settings.bucket,

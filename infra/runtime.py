@@ -13,7 +13,9 @@ from redis.asyncio import Redis
 from infra.aws_clients import AwsClients, open_clients
 from infra.dynamo import DynamoMediaRepository
 from infra.dynamo_engagement import DynamoEngagementStore
+from infra.idempotency import DynamoIdempotencyStore
 from infra.jwt import JwtTokenVerifier
+from infra.rate_limit import RedisRateLimiter
 from infra.redis_bus import RedisEventBus
 from infra.redis_snapshots import RedisSnapshotStore
 from infra.s3 import S3BlobStore
@@ -25,6 +27,8 @@ from services.feed import FeedService
 from services.gallery import GalleryService
 from services.pagination import CursorCodec
 from services.processing import ProcessingService
+from services.quotas import QuotaPolicy, QuotaService
+from services.rate_limits import Limit, RateLimitPolicy, RateLimitService
 from services.uploads import UploadPolicy, UploadService
 
 
@@ -41,6 +45,7 @@ class Runtime:
     gallery: GalleryService
     processing: ProcessingService
     services: Services
+    rate_limits: RateLimitService
 
 
 def _cursor_key(settings: Settings) -> bytes:
@@ -70,16 +75,35 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             upload_url_ttl_s=settings.upload_url_ttl_s,
             pending_ttl_s=settings.pending_ttl_s,
             upload_prefix=settings.upload_prefix,
+            multipart_threshold_bytes=settings.multipart_threshold_bytes,
+            part_size_bytes=settings.multipart_part_bytes,
         )
+        quotas = QuotaService(
+            repo,
+            QuotaPolicy(
+                max_bytes_per_user=settings.quota_bytes_per_user,
+                max_pending_per_user=settings.quota_pending_uploads_per_user,
+            ),
+        )
+        rate_limits = RateLimitService(
+            RedisRateLimiter(redis, prefix=settings.redis_prefix),
+            RateLimitPolicy(
+                per_user=Limit(settings.rate_limit_user_per_minute, settings.rate_limit_user_burst),
+                per_ip=Limit(settings.rate_limit_ip_per_minute, settings.rate_limit_ip_burst),
+                enabled=settings.rate_limit_enabled,
+            ),
+        )
+        idempotency = DynamoIdempotencyStore(clients.dynamodb, settings.table)
         cursors = CursorCodec(_cursor_key(settings))
         gallery = GalleryService(repo, blobs, bus, cursors)
         engagement_store = DynamoEngagementStore(clients.dynamodb, settings.table)
-        uploads = UploadService(repo, blobs, bus, policy)
+        uploads = UploadService(repo, blobs, bus, policy, quotas=quotas, idempotency=idempotency)
         services = Services(
             uploads=uploads,
             gallery=gallery,
             editing=EditingService(repo, bus),
             engagement=EngagementService(engagement_store, gallery),
+            rate_limits=rate_limits,
             feed=FeedService(
                 repo, gallery, engagement_store, RedisSnapshotStore(redis, settings.redis_prefix), cursors
             ),
@@ -96,4 +120,5 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             gallery=gallery,
             services=services,
             processing=ProcessingService(repo, blobs, bus, upload_prefix=settings.upload_prefix),
+            rate_limits=rate_limits,
         )

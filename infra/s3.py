@@ -6,7 +6,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from services.ports import BlobInfo, BlobStream, PresignedRequest
+from services.errors import BadUserInput
+from services.ports import BlobInfo, BlobStream, PresignedRequest, UploadedPart
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -73,8 +74,94 @@ class S3BlobStore:
 
         return BlobStream(info=_info(response), chunks=body.iter_chunks(CHUNK_BYTES), close=close)
 
+    async def create_multipart(self, key: str, *, content_type: str) -> str:
+        response = await self._client.create_multipart_upload(
+            Bucket=self._bucket, Key=key, ContentType=content_type, ChecksumAlgorithm="SHA256"
+        )
+        upload_id: str = response["UploadId"]
+        return upload_id
+
+    async def presign_part(
+        self, key: str, upload_id: str, part_number: int, *, sha256_b64: str | None, expires_in: int
+    ) -> PresignedRequest:
+        params: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "PartNumber": part_number,
+        }
+        headers: dict[str, str] = {}
+        if sha256_b64 is not None:
+            # Signed: real S3 refuses a part whose bytes do not hash to this.
+            params["ChecksumSHA256"] = sha256_b64
+            headers["x-amz-checksum-sha256"] = sha256_b64
+        url = await self._client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in)
+        return PresignedRequest(url=url, method="PUT", headers=headers, expires_in=expires_in)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[UploadedPart] | None:
+        parts: list[UploadedPart] = []
+        marker = 0
+        while True:
+            try:
+                response = await self._client.list_parts(
+                    Bucket=self._bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker
+                )
+            except ClientError as exc:
+                if _code(exc) in ("NoSuchUpload", "404", "NotFound"):
+                    return None
+                raise
+            parts.extend(
+                UploadedPart(
+                    part_number=int(part["PartNumber"]),
+                    size=int(part["Size"]),
+                    etag=part["ETag"],
+                    sha256_b64=part.get("ChecksumSHA256"),
+                )
+                for part in response.get("Parts", [])
+            )
+            if not response.get("IsTruncated"):
+                return parts
+            marker = int(response["NextPartNumberMarker"])
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> None:
+        listed = []
+        for part in parts:
+            entry: dict[str, Any] = {"PartNumber": part.part_number, "ETag": part.etag}
+            if part.sha256_b64:
+                entry["ChecksumSHA256"] = part.sha256_b64
+            listed.append(entry)
+        try:
+            await self._client.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": listed},
+                IfNoneMatch="*",  # as for a single PUT: never replace verified bytes
+            )
+        except ClientError as exc:
+            if _code(exc) in (
+                "InvalidPart",
+                "InvalidPartOrder",
+                "EntityTooSmall",
+                "BadDigest",
+                "NoSuchUpload",
+            ):
+                raise BadUserInput(f"S3 refused the parts: {_code(exc)}", field="parts") from exc
+            raise
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            await self._client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _code(exc) not in ("NoSuchUpload", "404", "NotFound"):
+                raise
+
     async def ping(self) -> None:
         await self._client.head_bucket(Bucket=self._bucket)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _info(response: dict[str, Any]) -> BlobInfo:

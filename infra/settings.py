@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from typing import Annotated
 
@@ -66,6 +67,21 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=5 * 1024**3, ge=1)
     upload_url_ttl_s: int = Field(default=900, ge=60, le=900)
     pending_ttl_s: int = Field(default=24 * 3600, ge=60)
+    # Large uploads: above the threshold, S3 multipart with parts of this size (S3's minimum 5 MiB).
+    multipart_threshold_bytes: int = Field(default=100 * 1024 * 1024, ge=5 * 1024 * 1024)
+    multipart_part_bytes: int = Field(default=16 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
+    # Quotas per user: bytes held (stored, in review or in flight) and uploads PENDING at once.
+    quota_bytes_per_user: int = Field(default=50 * 1024**3, ge=1)
+    quota_pending_uploads_per_user: int = Field(default=20, ge=1)
+
+    # Rate limits (token buckets in Redis) on mutations and expensive queries.
+    rate_limit_enabled: bool = True
+    rate_limit_user_per_minute: float = Field(default=120, gt=0)
+    rate_limit_user_burst: int = Field(default=30, ge=1)
+    rate_limit_ip_per_minute: float = Field(default=600, gt=0)
+    rate_limit_ip_burst: int = Field(default=100, ge=1)
+    # Proxies (addresses or CIDRs) whose X-Forwarded-For is believed; empty: the TCP peer is the client.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
 
     # HTTP.
     graphiql: bool = True
@@ -80,7 +96,9 @@ class Settings(BaseSettings):
     worker_wait_s: int = Field(default=10, ge=0, le=20)
     worker_batch: int = Field(default=10, ge=1, le=10)
 
-    @field_validator("jwt_algorithms", "allowed_content_types", "cors_origins", mode="before")
+    @field_validator(
+        "jwt_algorithms", "allowed_content_types", "cors_origins", "trusted_proxies", mode="before"
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -104,6 +122,11 @@ class Settings(BaseSettings):
             raise ValueError("MEDIAGRAPH_JWT_JWKS_URL is required for RS*/ES* algorithms")
         if self.cursor_secret is None and self.jwt_secret is None:
             raise ValueError("MEDIAGRAPH_CURSOR_SECRET is required when no JWT secret is set")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"MEDIAGRAPH_TRUSTED_PROXIES: {proxy!r} is not an address or CIDR") from exc
         if self.profile is Profile.PRODUCTION and self.aws_endpoint_url:
             raise ValueError("the production profile talks to real AWS: unset MEDIAGRAPH_AWS_ENDPOINT_URL")
         return self

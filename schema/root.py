@@ -19,11 +19,14 @@ from strawberry.schema.config import StrawberryConfig
 
 from resolvers import editing as editing_resolvers
 from resolvers import media as media_resolvers
+from resolvers import multipart as multipart_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.extensions import ErrorCodes
+from schema.rate_limit import RateLimit
 from schema.types.connection import MediaConnection
 from schema.types.event import MediaEvent
 from schema.types.media import Media
+from schema.types.multipart import UploadPartUrl, UploadProgress
 from schema.types.scalars import SCALARS
 from schema.types.upload import CreateUploadPayload
 from subscriptions import media as media_subscriptions
@@ -52,18 +55,28 @@ class Query:
     my_media: MediaConnection = strawberry.field(
         resolver=media_resolvers.my_media,
         description="Your media, every status, newest first; filter by status, tag, creation time.",
+        extensions=[RateLimit()],
     )
     user_media: MediaConnection = strawberry.field(
         resolver=media_resolvers.user_media,
+        extensions=[RateLimit()],
         description="Another user's gallery: only what you may see, newest first.",
     )
     media_by_tag: MediaConnection = strawberry.field(
         resolver=media_resolvers.media_by_tag,
+        extensions=[RateLimit()],
         description="Hashtag search across users: yours, PUBLIC, and FRIENDS media of your friends.",
     )
     feed: MediaConnection = strawberry.field(
         resolver=media_resolvers.feed,
+        extensions=[RateLimit()],
         description="PUBLIC media, ranked. Ranked pages come from one snapshot per walk.",
+    )
+    upload_progress: UploadProgress = strawberry.field(
+        resolver=multipart_resolvers.upload_progress,
+        description="The parts S3 already has of your multipart upload: after a crash, send only "
+        "the missing ones.",
+        extensions=[RateLimit()],
     )
 
 
@@ -71,7 +84,26 @@ class Query:
 class Mutation:
     create_upload: CreateUploadPayload = strawberry.mutation(
         resolver=upload_resolvers.create_upload,
-        description="Declare an upload; returns the PENDING media and the signed PUT to send the bytes with.",
+        description="Declare an upload; returns the PENDING media and the signed PUT (or, for large "
+        "files, the multipart plan) to send the bytes with.",
+        extensions=[RateLimit()],
+    )
+    upload_part_urls: list[UploadPartUrl] = strawberry.mutation(
+        resolver=multipart_resolvers.upload_part_urls,
+        description="Fresh signed PUTs for parts of your multipart upload; a part's sha256 is "
+        "signed when given.",
+        extensions=[RateLimit()],
+    )
+    complete_upload: Media = strawberry.mutation(
+        resolver=multipart_resolvers.complete_upload,
+        description="Assemble a multipart upload from its parts (checked against S3 and the declared size). "
+        "The media stays PENDING until the worker has verified the whole file.",
+        extensions=[RateLimit()],
+    )
+    abort_upload: bool = strawberry.mutation(
+        resolver=multipart_resolvers.abort_upload,
+        description="Give up a PENDING upload: its parts (or bytes) and its record are removed.",
+        extensions=[RateLimit()],
     )
     update_media: Media = strawberry.mutation(
         resolver=editing_resolvers.update_media, description="Change title, tags or visibility of your media."

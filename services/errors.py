@@ -14,6 +14,8 @@ them onto `extensions.code`. Anything else is a bug and is masked for clients.
 
 from __future__ import annotations
 
+import math
+
 
 class MediagraphError(Exception):
     code = "INTERNAL_SERVER_ERROR"
@@ -48,4 +50,5 @@ class RateLimited(MediagraphError):
     code = "RATE_LIMITED"
 
     def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message, retryAfter=max(1, round(retry_after)))
+        # Rounded up: a client that waits exactly this long finds the tokens there.
+        super().__init__(message, retryAfter=max(1, math.ceil(retry_after)))

@@ -62,6 +62,8 @@ class Media:
     completed_at: datetime | None = None
     reject_reason: str | None = None
     request_id: str | None = None  # the request that created it, carried into the worker's logs
+    multipart_upload_id: str | None = None  # S3's UploadId while a multipart upload is open
+    part_size: int | None = None  # bytes per part (the last may be smaller) of a multipart upload
 
     def is_expired(self, now: datetime) -> bool:
         return self.status is MediaStatus.PENDING and self.expires_at is not None and self.expires_at <= now
@@ -109,4 +111,6 @@ class Media:
         values["tags"] = tuple(values.get("tags") or ())
         values["size"] = int(values["size"])
         values["version"] = int(values.get("version", 1))
+        if values.get("part_size") is not None:
+            values["part_size"] = int(values["part_size"])
         return cls(**values)

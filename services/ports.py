@@ -38,6 +38,24 @@ class PresignedRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadedPart:
+    """A part S3 holds for a multipart upload. `sha256_b64` is S3's ChecksumSHA256 when it has one."""
+
+    part_number: int
+    size: int
+    etag: str
+    sha256_b64: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What one owner holds in one status: how many records, how many declared bytes."""
+
+    count: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class BlobInfo:
     size: int
     content_type: str | None
@@ -91,6 +109,9 @@ class MediaRepository(Protocol):
     def position_of(self, media: Media) -> str:
         """An opaque position in a listing, after which the next page starts."""
 
+    async def owner_usage(self, owner_id: str, status: MediaStatus, *, now: datetime) -> Usage:
+        """Count and total size of the owner's records in `status`; expired PENDING ones excluded."""
+
     async def ping(self) -> None:
         """Raises if the store is unreachable."""
 
@@ -112,6 +133,23 @@ class BlobStore(Protocol):
 
     async def open(self, key: str) -> BlobStream | None:
         """One GET: metadata and a stream of chunks (never whole in memory); None if absent."""
+
+    async def create_multipart(self, key: str, *, content_type: str) -> str:
+        """Start a multipart upload with per-part SHA-256 checksums; returns its upload id."""
+
+    async def presign_part(
+        self, key: str, upload_id: str, part_number: int, *, sha256_b64: str | None, expires_in: int
+    ) -> PresignedRequest:
+        """A PUT for one part; with `sha256_b64` the part's checksum is signed too."""
+
+    async def list_parts(self, key: str, upload_id: str) -> list[UploadedPart] | None:
+        """The parts received so far, by number; None if the upload does not exist (any more)."""
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> None:
+        """Assemble the object from `parts`. Raises BadUserInput if S3 refuses the parts."""
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop the upload and its parts; no error if it is already gone."""
 
     async def ping(self) -> None:
         """Raises if the store is unreachable."""
@@ -171,6 +209,29 @@ class NoFriends:
 
     async def friends_among(self, user_id: str, others: set[str]) -> set[str]:
         return set()
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """Who holds an idempotency key: the media it created and a fingerprint of that request."""
+
+    media_id: str
+    fingerprint: str
+
+
+class IdempotencyStore(Protocol):
+    async def claim(
+        self, owner_id: str, key: str, claim: IdempotencyClaim, *, ttl_s: int
+    ) -> IdempotencyClaim | None:
+        """Take the key for `claim`: None if taken now, else the claim that already holds it."""
+
+    async def release(self, owner_id: str, key: str, claim: IdempotencyClaim) -> None:
+        """Give the key up (the request that took it failed); only if `claim` still holds it."""
+
+
+class RateLimiter(Protocol):
+    async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
+        """Take `cost` tokens from the bucket: 0.0 if granted, else the seconds until they would be."""
 
 
 class TokenVerifier(Protocol):

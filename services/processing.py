@@ -113,6 +113,9 @@ class ProcessingService:
                 await self._repo.delete(media)
             except Conflict:
                 continue  # its upload arrived meanwhile: the worker owns it now
+            if media.multipart_upload_id is not None:
+                # Parts are billed until aborted; the bucket's lifecycle rule is the backstop.
+                await self._blobs.abort_multipart(media.object_key, media.multipart_upload_id)
             await self._blobs.delete(media.object_key)
             removed += 1
         return removed

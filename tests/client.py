@@ -22,9 +22,14 @@ mutation($input: CreateUploadInput!) {
 
 
 async def gql(
-    base: str, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    base: str,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         response = await client.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
@@ -38,18 +43,19 @@ def error_codes(body: dict[str, Any]) -> list[str]:
     return [error.get("extensions", {}).get("code") for error in body.get("errors") or []]
 
 
-async def create_upload(base: str, token: str, data: bytes, **fields: Any) -> dict[str, Any]:
-    variables = {
-        "input": {
-            "filename": "photo.jpg",
-            "contentType": "image/jpeg",
-            "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "title": "A photo",
-            "tags": ["#Sunset"],
-            **fields,
-        }
+def upload_input(data: bytes, **fields: Any) -> dict[str, Any]:
+    """createUpload's input declaring exactly `data` (as a JPEG unless `fields` say otherwise)."""
+    return {
+        "filename": "photo.jpg",
+        "contentType": "image/jpeg",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        **fields,
     }
+
+
+async def create_upload(base: str, token: str, data: bytes, **fields: Any) -> dict[str, Any]:
+    variables = {"input": upload_input(data, **{"title": "A photo", "tags": ["#Sunset"], **fields})}
     body = await gql(base, CREATE_UPLOAD, variables, token=token)
     assert "errors" not in body, body
     payload: dict[str, Any] = body["data"]["createUpload"]

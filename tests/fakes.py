@@ -4,6 +4,7 @@ and for benchmarks that need an in-process repository. Never used against real i
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import hashlib
@@ -16,10 +17,20 @@ from ulid import ULID
 from services.errors import Conflict
 from services.events import MediaEvent
 from services.media import Media, MediaStatus, Visibility, utcnow
-from services.ports import BlobInfo, BlobStream, ListFilter, MediaStats, Page, PresignedRequest
+from services.ports import (
+    BlobInfo,
+    BlobStream,
+    IdempotencyClaim,
+    ListFilter,
+    MediaStats,
+    Page,
+    PresignedRequest,
+    UploadedPart,
+    Usage,
+)
 
 if TYPE_CHECKING:
-    from services.ports import BlobStore, EventBus, MediaRepository
+    from services.ports import BlobStore, EventBus, IdempotencyStore, MediaRepository, RateLimiter
 
 
 class InMemoryMediaRepository:
@@ -116,6 +127,14 @@ class InMemoryMediaRepository:
     def position_of(self, media: Media) -> str:
         return f"{media.created_at.isoformat()}#{media.id}"
 
+    async def owner_usage(self, owner_id: str, status: MediaStatus, *, now: datetime) -> Usage:
+        held = [
+            media
+            for media in self._items.values()
+            if media.owner_id == owner_id and media.status is status and not media.is_expired(now)
+        ]
+        return Usage(count=len(held), bytes=sum(media.size for media in held))
+
     async def ping(self) -> None:
         return None
 
@@ -135,6 +154,8 @@ class InMemoryBlobStore:
         self.presigned: list[PresignedRequest] = []
         self.opened = 0
         self.closed = 0
+        # Open multipart uploads: upload id -> (key, content type, parts by number).
+        self.multipart: dict[str, tuple[str, str, dict[int, bytes]]] = {}
 
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
         self._objects[key] = _Blob(data, content_type)
@@ -191,8 +212,88 @@ class InMemoryBlobStore:
 
         return BlobStream(info=info, chunks=chunks(), close=close)
 
+    def put_part(self, upload_id: str, part_number: int, data: bytes) -> str:
+        """Stands in for the client's PUT of one part; returns the ETag."""
+        self.multipart[upload_id][2][part_number] = data
+        return _etag(data)
+
+    async def create_multipart(self, key: str, *, content_type: str) -> str:
+        upload_id = f"upload-{len(self.multipart) + 1}"
+        self.multipart[upload_id] = (key, content_type, {})
+        return upload_id
+
+    async def presign_part(
+        self, key: str, upload_id: str, part_number: int, *, sha256_b64: str | None, expires_in: int
+    ) -> PresignedRequest:
+        headers = {"x-amz-checksum-sha256": sha256_b64} if sha256_b64 else {}
+        url = (
+            f"https://blobs.invalid/{key}?uploadId={upload_id}&partNumber={part_number}&X-Amz-Signature=fake"
+        )
+        return PresignedRequest(url=url, method="PUT", headers=headers, expires_in=expires_in)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[UploadedPart] | None:
+        upload = self.multipart.get(upload_id)
+        if upload is None:
+            return None
+        return [
+            UploadedPart(number, len(data), _etag(data), _b64_sha256(data))
+            for number, data in sorted(upload[2].items())
+        ]
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> None:
+        _, content_type, held = self.multipart.pop(upload_id)
+        self.put(key, b"".join(held[part.part_number] for part in parts), content_type)
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        self.multipart.pop(upload_id, None)
+
     async def ping(self) -> None:
         return None
+
+
+def _etag(data: bytes) -> str:
+    return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
+
+
+def _b64_sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+class InMemoryIdempotencyStore:
+    def __init__(self) -> None:
+        self.claims: dict[tuple[str, str], IdempotencyClaim] = {}
+
+    async def claim(
+        self, owner_id: str, key: str, claim: IdempotencyClaim, *, ttl_s: int
+    ) -> IdempotencyClaim | None:
+        holder = self.claims.setdefault((owner_id, key), claim)
+        return None if holder is claim else holder
+
+    async def release(self, owner_id: str, key: str, claim: IdempotencyClaim) -> None:
+        if self.claims.get((owner_id, key)) == claim:
+            del self.claims[(owner_id, key)]
+
+
+class InMemoryRateLimiter:
+    """A token bucket on a clock the test moves (`advance`)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
+        tokens, at = self._buckets.get(bucket, (float(burst), self.now))
+        tokens = min(burst, tokens + (self.now - at) * rate_per_s)
+        wait = 0.0
+        if tokens >= cost:
+            tokens -= cost
+        else:
+            wait = (cost - tokens) / rate_per_s
+        self._buckets[bucket] = (tokens, self.now)
+        return wait
 
 
 class InMemorySubscription:
@@ -292,6 +393,8 @@ if TYPE_CHECKING:
     _repository: MediaRepository = InMemoryMediaRepository()
     _blobs: BlobStore = InMemoryBlobStore()
     _bus: EventBus = InMemoryEventBus()
+    _idempotency: IdempotencyStore = InMemoryIdempotencyStore()
+    _limiter: RateLimiter = InMemoryRateLimiter()
 
 
 class InMemoryEngagementStore:

@@ -15,3 +15,10 @@ def jpeg_bytes(size: int = 4096) -> bytes:
 
 def png_bytes(size: int = 4096) -> bytes:
     return PNG_HEAD + os.urandom(max(0, size - len(PNG_HEAD)))
+
+
+MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+
+
+def mp4_bytes(size: int = 4096) -> bytes:
+    return MP4_HEAD + os.urandom(max(0, size - len(MP4_HEAD)))

@@ -14,6 +14,7 @@ from services.engagement import EngagementService
 from services.feed import FeedService
 from services.gallery import GalleryService
 from services.ports import MediaStats
+from services.rate_limits import RateLimitService
 from services.uploads import UploadService
 
 
@@ -24,6 +25,7 @@ class Services:
     editing: EditingService
     engagement: EngagementService
     feed: FeedService
+    rate_limits: RateLimitService | None = None  # None: no limits (unit tests, benchmarks)
 
 
 @dataclass(slots=True)
@@ -31,6 +33,7 @@ class Context:
     services: Services
     request_id: str
     principal: Principal | None = None
+    client_ip: str | None = None  # the TCP peer, or the client named by a trusted proxy
     # graphql-transport-ws: the connection_init payload; Strawberry sets it on the context.
     connection_params: dict[str, Any] | None = field(default=None)
     _loaders: dict[str, DataLoader[str, Any]] = field(default_factory=dict)

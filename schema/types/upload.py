@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import strawberry
 
 from schema.types.enums import Visibility
 from schema.types.media import Media
+from schema.types.multipart import MultipartUpload
+from schema.types.presigned import HttpHeader, PresignedUpload
 from schema.types.scalars import Long
-from services.ports import PresignedRequest
 from services.uploads import UploadRequest, UploadTicket
+
+__all__ = ["CreateUploadInput", "CreateUploadPayload", "HttpHeader", "PresignedUpload"]
 
 
 @strawberry.input(description="What the client is about to upload. Every value is verified later.")
@@ -22,6 +23,11 @@ class CreateUploadInput:
     title: str | None = None
     tags: list[str] = strawberry.field(default_factory=list)
     visibility: Visibility = Visibility.PRIVATE
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Any unique string (8-128 of A-Z a-z 0-9 . _ : -), reused when retrying: a retry "
+        "with the same key returns the same media (and a freshly signed upload) instead of a new one.",
+    )
 
     def to_request(self) -> UploadRequest:
         return UploadRequest(
@@ -32,40 +38,27 @@ class CreateUploadInput:
             title=self.title,
             tags=tuple(self.tags),
             visibility=self.visibility,
-        )
-
-
-@strawberry.type
-class HttpHeader:
-    name: str
-    value: str
-
-
-@strawberry.type(
-    description="Send the bytes with exactly this request (Content-Length is set by the client)."
-)
-class PresignedUpload:
-    url: str
-    method: str
-    headers: list[HttpHeader]
-    expires_at: datetime
-
-    @classmethod
-    def from_request(cls, request: PresignedRequest) -> PresignedUpload:
-        return cls(
-            url=request.url,
-            method=request.method,
-            headers=[HttpHeader(name=name, value=value) for name, value in request.headers.items()],
-            expires_at=datetime.now(UTC) + timedelta(seconds=request.expires_in),
+            idempotency_key=self.idempotency_key,
         )
 
 
 @strawberry.type
 class CreateUploadPayload:
     media: Media
-    upload: PresignedUpload | None = strawberry.field(description="Null when no bytes need sending.")
+    upload: PresignedUpload | None = strawberry.field(
+        description="The single PUT; null for a multipart upload or when no bytes need sending."
+    )
+    multipart: MultipartUpload | None = strawberry.field(
+        description="For files above the multipart threshold: the parts to PUT, then completeUpload."
+    )
+    replayed: bool = strawberry.field(
+        default=False, description="True when an earlier request with this idempotencyKey created the media."
+    )
 
     @classmethod
     def from_ticket(cls, ticket: UploadTicket) -> CreateUploadPayload:
         upload = PresignedUpload.from_request(ticket.upload) if ticket.upload else None
-        return cls(media=Media.from_model(ticket.media), upload=upload)
+        multipart = MultipartUpload.from_model(ticket.multipart) if ticket.multipart else None
+        return cls(
+            media=Media.from_model(ticket.media), upload=upload, multipart=multipart, replayed=ticket.replayed
+        )
