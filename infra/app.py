@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -20,8 +19,10 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from ulid import ULID
 
+from infra.metrics import metrics_endpoint
+from infra.request_context import request_id_from
+from infra.request_log import RequestLog, WebSocketRegistry
 from infra.runtime import Runtime, open_runtime
 from infra.settings import Settings
 from schema.root import build_schema
@@ -31,13 +32,6 @@ from services.errors import Unauthenticated
 from services.ports import TokenVerifier
 
 log = logging.getLogger("mediagraph.api")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-
-
-def _request_id(headers: Any) -> str:
-    # Keep a caller's id (a load balancer's, say) if it is sane; never log arbitrary input.
-    given = headers.get("x-request-id", "")
-    return given if _REQUEST_ID.match(given) else str(ULID())
 
 
 def _bearer(value: object) -> str | None:
@@ -84,7 +78,9 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         principal: Principal | None = None
         if isinstance(request, Request):
             principal = request.scope.get("state", {}).get("principal")
-        return Context(services=self.services, request_id=_request_id(request.headers), principal=principal)
+        # RequestLog chose the id (and logs it); the same one goes into the record and the worker.
+        request_id = request.scope.get("state", {}).get("request_id") or request_id_from(request.headers)
+        return Context(services=self.services, request_id=request_id, principal=principal)
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         params = context.connection_params or {}
@@ -120,6 +116,8 @@ def create_app(settings: Settings) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
+        if websockets.draining:
+            return JSONResponse({"status": "shutting down", "checks": {}}, status_code=503)
         runtime: Runtime = request.app.state.runtime
         checks: dict[str, str] = {}
         for name, ping in (
@@ -138,7 +136,8 @@ def create_app(settings: Settings) -> Starlette:
             {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
         )
 
-    middleware = []
+    websockets = WebSocketRegistry()
+    middleware = [Middleware(RequestLog, websockets=websockets)]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -149,13 +148,16 @@ def create_app(settings: Settings) -> Starlette:
                 max_age=600,
             )
         )
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
         ],
         middleware=middleware,
         lifespan=lifespan,
     )
+    app.state.websockets = websockets  # ApiServer closes them with 1001 at shutdown
+    return app

@@ -6,6 +6,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from infra import request_context
+
 # Attributes every record has, plus uvicorn's ANSI-coloured duplicate of the message.
 _STANDARD = {*vars(logging.makeLogRecord({})), "color_message"}
 
@@ -21,6 +23,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
+        current = request_context.current()
+        if current is not None:
+            entry.setdefault("request_id", current.request_id)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

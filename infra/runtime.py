@@ -16,6 +16,8 @@ from infra.jwt import JwtTokenVerifier
 from infra.redis_bus import RedisEventBus
 from infra.s3 import S3BlobStore
 from infra.settings import Settings
+from infra.tracing import OtelTelemetry, traced
+from infra.tracing import session as tracing_session
 from services.gallery import GalleryService
 from services.pagination import CursorCodec
 from services.processing import ProcessingService
@@ -48,7 +50,8 @@ def _cursor_key(settings: Settings) -> bytes:
 async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncIterator[Runtime]:
     """Open everything; `listen` starts the bus's pub/sub reader (the API needs it, the worker not)."""
     async with AsyncExitStack() as stack:
-        clients = await open_clients(settings, stack)
+        stack.enter_context(tracing_session(settings))
+        clients = traced(await open_clients(settings, stack))
         redis = Redis.from_url(settings.redis_url, health_check_interval=30)
         stack.push_async_callback(redis.aclose)
         bus = RedisEventBus(redis, prefix=settings.redis_prefix, queue_size=settings.subscriber_queue_size)
@@ -74,5 +77,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             tokens=JwtTokenVerifier(settings),
             uploads=UploadService(repo, blobs, bus, policy),
             gallery=GalleryService(repo, blobs, bus, CursorCodec(_cursor_key(settings))),
-            processing=ProcessingService(repo, blobs, bus, upload_prefix=settings.upload_prefix),
+            processing=ProcessingService(
+                repo, blobs, bus, upload_prefix=settings.upload_prefix, telemetry=OtelTelemetry()
+            ),
         )
