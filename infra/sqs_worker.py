@@ -88,6 +88,7 @@ class SqsWorker:
         self._stopping = asyncio.Event()
         self._dlq_url = dlq_url
         self._in_hand: asyncio.Future[list[None]] | None = None
+        self._abandoned = False
 
     def stop(self) -> None:
         """Finish the messages in hand, receive no more."""
@@ -97,6 +98,7 @@ class SqsWorker:
         """Past the grace period: stop the messages in hand; each returns to the queue at once
         (its visibility reset to 0) for another worker, or this one restarted, to take."""
         self._stopping.set()
+        self._abandoned = True
         if self._in_hand is not None:
             self._in_hand.cancel()
 
@@ -129,7 +131,8 @@ class SqsWorker:
         try:
             await asyncio.shield(batch)
         except asyncio.CancelledError:
-            if not batch.cancelled():
+            # gather() cancelled by `abandon` ends in CancelledError too: that one is ours.
+            if not self._abandoned:
                 raise
         finally:
             self._in_hand = None
