@@ -94,7 +94,7 @@ class TracedClient:
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
         operation = self._operations.get(name)
-        if operation is None or not inspect.iscoroutinefunction(attribute):
+        if operation is None:
             return attribute
 
         @functools.wraps(attribute)
@@ -104,7 +104,9 @@ class TracedClient:
                 kind=SpanKind.CLIENT,
                 attributes={"rpc.system": "aws-api", "rpc.service": self._service, "rpc.method": operation},
             ):
-                return await attribute(*args, **kwargs)
+                # aiobotocore's API methods are plain functions returning a coroutine.
+                result = attribute(*args, **kwargs)
+                return await result if inspect.isawaitable(result) else result
 
         return call
 

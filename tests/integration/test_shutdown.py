@@ -95,7 +95,7 @@ async def _until(predicate: Callable[[], object], timeout: float = 20) -> None:
 
 
 async def _queue_is_empty(runtime: Runtime, queue_url: str) -> bool:
-    attributes = (
+    attributes: dict[str, str] = (
         await runtime.clients.sqs.get_queue_attributes(
             QueueUrl=queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
