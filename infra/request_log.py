@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -87,10 +87,14 @@ class RequestLog:
             await send(message)
 
         method, path = scope["method"], scope["path"]
+        # Probes and scrapes are not traced; span names never carry an arbitrary (404) path.
+        traced = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT) if path in _QUIET_PATHS else None
         with (
             request_context.bound(info),
-            tracer().start_as_current_span(
-                f"{method} {path}",
+            trace.use_span(traced)
+            if traced is not None
+            else tracer().start_as_current_span(
+                f"{method} {path}" if path == "/graphql" else method,
                 context=propagate.extract(dict(headers)),
                 kind=SpanKind.SERVER,
                 attributes={
