@@ -146,7 +146,10 @@ async def test_log_lines_are_json_and_follow_the_request_into_the_worker(
         payload, request_id = await _create(api, alice, data)
         assert await put_upload(payload["upload"], data) == 200
         assert (await ws.receive(timeout=20))["type"] == "next"
-    await asyncio.sleep(0.2)  # the server logs the subscription's end as the socket closes
+    for _ in range(100):  # the server logs the subscription's end as it notices the close
+        if '"msg": "websocket closed"' in log_lines.getvalue():
+            break
+        await asyncio.sleep(0.05)
 
     text = log_lines.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]  # every line parses
