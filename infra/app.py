@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -20,9 +19,11 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from ulid import ULID
 
 from infra.client_ip import client_address, parse_networks
+from infra.metrics import metrics_endpoint
+from infra.request_context import request_id_from
+from infra.request_log import RequestLog, WebSocketRegistry
 from infra.runtime import Runtime, open_runtime
 from infra.settings import Settings
 from schema.root import build_schema
@@ -32,13 +33,6 @@ from services.errors import Unauthenticated
 from services.ports import TokenVerifier
 
 log = logging.getLogger("mediagraph.api")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-
-
-def _request_id(headers: Any) -> str:
-    # Keep a caller's id (a load balancer's, say) if it is sane; never log arbitrary input.
-    given = headers.get("x-request-id", "")
-    return given if _REQUEST_ID.match(given) else str(ULID())
 
 
 def _bearer(value: object) -> str | None:
@@ -87,9 +81,11 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         if isinstance(request, Request):
             principal = request.scope.get("state", {}).get("principal")
         peer = request.client.host if request.client else None
+        # RequestLog chose the id (and logs it); the same one goes into the record and the worker.
+        request_id = request.scope.get("state", {}).get("request_id") or request_id_from(request.headers)
         return Context(
             services=self.services,
-            request_id=_request_id(request.headers),
+            request_id=request_id,
             principal=principal,
             client_ip=client_address(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies),
         )
@@ -128,6 +124,8 @@ def create_app(settings: Settings) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
+        if websockets.draining:
+            return JSONResponse({"status": "shutting down", "checks": {}}, status_code=503)
         runtime: Runtime = request.app.state.runtime
         checks: dict[str, str] = {}
         for name, ping in (
@@ -146,7 +144,8 @@ def create_app(settings: Settings) -> Starlette:
             {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
         )
 
-    middleware = []
+    websockets = WebSocketRegistry()
+    middleware = [Middleware(RequestLog, websockets=websockets)]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -157,13 +156,16 @@ def create_app(settings: Settings) -> Starlette:
                 max_age=600,
             )
         )
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
         ],
         middleware=middleware,
         lifespan=lifespan,
     )
+    app.state.websockets = websockets  # ApiServer closes them with 1001 at shutdown
+    return app

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from infra.app import create_app
 from infra.aws_clients import open_clients
@@ -23,6 +24,7 @@ from infra.jwt import issue_dev_token
 from infra.logs import configure_logging
 from infra.resources import ensure_resources
 from infra.runtime import open_runtime
+from infra.server import ApiServer
 from infra.settings import Settings
 from infra.sqs_worker import SqsWorker
 
@@ -59,7 +61,7 @@ async def init_resources(settings: Settings) -> None:
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM, or until `stop` is set by an owner that handles signals itself."""
-    queue_url, _ = await _queue_urls(settings)
+    queue_url, dlq_url = await _queue_urls(settings)
     async with open_runtime(settings, listen=False) as runtime:
         worker = SqsWorker(
             runtime.clients.sqs,
@@ -67,7 +69,13 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             runtime.processing,
             wait_s=settings.worker_wait_s,
             batch=settings.worker_batch,
+            dlq_url=dlq_url,
         )
+        if settings.worker_metrics_port:
+            metrics_server, _ = start_http_server(settings.worker_metrics_port)
+            stack_close = metrics_server.shutdown
+        else:
+            stack_close = None
         if stop is None:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -76,9 +84,21 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         task = asyncio.create_task(worker.run())
         log.info("worker started", extra={"queue": settings.queue})
         await stop.wait()
-        worker.stop()  # messages in hand finish; the current long poll ends within wait_s
-        await task
+        await stop_worker(worker, task, settings.worker_shutdown_grace_s)
+        if stack_close is not None:
+            stack_close()
         log.info("worker stopped")
+
+
+async def stop_worker(worker: SqsWorker, task: asyncio.Task[None], grace_s: float) -> None:
+    """Messages in hand get `grace_s` to finish; then they go back to the queue, nothing lost."""
+    worker.stop()  # receive no more; the current long poll ends within wait_s
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=grace_s)
+    except TimeoutError:
+        log.warning("grace period over; returning unfinished messages to the queue")
+        worker.abandon()
+        await task
 
 
 async def sweep(settings: Settings) -> None:
@@ -132,7 +152,8 @@ async def dev(host: str, port: int) -> None:
     _ensure_dev_secret(Path(".env"))
     endpoint = os.environ.get("MEDIAGRAPH_AWS_ENDPOINT_URL")
     with moto_server() if not endpoint else _nullcontext(endpoint) as endpoint_url:
-        settings = Settings(aws_endpoint_url=endpoint_url, worker_wait_s=2)
+        # One process: the API's /metrics shows the worker's series too.
+        settings = Settings(aws_endpoint_url=endpoint_url, worker_wait_s=2, worker_metrics_port=0)
         await init_resources(settings)
         token = issue_dev_token(settings, "alice", ttl_s=24 * 3600)
         server = _QuietServer(uvicorn.Config(create_app(settings), host=host, port=port, log_config=None))
@@ -161,7 +182,7 @@ async def dev(host: str, port: int) -> None:
             await worker
 
 
-class _QuietServer(uvicorn.Server):
+class _QuietServer(ApiServer):
     """uvicorn re-raises the signal after serving; `dev` owns signals and stops API and worker together."""
 
     @contextlib.contextmanager
@@ -207,9 +228,10 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(dev(args.host, args.port))
         elif args.command == "serve":
             settings = Settings()
-            uvicorn.run(
+            config = uvicorn.Config(
                 create_app(settings), host=args.host, port=args.port, log_config=None, proxy_headers=False
             )
+            ApiServer(config).run()
         elif args.command == "worker":
             asyncio.run(run_worker(Settings()))
         elif args.command == "init-resources":

@@ -4,7 +4,31 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
+
+from infra import request_context
+
+# Defence in depth: whatever a library logs, signed-URL signatures, credentials and bearer
+# tokens (JWTs) never reach the log stream.
+_SECRETS = re.compile(
+    r"(?P<param>X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|Key-Pair-Id|Policy)=[^&\s\"]+"
+    r"|(?P<bearer>Bearer\s+)[^\s\"]+"
+    r"|eyJ[\w-]+\.[\w-]+\.[\w-]*",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if match["param"]:
+            return f"{match['param']}=REDACTED"
+        if match["bearer"]:
+            return f"{match['bearer']}REDACTED"
+        return "REDACTED"
+
+    return _SECRETS.sub(replace, text)
+
 
 # Attributes every record has, plus uvicorn's ANSI-coloured duplicate of the message.
 _STANDARD = {*vars(logging.makeLogRecord({})), "color_message"}
@@ -21,9 +45,12 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
+        current = request_context.current()
+        if current is not None:
+            entry.setdefault("request_id", current.request_id)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -34,5 +61,5 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # Access logs would print query strings, which may carry presigned signatures.
     logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("botocore", "aiobotocore", "werkzeug"):
+    for noisy in ("botocore", "aiobotocore", "werkzeug", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

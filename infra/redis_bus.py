@@ -23,6 +23,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from infra import metrics
 from services.errors import MediagraphError
 from services.events import MediaEvent
 
@@ -55,11 +56,15 @@ class _Subscriber:
 
     def offer(self, event: MediaEvent) -> None:
         if self.overflowed:
+            metrics.EVENTS_DROPPED.labels(reason="slow_consumer").inc()
             return
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed = True
+            metrics.EVENTS_DROPPED.labels(reason="slow_consumer").inc()
+            return
+        metrics.EVENTS_DELIVERED.inc()
 
     async def __aiter__(self) -> AsyncIterator[MediaEvent]:
         while True:
@@ -106,7 +111,9 @@ class RedisEventBus:
             args=[self.channel(event.owner_id), payload, self._dedupe_ttl_s, self._stream_maxlen],
         )
         if result is None:
+            metrics.EVENTS_DEDUPLICATED.inc()
             return None
+        metrics.EVENTS_PUBLISHED.labels(type=event.type.value).inc()
         return result.decode() if isinstance(result, bytes) else str(result)
 
     @contextlib.asynccontextmanager
@@ -194,6 +201,7 @@ class RedisEventBus:
             event = MediaEvent.from_record(record)
         except (ValueError, KeyError, TypeError):
             log.exception("undecodable event dropped", extra={"event_id": event_id})
+            metrics.EVENTS_DROPPED.labels(reason="undecodable").inc()
             return
         if event.owner_id != user_id:
             return  # never deliver another user's event, whatever the channel said

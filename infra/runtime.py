@@ -20,6 +20,8 @@ from infra.redis_bus import RedisEventBus
 from infra.redis_snapshots import RedisSnapshotStore
 from infra.s3 import S3BlobStore
 from infra.settings import Settings
+from infra.tracing import OtelTelemetry, traced
+from infra.tracing import session as tracing_session
 from schema.types.context import Services
 from services.editing import EditingService
 from services.engagement import EngagementService
@@ -60,7 +62,8 @@ def _cursor_key(settings: Settings) -> bytes:
 async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncIterator[Runtime]:
     """Open everything; `listen` starts the bus's pub/sub reader (the API needs it, the worker not)."""
     async with AsyncExitStack() as stack:
-        clients = await open_clients(settings, stack)
+        stack.enter_context(tracing_session(settings))
+        clients = traced(await open_clients(settings, stack))
         redis = Redis.from_url(settings.redis_url, health_check_interval=30)
         stack.push_async_callback(redis.aclose)
         bus = RedisEventBus(redis, prefix=settings.redis_prefix, queue_size=settings.subscriber_queue_size)
@@ -119,6 +122,8 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             uploads=uploads,
             gallery=gallery,
             services=services,
-            processing=ProcessingService(repo, blobs, bus, upload_prefix=settings.upload_prefix),
+            processing=ProcessingService(
+                repo, blobs, bus, upload_prefix=settings.upload_prefix, telemetry=OtelTelemetry()
+            ),
             rate_limits=rate_limits,
         )

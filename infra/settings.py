@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     # Worker.
     worker_wait_s: int = Field(default=10, ge=0, le=20)
     worker_batch: int = Field(default=10, ge=1, le=10)
+    # Seconds the worker lets messages in hand finish at shutdown before returning them to the queue.
+    worker_shutdown_grace_s: float = Field(default=20.0, ge=0, le=300)
+    # The worker's own /metrics (the API serves /metrics on its HTTP port); 0 turns it off.
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
+
+    # Tracing (OpenTelemetry, OTLP over HTTP; the ADOT collector forwards to X-Ray).
+    otel_enabled: bool = False
+    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    otel_service_name: str = "mediagraph"
 
     @field_validator(
         "jwt_algorithms", "allowed_content_types", "cors_origins", "trusted_proxies", mode="before"

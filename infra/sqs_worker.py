@@ -9,11 +9,16 @@ import asyncio
 import json
 import logging
 import random
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
-from services.processing import ObjectCreated, ProcessingService
+from opentelemetry.trace import SpanKind
+
+from infra import metrics
+from infra.tracing import mark_error, tracer
+from services.processing import ObjectCreated, Outcome, ProcessingService
 
 log = logging.getLogger("mediagraph.worker")
 MAX_BACKOFF_S = 900
@@ -71,6 +76,7 @@ class SqsWorker:
         batch: int = 10,
         retry_base_s: float = 2.0,
         sweep_every_s: float = 60.0,
+        dlq_url: str | None = None,
     ) -> None:
         self._client = client
         self._queue_url = queue_url
@@ -80,10 +86,21 @@ class SqsWorker:
         self._retry_base_s = retry_base_s
         self._sweep_every_s = sweep_every_s
         self._stopping = asyncio.Event()
+        self._dlq_url = dlq_url
+        self._in_hand: asyncio.Future[list[None]] | None = None
+        self._abandoned = False
 
     def stop(self) -> None:
         """Finish the messages in hand, receive no more."""
         self._stopping.set()
+
+    def abandon(self) -> None:
+        """Past the grace period: stop the messages in hand; each returns to the queue at once
+        (its visibility reset to 0) for another worker, or this one restarted, to take."""
+        self._stopping.set()
+        self._abandoned = True
+        if self._in_hand is not None:
+            self._in_hand.cancel()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -91,6 +108,7 @@ class SqsWorker:
         while not self._stopping.is_set():
             if loop.time() >= next_sweep:
                 await self._sweep()
+                await self.refresh_queue_depths()
                 next_sweep = loop.time() + self._sweep_every_s
             try:
                 await self.poll_once()
@@ -106,26 +124,77 @@ class SqsWorker:
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
         messages = response.get("Messages", [])
-        # Shielded: a shutdown lets the messages in hand finish instead of half-processing them.
-        await asyncio.shield(asyncio.gather(*(self._handle(m) for m in messages)))
+        # Shielded: a shutdown lets the messages in hand finish instead of half-processing them;
+        # only `abandon` cuts them short, and then they go back to the queue.
+        batch = asyncio.gather(*(self._handle(m) for m in messages))
+        self._in_hand = batch
+        try:
+            await asyncio.shield(batch)
+        except asyncio.CancelledError:
+            # gather() cancelled by `abandon` ends in CancelledError too: that one is ours.
+            if not self._abandoned:
+                raise
+        finally:
+            self._in_hand = None
         return len(messages)
 
     async def _handle(self, message: dict[str, Any]) -> None:
         receipt = message["ReceiptHandle"]
+        started = time.perf_counter()
+        with tracer().start_as_current_span(
+            "worker.message",
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "aws_sqs", "messaging.message.id": message.get("MessageId", "")},
+        ) as span:
+            try:
+                for notice in parse_notices(message["Body"]):
+                    outcome = await self._processing.handle(notice)
+                    _count(notice, outcome)
+                    log.info("s3 event handled", extra={"key": notice.key, "outcome": outcome.value})
+            except asyncio.CancelledError:
+                await self._release(receipt)
+                raise
+            except Exception as exc:
+                mark_error(span, exc)
+                metrics.WORKER_EVENTS.labels(outcome="failed").inc()
+                metrics.WORKER_MESSAGES.labels(result="retried").inc()
+                receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+                log.warning(
+                    "message failed; left for retry",
+                    exc_info=True,
+                    extra={"message_id": message.get("MessageId"), "receives": receives, "error": repr(exc)},
+                )
+                await self._back_off(receipt, receives)
+                return
+            finally:
+                metrics.WORKER_DURATION.observe(time.perf_counter() - started)
+            await self._client.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
+            metrics.WORKER_MESSAGES.labels(result="deleted").inc()
+
+    async def _release(self, receipt: str) -> None:
+        metrics.WORKER_MESSAGES.labels(result="released").inc()
+        log.warning("message released unfinished at shutdown")
         try:
-            for notice in parse_notices(message["Body"]):
-                outcome = await self._processing.handle(notice)
-                log.info("s3 event handled", extra={"key": notice.key, "outcome": outcome.value})
-        except Exception as exc:
-            receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-            log.warning(
-                "message failed; left for retry",
-                exc_info=True,
-                extra={"message_id": message.get("MessageId"), "receives": receives, "error": repr(exc)},
+            await self._client.change_message_visibility(
+                QueueUrl=self._queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
             )
-            await self._back_off(receipt, receives)
-            return
-        await self._client.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
+        except Exception:
+            log.exception("could not release; the queue's visibility timeout applies")
+
+    async def refresh_queue_depths(self) -> None:
+        """Read the queue's and the DLQ's approximate depth into `mediagraph_queue_messages`."""
+        for name, url in (("main", self._queue_url), ("dlq", self._dlq_url)):
+            if url is None:
+                continue
+            try:
+                response = await self._client.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+                )
+            except Exception:
+                log.exception("could not read queue depth", extra={"queue": name})
+                continue
+            depth = int(response.get("Attributes", {}).get("ApproximateNumberOfMessages", "0"))
+            metrics.QUEUE_MESSAGES.labels(queue=name).set(depth)
 
     async def _back_off(self, receipt: str, receives: int) -> None:
         # Exponential backoff with full jitter, through the message's own visibility timeout.
@@ -147,3 +216,13 @@ class SqsWorker:
             return
         if removed:
             log.info("expired uploads removed", extra={"count": removed})
+
+
+def _count(notice: ObjectCreated, outcome: Outcome) -> None:
+    metrics.WORKER_EVENTS.labels(outcome=outcome.value).inc()
+    if outcome in (Outcome.COMPLETED, Outcome.REJECTED) and notice.event_time is not None:
+        event_time = notice.event_time
+        if event_time.tzinfo is None:
+            event_time = event_time.replace(tzinfo=UTC)
+        lag = (datetime.now(UTC) - event_time).total_seconds()
+        metrics.PROCESSING_LAG.labels(outcome=outcome.value).observe(max(lag, 0.0))

@@ -22,6 +22,7 @@ from resolvers import media as media_resolvers
 from resolvers import multipart as multipart_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.extensions import ErrorCodes
+from schema.observability import Observability
 from schema.rate_limit import RateLimit
 from schema.types.connection import MediaConnection
 from schema.types.event import MediaEvent
@@ -143,6 +144,8 @@ def build_schema() -> strawberry.Schema:
         subscription=Subscription,
         extensions=[
             # Factories: a fresh extension per operation (shared instances leak request state).
+            # Observability before ErrorCodes: it must see the shaped errors on the way out.
+            Observability,
             ErrorCodes,
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),

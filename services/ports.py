@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -237,3 +237,22 @@ class RateLimiter(Protocol):
 class TokenVerifier(Protocol):
     async def verify(self, token: str) -> Principal:
         """The token's principal. Raises Unauthenticated for any invalid token."""
+
+
+class Telemetry(Protocol):
+    def step(self, name: str) -> AbstractContextManager[None]:
+        """Mark one step of a pipeline (a span when tracing is on)."""
+
+    def annotate(self, **attributes: str | None) -> None:
+        """Attach facts (media id, the upload's request id) to the work in progress: its span, its logs."""
+
+
+class NoTelemetry:
+    """Telemetry that records nothing: the default, and what unit tests use."""
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        yield
+
+    def annotate(self, **attributes: str | None) -> None:
+        return None

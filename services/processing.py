@@ -21,7 +21,7 @@ from enum import StrEnum
 from services.errors import Conflict
 from services.events import MediaEvent, MediaEventType
 from services.media import TERMINAL, Media, MediaStatus, utcnow
-from services.ports import BlobStore, EventBus, MediaRepository
+from services.ports import BlobStore, EventBus, MediaRepository, NoTelemetry, Telemetry
 from services.uploads import media_id_from_key
 from services.verification import DEFAULT_CHECKS, Check
 
@@ -59,42 +59,51 @@ class ProcessingService:
         *,
         upload_prefix: str,
         checks: Sequence[Callable[[Media], Check]] = DEFAULT_CHECKS,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._repo = repo
         self._blobs = blobs
         self._bus = bus
         self._prefix = upload_prefix
         self._checks = checks
+        self._telemetry = telemetry or NoTelemetry()
 
     async def handle(self, notice: ObjectCreated) -> Outcome:
         """Process one notice. Raises on transient failures so the message is retried."""
         media_id = media_id_from_key(self._prefix, notice.key)
         if media_id is None:
             return Outcome.IGNORED
-        media = await self._repo.get(media_id)
+        with self._telemetry.step("load"):
+            media = await self._repo.get(media_id)
         if media is None or media.object_key != notice.key:
             return Outcome.IGNORED
+        # The request that created the upload: S3 events carry none, the record does.
+        self._telemetry.annotate(media_id=media_id, request_id=media.request_id)
         if media.status in TERMINAL:
-            await self._announce(media)
+            with self._telemetry.step("announce"):
+                await self._announce(media)
             return Outcome.DUPLICATE
         if media.status is MediaStatus.DELETED:
             return Outcome.IGNORED
 
-        reason = await self._verify(media)
+        with self._telemetry.step("verify"):
+            reason = await self._verify(media)
         now = utcnow()
         if reason is None:
             done = media.transition(MediaStatus.COMPLETED, now)
         else:
             done = media.transition(MediaStatus.REJECTED, now, reject_reason=reason)
         try:
-            await self._repo.save(done, expected_version=media.version, previous=media)
+            with self._telemetry.step("save"):
+                await self._repo.save(done, expected_version=media.version, previous=media)
         except Conflict:
             # Another worker (or a redelivery) got there first; its outcome stands.
             current = await self._repo.get(media_id)
             if current is not None and current.status in TERMINAL:
                 await self._announce(current)
             return Outcome.DUPLICATE
-        await self._announce(done)
+        with self._telemetry.step("announce"):
+            await self._announce(done)
         log.info(
             "media processed",
             extra={"media_id": media_id, "status": done.status.value, "request_id": media.request_id},

@@ -25,6 +25,7 @@ from infra.embedded import free_port, moto_server
 from infra.jwt import issue_dev_token
 from infra.resources import Resources, ensure_resources
 from infra.runtime import Runtime, open_runtime
+from infra.server import ApiServer
 from infra.settings import Settings
 from infra.sqs_worker import SqsWorker
 
@@ -171,7 +172,7 @@ async def worker(runtime: Runtime, resources: Resources) -> AsyncIterator[SqsWor
 async def api(settings: Settings, resources: Resources) -> AsyncIterator[str]:
     """The real app under uvicorn on a free port; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(
+    server = ApiServer(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
     )
     task = asyncio.create_task(server.serve())

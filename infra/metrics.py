@@ -1,0 +1,94 @@
+"""Prometheus metrics: every series the service exports, defined once, and the /metrics endpoint.
+
+Names follow the Prometheus conventions: a `mediagraph_` namespace, base units in the name
+(`_seconds`), `_total` on counters, and labels whose values are bounded by the code (GraphQL root
+fields, error codes, outcomes), never by the client: the operation name a client chooses goes to
+the logs, not into a label. docs/operations.md lists them with the alerts worth setting.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+# Request latency: 5 ms (a cached read) to 10 s (a client's request timeout).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Upload lag: S3 delivers in about a second, a retry backs off for minutes, the DLQ means hours.
+LAG_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
+
+GRAPHQL_REQUESTS = Counter(
+    "mediagraph_graphql_requests_total",
+    "GraphQL operations started, by root field and operation type.",
+    ["operation", "type"],
+)
+GRAPHQL_DURATION = Histogram(
+    "mediagraph_graphql_request_duration_seconds",
+    "Time to answer a query or mutation, by root field and operation type.",
+    ["operation", "type"],
+    buckets=LATENCY_BUCKETS,
+)
+GRAPHQL_ERRORS = Counter(
+    "mediagraph_graphql_errors_total",
+    "GraphQL errors sent to clients, by root field and extensions.code.",
+    ["operation", "code"],
+)
+WEBSOCKETS_OPEN = Gauge("mediagraph_websocket_connections", "WebSocket connections open on this process.")
+SUBSCRIPTIONS_ACTIVE = Gauge(
+    "mediagraph_subscriptions_active", "GraphQL subscriptions running on this process.", ["operation"]
+)
+EVENTS_PUBLISHED = Counter(
+    "mediagraph_events_published_total", "Media events published to Redis, by event type.", ["type"]
+)
+EVENTS_DEDUPLICATED = Counter(
+    "mediagraph_events_deduplicated_total", "Publishes dropped because that exact change was announced."
+)
+EVENTS_DELIVERED = Counter("mediagraph_events_delivered_total", "Media events queued for a local subscriber.")
+EVENTS_DROPPED = Counter(
+    "mediagraph_events_dropped_total",
+    "Media events a local subscriber did not get, by reason (slow_consumer, undecodable).",
+    ["reason"],
+)
+WORKER_EVENTS = Counter(
+    "mediagraph_worker_events_total",
+    "S3 notices handled by the worker, by outcome (completed, rejected, duplicate, ignored, failed).",
+    ["outcome"],
+)
+WORKER_MESSAGES = Counter(
+    "mediagraph_worker_messages_total",
+    "SQS messages finished by the worker, by result (deleted, retried, released).",
+    ["result"],
+)
+WORKER_DURATION = Histogram(
+    "mediagraph_worker_message_duration_seconds",
+    "Time the worker spent on one SQS message.",
+    buckets=LATENCY_BUCKETS,
+)
+PROCESSING_LAG = Histogram(
+    "mediagraph_upload_processing_lag_seconds",
+    "From the S3 event time to the status change it caused, by outcome.",
+    ["outcome"],
+    buckets=LAG_BUCKETS,
+)
+QUEUE_MESSAGES = Gauge(
+    "mediagraph_queue_messages",
+    "Approximate number of visible messages in the S3-event queue and its DLQ, as last read.",
+    ["queue"],
+)
+CACHE_REQUESTS = Counter(
+    "mediagraph_cache_requests_total", "Cache lookups, by cache and result (hit, miss).", ["cache", "result"]
+)
+
+
+def record_cache(cache: str, *, hit: bool) -> None:
+    """Count one lookup of a named cache (e.g. "page", "url"): hit ratio = hit / (hit + miss)."""
+    CACHE_REQUESTS.labels(cache=cache, result="hit" if hit else "miss").inc()
+
+
+def sample(name: str, labels: dict[str, str] | None = None) -> float:
+    """The current value of one series (0 if it was never touched): for tests and health checks."""
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
