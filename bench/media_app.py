@@ -1,13 +1,17 @@
-"""The app for the media(id) throughput benchmark: the real GraphQL view and a bare Starlette
-route, both reading the same in-process repository, so the ratio is our GraphQL stack's cost."""
+"""The app for the throughput benchmarks: the real GraphQL view and bare Starlette routes
+returning the same JSON from the same source, so each ratio is our GraphQL stack's cost."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import UTC, datetime
+import dataclasses
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import uvicorn
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,6 +20,7 @@ from starlette.routing import Route
 from bench.harness import BENCH_SECRET
 from infra.app import MediagraphGraphQL
 from infra.jwt import JwtTokenVerifier
+from infra.page_cache import CachedMediaRepository
 from infra.settings import Settings
 from schema.types.context import Services
 from services.editing import EditingService
@@ -24,6 +29,7 @@ from services.feed import FeedService
 from services.gallery import GalleryService
 from services.media import Media, MediaStatus, Visibility
 from services.pagination import CursorCodec
+from services.ports import MediaRepository
 from services.uploads import UploadPolicy, UploadService
 from tests.fakes import (
     InMemoryBlobStore,
@@ -56,47 +62,90 @@ def seeded_media() -> Media:
     )
 
 
-def build_app() -> Starlette:
-    settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET, graphiql=False)
-    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
-    asyncio.run(repo.create(seeded_media()))
+PAGE_QUERY = (
+    "{ feed(first: 50) { edges { node { mediaId status title tags size createdAt owner { id } } } } }"
+)
+
+
+def _node(media: Media) -> dict[str, object]:
+    return {
+        "mediaId": media.id,
+        "status": media.status.value,
+        "title": media.title,
+        "tags": list(media.tags),
+        "size": media.size,
+        "createdAt": media.created_at.isoformat(),
+        "owner": {"id": media.owner_id},
+    }
+
+
+def _services(settings: Settings, repo: MediaRepository) -> Services:
+    blobs, bus = InMemoryBlobStore(), InMemoryEventBus()
     cursors = CursorCodec(b"k" * 32)
     gallery = GalleryService(repo, blobs, bus, cursors)
     policy = UploadPolicy(settings.allowed_content_types, settings.max_upload_bytes, 900, 3600)
     engagement, snapshots = InMemoryEngagementStore(), InMemorySnapshotStore()
-    services = Services(
+    return Services(
         uploads=UploadService(repo, blobs, bus, policy),
         gallery=gallery,
         editing=EditingService(repo, bus),
         engagement=EngagementService(engagement, gallery),
         feed=FeedService(repo, gallery, engagement, snapshots, cursors),
     )
-    view = MediagraphGraphQL(settings, services, JwtTokenVerifier(settings))
 
-    async def bare(request: Request) -> Response:
-        found = await repo.get(request.path_params["media_id"])
-        assert found is not None
-        return JSONResponse(
-            {
-                "data": {
-                    "media": {
-                        "mediaId": found.id,
-                        "status": found.status.value,
-                        "title": found.title,
-                        "tags": list(found.tags),
-                        "size": found.size,
-                        "createdAt": found.created_at.isoformat(),
-                        "owner": {"id": found.owner_id},
-                    }
-                }
-            }
+
+def page_items(count: int = 60) -> list[Media]:
+    first = seeded_media()
+    return [first] + [
+        dataclasses.replace(
+            first, id=f"01JBENCHMEDIA{i:013d}", created_at=first.created_at - timedelta(minutes=i)
         )
+        for i in range(1, count)
+    ]
 
-    return Starlette(routes=[Route("/graphql", view, methods=["POST"]), Route("/bare/{media_id}", bare)])
+
+def build_app(redis_url: str) -> Starlette:
+    """Routes, each pair reading one source: the in-process repository, or the Redis page cache
+    in front of it (warm after the first request)."""
+    settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET, graphiql=False)
+    memory = InMemoryMediaRepository()
+    for media in page_items():
+        asyncio.run(memory.create(media))
+    cached = CachedMediaRepository(memory, Redis.from_url(redis_url), prefix=f"bench:{os.getpid()}:")
+    tokens = JwtTokenVerifier(settings)
+    views = {
+        name: MediagraphGraphQL(settings, _services(settings, repo), tokens)
+        for name, repo in (("memory", memory), ("cached", cached))
+    }
+
+    async def bare_media(request: Request) -> Response:
+        found = await memory.get(request.path_params["media_id"])
+        assert found is not None
+        return JSONResponse({"data": {"media": _node(found)}})
+
+    def bare_page(repo: MediaRepository) -> Any:
+        async def endpoint(request: Request) -> Response:
+            page = await repo.list_completed(Visibility.PUBLIC, limit=50, after=None)
+            return JSONResponse({"data": {"feed": {"edges": [{"node": _node(m)} for m in page.items]}}})
+
+        return endpoint
+
+    return Starlette(
+        routes=[
+            Route("/graphql", views["memory"], methods=["POST"]),
+            Route("/graphql-cached", views["cached"], methods=["POST"]),
+            Route("/bare/page", bare_page(memory)),
+            Route("/bare/page-cached", bare_page(cached)),
+            Route("/bare/{media_id}", bare_media),
+        ]
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--redis-url", required=True)
     args = parser.parse_args()
-    uvicorn.run(build_app(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        build_app(args.redis_url), host="127.0.0.1", port=args.port, log_level="warning", access_log=False
+    )

@@ -15,6 +15,7 @@ from infra.dynamo import DynamoMediaRepository
 from infra.dynamo_engagement import DynamoEngagementStore
 from infra.idempotency import DynamoIdempotencyStore
 from infra.jwt import JwtTokenVerifier
+from infra.page_cache import CachedMediaRepository
 from infra.rate_limit import RedisRateLimiter
 from infra.redis_bus import RedisEventBus
 from infra.redis_snapshots import RedisSnapshotStore
@@ -40,7 +41,7 @@ class Runtime:
     clients: AwsClients
     redis: Redis
     bus: RedisEventBus
-    repo: DynamoMediaRepository
+    repo: CachedMediaRepository
     blobs: S3BlobStore
     tokens: JwtTokenVerifier
     uploads: UploadService
@@ -70,7 +71,12 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
         if listen:
             await bus.start()
             stack.push_async_callback(bus.close)
-        repo = DynamoMediaRepository(clients.dynamodb, settings.table)
+        repo = CachedMediaRepository(
+            DynamoMediaRepository(clients.dynamodb, settings.table),
+            redis,
+            prefix=settings.redis_prefix,
+            ttl_s=settings.page_cache_ttl_s,
+        )
         blobs = S3BlobStore(clients.s3, settings.bucket)
         policy = UploadPolicy(
             allowed_content_types=settings.allowed_content_types,

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     public_url: str = "http://127.0.0.1:8000"
 
+    # Listing pages cached in Redis (invalidated by every write; the TTL only bounds memory).
+    page_cache_ttl_s: int = Field(default=60, ge=1, le=3600)
+
     # Realtime.
     subscriber_queue_size: int = Field(default=100, ge=1, le=10_000)
     ws_init_timeout_s: float = Field(default=5.0, gt=0, le=10)

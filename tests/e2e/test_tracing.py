@@ -89,7 +89,9 @@ async def test_an_upload_is_traced_from_request_to_worker(
     steps = {span.name: span for span in _children(finished, message)}
     assert [span.name for span in _children(finished, steps["pipeline.load"])] == ["DynamoDB.GetItem"]
     assert [span.name for span in _children(finished, steps["pipeline.verify"])] == ["S3.GetObject"]
-    assert [span.name for span in _children(finished, steps["pipeline.save"])] == ["DynamoDB.TransactWriteItems"]
+    assert [span.name for span in _children(finished, steps["pipeline.save"])] == [
+        "DynamoDB.TransactWriteItems"
+    ]
     redis_calls = _children(finished, steps["pipeline.announce"])
     assert redis_calls and all(
         span.attributes is not None and span.attributes.get("db.system") == "redis" for span in redis_calls
