@@ -6,6 +6,8 @@ Item layout (single table; every attribute name aliased in expressions, see stac
       gsi1pk=OWNER#<owner>                gsi1sk=<createdAt>#<id>   owner's timeline
       gsi2pk=OWNER#<owner>#<status>       gsi2sk=<createdAt>#<id>   owner's timeline by status
       gsi3pk=STATUS#<status>              gsi3sk=<createdAt>#<id>   everyone's, by status
+      gsi4pk=SHA#<owner>#<sha256>         gsi4sk=<createdAt>#<id>   only while COMPLETED:
+                                                                    instant re-upload lookup
       ttl=<epoch>                         only while PENDING: abandoned uploads expire
 """
 
@@ -28,6 +30,9 @@ INDEXES = {
     "gsi1": ("gsi1pk", "gsi1sk"),
     "gsi2": ("gsi2pk", "gsi2sk"),
     "gsi3": ("gsi3pk", "gsi3sk"),
+    # Sparse: only COMPLETED records carry these keys, so the index follows deletes, quarantines
+    # and restores by itself (a separate SHA item would need a second write on every change).
+    "gsi4": ("gsi4pk", "gsi4sk"),
 }
 
 
@@ -49,6 +54,9 @@ def to_item(media: Media) -> dict[str, Any]:
         "gsi3pk": f"STATUS#{media.status.value}",
         "gsi3sk": sort,
     }
+    if media.status is MediaStatus.COMPLETED:
+        item["gsi4pk"] = f"SHA#{media.owner_id}#{media.sha256}"
+        item["gsi4sk"] = sort
     if not media.tags:
         item.pop("tags", None)  # DynamoDB refuses empty sets; an empty list is fine but noisy
     if media.expires_at is not None:
@@ -104,6 +112,21 @@ class DynamoMediaRepository:
             if _is_condition_failure(exc):
                 raise Conflict(f"media {media.id} changed meanwhile") from exc
             raise
+
+    async def find_completed_by_sha256(self, owner_id: str, sha256: str) -> Media | None:
+        # A GSI read is eventually consistent: a completion a moment ago may be missed, which
+        # only costs that client a normal upload.
+        response = await self._client.query(
+            TableName=self._table,
+            IndexName="gsi4",
+            KeyConditionExpression="#p = :p",
+            ExpressionAttributeNames={"#p": "gsi4pk"},
+            ExpressionAttributeValues={":p": {"S": f"SHA#{owner_id}#{sha256}"}},
+            ScanIndexForward=False,
+            Limit=1,
+        )
+        items = response.get("Items", [])
+        return from_item(items[0]) if items else None
 
     async def list_by_owner(
         self, owner_id: str, *, limit: int, after: str | None, status: MediaStatus | None = None

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from infra.aws_clients import AwsClients, open_clients
 from infra.dynamo import DynamoMediaRepository
 from infra.jwt import JwtTokenVerifier
+from infra.pipeline import open_steps
 from infra.redis_bus import RedisEventBus
 from infra.s3 import S3BlobStore
 from infra.settings import Settings
@@ -74,5 +75,12 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             tokens=JwtTokenVerifier(settings),
             uploads=UploadService(repo, blobs, bus, policy),
             gallery=GalleryService(repo, blobs, bus, CursorCodec(_cursor_key(settings))),
-            processing=ProcessingService(repo, blobs, bus, upload_prefix=settings.upload_prefix),
+            processing=ProcessingService(
+                repo,
+                blobs,
+                bus,
+                upload_prefix=settings.upload_prefix,
+                quarantine_prefix=settings.quarantine_prefix,
+                steps=await open_steps(settings, stack, repo, blobs),
+            ),
         )

@@ -73,6 +73,20 @@ class S3BlobStore:
 
         return BlobStream(info=_info(response), chunks=body.iter_chunks(CHUNK_BYTES), close=close)
 
+    async def put_file(self, key: str, path: str, *, content_type: str) -> None:
+        # upload_file streams from disk (multipart past its threshold): never whole in memory.
+        await self._client.upload_file(path, self._bucket, key, ExtraArgs={"ContentType": content_type})
+
+    async def copy(self, source: str, destination: str) -> None:
+        # Server-side, up to 5 GB (the largest single PUT, and so the largest upload we verify
+        # without multipart).
+        await self._client.copy_object(
+            Bucket=self._bucket,
+            Key=destination,
+            CopySource={"Bucket": self._bucket, "Key": source},
+            MetadataDirective="COPY",
+        )
+
     async def ping(self) -> None:
         await self._client.head_bucket(Bucket=self._bucket)
 

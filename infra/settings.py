@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -80,7 +80,25 @@ class Settings(BaseSettings):
     worker_wait_s: int = Field(default=10, ge=0, le=20)
     worker_batch: int = Field(default=10, ge=1, le=10)
 
-    @field_validator("jwt_algorithms", "allowed_content_types", "cors_origins", mode="before")
+    # Processing pipeline. Derived and quarantined objects live outside the upload prefix.
+    derived_prefix: str = "derived/"
+    quarantine_prefix: str = "quarantine/"
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    duplicate_max_distance: int = Field(default=6, ge=0, le=32)
+    moderation_backend: Literal["local", "rekognition"] = "local"
+    moderation_blocked_terms: Annotated[tuple[str, ...], NoDecode] = ()
+    moderation_blocked_sha256: Annotated[tuple[str, ...], NoDecode] = ()
+    moderation_min_confidence: float = Field(default=80.0, ge=0, le=100)
+    rekognition_endpoint_url: str | None = None
+
+    @field_validator(
+        "jwt_algorithms",
+        "allowed_content_types",
+        "cors_origins",
+        "moderation_blocked_terms",
+        "moderation_blocked_sha256",
+        mode="before",
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -104,6 +122,10 @@ class Settings(BaseSettings):
             raise ValueError("MEDIAGRAPH_JWT_JWKS_URL is required for RS*/ES* algorithms")
         if self.cursor_secret is None and self.jwt_secret is None:
             raise ValueError("MEDIAGRAPH_CURSOR_SECRET is required when no JWT secret is set")
+        for prefix in (self.derived_prefix, self.quarantine_prefix):
+            if prefix.startswith(self.upload_prefix) or self.upload_prefix.startswith(prefix):
+                # Objects written there would trigger the worker again, or be taken for uploads.
+                raise ValueError("derived and quarantine prefixes must lie outside the upload prefix")
         if self.profile is Profile.PRODUCTION and self.aws_endpoint_url:
             raise ValueError("the production profile talks to real AWS: unset MEDIAGRAPH_AWS_ENDPOINT_URL")
         return self

@@ -53,6 +53,9 @@ class MediaRepository(Protocol):
     async def save(self, media: Media, *, expected_version: int) -> None:
         """Replace the record if its stored version is `expected_version`; else raises Conflict."""
 
+    async def find_completed_by_sha256(self, owner_id: str, sha256: str) -> Media | None:
+        """A COMPLETED media of this owner with exactly these bytes, or None (may lag a write)."""
+
     async def list_by_owner(
         self, owner_id: str, *, limit: int, after: str | None, status: MediaStatus | None = None
     ) -> Page:
@@ -88,6 +91,12 @@ class BlobStore(Protocol):
 
     async def open(self, key: str) -> BlobStream | None:
         """One GET: metadata and a stream of chunks (never whole in memory); None if absent."""
+
+    async def put_file(self, key: str, path: str, *, content_type: str) -> None:
+        """Upload a local file (streamed from disk), replacing any object at `key`."""
+
+    async def copy(self, source: str, destination: str) -> None:
+        """Server-side copy; the bytes never pass through us. Raises if `source` is absent."""
 
     async def ping(self) -> None:
         """Raises if the store is unreachable."""

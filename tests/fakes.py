@@ -48,6 +48,14 @@ class InMemoryMediaRepository:
             raise Conflict(f"media {media.id} changed meanwhile")
         self._items[media.id] = media
 
+    async def find_completed_by_sha256(self, owner_id: str, sha256: str) -> Media | None:
+        matching = [
+            media
+            for media in self._items.values()
+            if media.owner_id == owner_id and media.sha256 == sha256 and media.status is MediaStatus.COMPLETED
+        ]
+        return max(matching, key=self.position_of) if matching else None
+
     async def list_by_owner(
         self, owner_id: str, *, limit: int, after: str | None, status: MediaStatus | None = None
     ) -> Page:
@@ -150,6 +158,16 @@ class InMemoryBlobStore:
             self.closed += 1
 
         return BlobStream(info=info, chunks=chunks(), close=close)
+
+    async def put_file(self, key: str, path: str, *, content_type: str) -> None:
+        with open(path, "rb") as source:
+            self._objects[key] = _Blob(source.read(), content_type)
+
+    async def copy(self, source: str, destination: str) -> None:
+        self._objects[destination] = dataclasses.replace(self._objects[source])
+
+    def get(self, key: str) -> bytes:
+        return self._objects[key].data
 
     async def ping(self) -> None:
         return None

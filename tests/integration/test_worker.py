@@ -90,7 +90,7 @@ async def test_the_same_s3_event_twice_changes_and_announces_once(
     again = await runtime.repo.get(media_id)
     assert again == first  # no second write: same version, same timestamps
     types = [event.type for event in await _events(runtime, "alice")]
-    assert types == [MediaEventType.CREATED, MediaEventType.COMPLETED]
+    assert types == [MediaEventType.CREATED, MediaEventType.PROCESSING, MediaEventType.COMPLETED]
 
 
 async def test_poison_message_lands_in_the_dlq_and_the_worker_goes_on(

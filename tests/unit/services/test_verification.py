@@ -133,7 +133,7 @@ def test_magic_check_only_looks_at_the_start(media: Media, data: bytes) -> None:
 
 
 def test_the_default_checks_cover_size_type_and_checksum(media: Media) -> None:
-    assert {make(media).name for make in DEFAULT_CHECKS} == {"size", "magic", "sha256"}
+    assert {make(media).name for make in DEFAULT_CHECKS} == {"size", "magic", "polyglot", "sha256"}
 
 
 @pytest.mark.parametrize("brand", [b"avif", b"M4A ", b"3gp4", b"crx "])
