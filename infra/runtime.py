@@ -64,6 +64,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             upload_url_ttl_s=settings.upload_url_ttl_s,
             pending_ttl_s=settings.pending_ttl_s,
             upload_prefix=settings.upload_prefix,
+            derived_prefix=settings.derived_prefix,
         )
         yield Runtime(
             settings=settings,

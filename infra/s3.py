@@ -6,6 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from services.errors import NotFound
 from services.ports import BlobInfo, BlobStream, PresignedRequest
 
 CHUNK_BYTES = 1024 * 1024
@@ -80,12 +81,17 @@ class S3BlobStore:
     async def copy(self, source: str, destination: str) -> None:
         # Server-side, up to 5 GB (the largest single PUT, and so the largest upload we verify
         # without multipart).
-        await self._client.copy_object(
-            Bucket=self._bucket,
-            Key=destination,
-            CopySource={"Bucket": self._bucket, "Key": source},
-            MetadataDirective="COPY",
-        )
+        try:
+            await self._client.copy_object(
+                Bucket=self._bucket,
+                Key=destination,
+                CopySource={"Bucket": self._bucket, "Key": source},
+                MetadataDirective="COPY",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise NotFound(f"object {source} is gone") from exc
+            raise
 
     async def ping(self) -> None:
         await self._client.head_bucket(Bucket=self._bucket)

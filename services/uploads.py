@@ -9,9 +9,10 @@ from datetime import timedelta
 from ulid import ULID
 
 from services.auth import Principal
-from services.errors import BadUserInput
+from services.errors import BadUserInput, NotFound
 from services.events import MediaEvent, MediaEventType
-from services.media import Media, MediaStatus, Visibility, utcnow
+from services.media import Media, MediaStatus, Variant, Visibility, utcnow
+from services.pipeline import derived_key
 from services.ports import BlobStore, EventBus, MediaRepository, PresignedRequest
 from services.validation import (
     normalize_filename,
@@ -28,6 +29,7 @@ class UploadPolicy:
     upload_url_ttl_s: int
     pending_ttl_s: int
     upload_prefix: str = "uploads/"
+    derived_prefix: str = "derived/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,12 @@ class UploadService:
             expires_at=now + timedelta(seconds=self._policy.pending_ttl_s),
             request_id=request_id,
         )
+        same = await self._repo.find_completed_by_sha256(principal.user_id, sha256)
+        if same is not None and same.size == media.size and same.content_type == content_type:
+            try:
+                return await self._instant(media, same)
+            except NotFound:
+                pass  # deleted meanwhile: an ordinary upload, then
         upload = await self._blobs.presign_put(
             media.object_key,
             content_type=content_type,
@@ -112,3 +120,29 @@ class UploadService:
         await self._repo.create(media)
         await self._bus.publish(MediaEvent(MediaEventType.CREATED, media, now))
         return UploadTicket(media=media, upload=upload)
+
+    async def _instant(self, media: Media, same: Media) -> UploadTicket:
+        """The owner already has these verified bytes: copy them (and their variants) inside S3
+        and complete at once, with the new title, tags and visibility. No bytes are sent.
+
+        The copy lands under the upload prefix, so S3 notifies the worker; it finds the record
+        COMPLETED and does nothing (or, if it comes first, finds no record and ignores it)."""
+        await self._blobs.copy(same.object_key, media.object_key)
+        variants = []
+        for variant in same.variants:
+            key = derived_key(self._policy.derived_prefix, media.id, variant.name)
+            await self._blobs.copy(variant.key, key)
+            variants.append(Variant(variant.name, key, variant.width, variant.height, variant.content_type))
+        done = media.transition(
+            MediaStatus.COMPLETED,
+            media.created_at,
+            width=same.width,
+            height=same.height,
+            blurhash=same.blurhash,
+            phash=same.phash,
+            variants=tuple(variants),
+            duplicate_of=same.id,
+        )
+        await self._repo.create(done)
+        await self._bus.publish(MediaEvent(MediaEventType.COMPLETED, done, media.created_at))
+        return UploadTicket(media=done, upload=None)

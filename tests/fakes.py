@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ulid import ULID
 
-from services.errors import Conflict
+from services.errors import Conflict, NotFound
 from services.events import MediaEvent
 from services.media import Media, MediaStatus, Visibility, utcnow
 from services.ports import BlobInfo, BlobStream, Page, PresignedRequest
@@ -164,6 +164,8 @@ class InMemoryBlobStore:
             self._objects[key] = _Blob(source.read(), content_type)
 
     async def copy(self, source: str, destination: str) -> None:
+        if source not in self._objects:
+            raise NotFound(f"object {source} is gone")
         self._objects[destination] = dataclasses.replace(self._objects[source])
 
     def get(self, key: str) -> bytes:
