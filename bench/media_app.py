@@ -21,6 +21,7 @@ from schema.types.context import Services
 from services.gallery import GalleryService
 from services.media import Media, MediaStatus, Visibility
 from services.pagination import CursorCodec
+from services.review import ReviewService
 from services.uploads import UploadPolicy, UploadService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository
 
@@ -53,7 +54,9 @@ def build_app() -> Starlette:
     asyncio.run(repo.create(seeded_media()))
     gallery = GalleryService(repo, blobs, bus, CursorCodec(b"k" * 32))
     policy = UploadPolicy(settings.allowed_content_types, settings.max_upload_bytes, 900, 3600)
-    services = Services(uploads=UploadService(repo, blobs, bus, policy), gallery=gallery)
+    services = Services(
+        uploads=UploadService(repo, blobs, bus, policy), gallery=gallery, review=ReviewService(repo, bus)
+    )
     view = MediagraphGraphQL(settings, services, JwtTokenVerifier(settings))
 
     async def bare(request: Request) -> Response:

@@ -109,7 +109,7 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_runtime(settings) as runtime:
-            services = Services(uploads=runtime.uploads, gallery=runtime.gallery)
+            services = Services(uploads=runtime.uploads, gallery=runtime.gallery, review=runtime.review)
             app.state.graphql = MediagraphGraphQL(settings, services, runtime.tokens)
             app.state.runtime = runtime
             yield {}

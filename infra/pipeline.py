@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 import aioboto3
+from aiobotocore.config import AioConfig
 
 from infra.images import PillowImageProcessor
 from infra.moderation import LocalRuleModerator, RekognitionModerator
@@ -19,7 +20,12 @@ async def open_moderator(settings: Settings, stack: AsyncExitStack) -> Moderator
     if settings.moderation_backend == "rekognition":
         session = aioboto3.Session(region_name=settings.aws_region)
         client = await stack.enter_async_context(
-            session.client("rekognition", endpoint_url=settings.rekognition_endpoint_url)
+            session.client(
+                "rekognition",
+                endpoint_url=settings.rekognition_endpoint_url,
+                # Throttling is retried here with backoff and jitter, then by the queue.
+                config=AioConfig(retries={"total_max_attempts": 3, "mode": "standard"}, read_timeout=30),
+            )
         )
         return RekognitionModerator(client, min_confidence=settings.moderation_min_confidence)
     return LocalRuleModerator(

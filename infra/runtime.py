@@ -20,6 +20,7 @@ from infra.settings import Settings
 from services.gallery import GalleryService
 from services.pagination import CursorCodec
 from services.processing import ProcessingService
+from services.review import ReviewService
 from services.uploads import UploadPolicy, UploadService
 
 
@@ -35,6 +36,7 @@ class Runtime:
     uploads: UploadService
     gallery: GalleryService
     processing: ProcessingService
+    review: ReviewService
 
 
 def _cursor_key(settings: Settings) -> bytes:
@@ -84,4 +86,5 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
                 quarantine_prefix=settings.quarantine_prefix,
                 steps=await open_steps(settings, stack, repo, blobs),
             ),
+            review=ReviewService(repo, bus),
         )

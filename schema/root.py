@@ -18,6 +18,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers import media as media_resolvers
+from resolvers import review as review_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.extensions import ErrorCodes
 from schema.types.connection import MediaConnection
@@ -52,13 +53,26 @@ class Query:
         resolver=media_resolvers.my_media,
         description="Your media, every status, newest first.",
     )
+    review_queue: list[Media] = strawberry.field(
+        resolver=review_resolvers.review_queue,
+        description="Admins: QUARANTINED media waiting for review, oldest first.",
+    )
 
 
 @strawberry.type
 class Mutation:
     create_upload: CreateUploadPayload = strawberry.mutation(
         resolver=upload_resolvers.create_upload,
-        description="Declare an upload; returns the PENDING media and the signed PUT to send the bytes with.",
+        description="Declare an upload; returns the PENDING media and the signed PUT to send the bytes "
+        "with, or, when you already have these exact bytes COMPLETED, a COMPLETED copy and no upload.",
+    )
+    review_media: Media = strawberry.mutation(
+        resolver=review_resolvers.review_media,
+        description="Admins: release (COMPLETED) or reject (REJECTED) QUARANTINED media.",
+    )
+    report_media: bool = strawberry.mutation(
+        resolver=review_resolvers.report_media,
+        description="Send media you can see to the review queue; it is hidden until reviewed.",
     )
 
 

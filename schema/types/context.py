@@ -9,6 +9,7 @@ import strawberry
 
 from services.auth import Principal
 from services.gallery import GalleryService
+from services.review import ReviewService
 from services.uploads import UploadService
 
 
@@ -16,6 +17,7 @@ from services.uploads import UploadService
 class Services:
     uploads: UploadService
     gallery: GalleryService
+    review: ReviewService
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from infra.runtime import Runtime
 from infra.sqs_worker import SqsWorker
-from tests.client import create_upload, gql, put_upload
+from tests.client import create_upload, error_codes, gql, put_upload
 from tests.media_files import EICAR, jpeg_with_gps, photo, png_bytes
 from tests.media_files import resized as resized_copy
 
@@ -148,3 +148,36 @@ async def test_a_resized_copy_is_flagged_but_never_points_at_hidden_media(
     seen_by_bob = (await gql(api, MEDIA, {"id": copy["media"]["id"]}, token=bob))["data"]["media"]
     assert seen_by_bob["status"] == "COMPLETED"
     assert seen_by_bob["duplicateOf"] is None
+
+
+REPORT = "mutation($id: ID!, $reason: String!) { reportMedia(id: $id, reason: $reason) }"
+REVIEW = """mutation($id: ID!, $decision: ReviewDecision!) {
+  reviewMedia(id: $id, decision: $decision) { mediaId status quarantineKind }
+}"""
+QUEUE = "{ reviewQueue { mediaId status quarantineKind rejectReason url } }"
+
+
+async def test_a_report_hides_media_until_an_admin_releases_it(
+    api: str, worker: SqsWorker, token: Callable[..., str]
+) -> None:
+    alice, bob, admin = token("alice"), token("bob"), token("root", roles=("admin",))
+    payload = await upload(api, alice, photo(seed=13), visibility="PUBLIC")
+    media_id = payload["media"]["id"]
+    await wait_status(api, alice, media_id, "COMPLETED")
+
+    assert (await gql(api, REPORT, {"id": media_id, "reason": "spam"}, token=bob))["data"] == {
+        "reportMedia": True
+    }
+
+    assert (await gql(api, MEDIA, {"id": media_id}, token=bob))["data"]["media"] is None
+    queue = (await gql(api, QUEUE, token=admin))["data"]["reviewQueue"]
+    assert [(item["mediaId"], item["quarantineKind"], item["url"]) for item in queue] == [
+        (payload["media"]["mediaId"], "report", None)
+    ]
+    refused = await gql(api, REVIEW, {"id": media_id, "decision": "RELEASE"}, token=alice)
+    assert error_codes(refused) == ["FORBIDDEN"]
+
+    released = await gql(api, REVIEW, {"id": media_id, "decision": "RELEASE"}, token=admin)
+
+    assert released["data"]["reviewMedia"]["status"] == "COMPLETED"
+    assert (await gql(api, MEDIA, {"id": media_id}, token=bob))["data"]["media"]["status"] == "COMPLETED"
