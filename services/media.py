@@ -83,6 +83,8 @@ class Media:
     quarantine_kind: str | None = None  # "malware" | "moderation" | "report"
     # Bumped by every review decision or report: the same outcome may then be announced again.
     review_round: int = 0
+    # The S3 `sequencer` of the newest object event acted on (real S3 only; moto omits it).
+    sequencer: str | None = None
 
     def variant(self, name: str) -> Variant | None:
         return next((variant for variant in self.variants if variant.name == name), None)

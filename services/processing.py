@@ -17,6 +17,7 @@ A worker killed between the final write and the publish is mended by the same pa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
@@ -98,14 +99,18 @@ class ProcessingService:
         media = await self._repo.get(media_id)
         if media is None:
             return Outcome.IGNORED
+        if is_older(notice.sequencer, media.sequencer):
+            return Outcome.IGNORED  # an event that was overtaken by a newer one for this key
         if media.status in TERMINAL:
+            if media.status is MediaStatus.COMPLETED and is_older(media.sequencer, notice.sequencer):
+                return await self._recheck(media, notice)
             await self._settle(media)
             return Outcome.DUPLICATE
         if media.status is MediaStatus.DELETED or media.object_key != notice.key:
             return Outcome.IGNORED
 
         if media.status is MediaStatus.PENDING:
-            started = media.transition(MediaStatus.PROCESSING, utcnow())
+            started = media.transition(MediaStatus.PROCESSING, utcnow(), sequencer=notice.sequencer)
             try:
                 await self._repo.save(started, expected_version=media.version)
             except Conflict:
@@ -120,6 +125,7 @@ class ProcessingService:
         await self._announce(media)
 
         done = await self._process(media)
+        done = dataclasses.replace(done, sequencer=newest(media.sequencer, notice.sequencer))
         try:
             await self._repo.save(done, expected_version=media.version)
         except Conflict:
@@ -134,6 +140,34 @@ class ProcessingService:
             extra={"media_id": media_id, "status": done.status.value, "request_id": media.request_id},
         )
         return _OUTCOME_FOR[done.status]
+
+    async def _recheck(self, media: Media, notice: ObjectCreated) -> Outcome:
+        """A newer object event for a key already COMPLETED: the object was replaced after it
+        was verified (real S3 refuses that with If-None-Match; this is defence in depth). The
+        same bytes again change nothing; other bytes are taken out of view for review."""
+        workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="mg-job-", dir=self._workdir)
+        try:
+            verdicts = await self._spool(media, os.path.join(workdir, "upload"))
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+        reason = verdicts if isinstance(verdicts, str) else next((r for r in verdicts.values() if r), None)
+        if reason is None:
+            changed = dataclasses.replace(media, sequencer=notice.sequencer, version=media.version + 1)
+        else:
+            changed = media.transition(
+                MediaStatus.QUARANTINED,
+                utcnow(),
+                quarantine_kind="replaced",
+                reject_reason=f"object replaced after verification: {reason}",
+                review_round=media.review_round + 1,
+                sequencer=notice.sequencer,
+            )
+        try:
+            await self._repo.save(changed, expected_version=media.version)
+        except Conflict:
+            return Outcome.DUPLICATE
+        await self._settle(changed)
+        return Outcome.DUPLICATE if reason is None else Outcome.QUARANTINED
 
     async def _process(self, media: Media) -> Media:
         """Spool the upload to disk once, run the steps, return the record's final form."""
@@ -229,6 +263,21 @@ class ProcessingService:
         if event_type is not None:
             occurred = media.completed_at or media.updated_at
             await self._bus.publish(MediaEvent(event_type, media, occurred))
+
+
+def _sequence(sequencer: str) -> str:
+    # S3: compare sequencers of one key as hex strings, the shorter left-padded with zeros.
+    return sequencer.upper().rjust(64, "0")
+
+
+def is_older(sequencer: str | None, than: str | None) -> bool:
+    """Whether an event came before another for the same key; unknown (moto) is never older."""
+    return sequencer is not None and than is not None and _sequence(sequencer) < _sequence(than)
+
+
+def newest(*sequencers: str | None) -> str | None:
+    known = [sequencer for sequencer in sequencers if sequencer]
+    return max(known, key=_sequence) if known else None
 
 
 def _absorb(out: BinaryIO, checks: list[Check], chunk: bytes) -> None:

@@ -50,8 +50,9 @@ class ReviewService:
         round_ = media.review_round + 1
         now = utcnow()
         if decision is ReviewDecision.RELEASE:
-            if media.quarantine_kind == "malware":
-                raise BadUserInput("infected media cannot be released", mediaId=media.id)
+            if media.quarantine_kind in ("malware", "replaced"):
+                # Infected, or bytes that were never verified: never shown, only rejected.
+                raise BadUserInput(f"{media.quarantine_kind} media cannot be released", mediaId=media.id)
             done = media.transition(MediaStatus.COMPLETED, now, quarantine_kind=None, review_round=round_)
         else:
             reason = f"rejected by review ({media.reject_reason or 'no reason given'})"

@@ -297,3 +297,60 @@ async def test_every_opened_object_is_closed(env: Env, arrived: bytes | None) ->
     await env.service.handle(notice(media))
 
     assert env.blobs.opened == env.blobs.closed == 1
+
+
+async def test_an_event_overtaken_by_a_newer_one_for_the_key_is_ignored(env: Env) -> None:
+    data = jpeg_bytes()
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+
+    newer = ObjectCreated(key=media.object_key, sequencer="0055AED6DCD90281E6")
+    older = ObjectCreated(key=media.object_key, sequencer="0055AED6DCD90281E5")
+    assert await env.service.handle(newer) is Outcome.COMPLETED
+    done = await env.stored(media)
+    assert done.sequencer == newer.sequencer
+
+    assert await env.service.handle(older) is Outcome.IGNORED
+    assert await env.stored(media) == done
+    assert env.events() == [(MediaEventType.COMPLETED, media.id)]
+
+
+def test_sequencers_compare_as_padded_hex() -> None:
+    from services.processing import is_older, newest
+
+    assert is_older("FF", "0100")  # shorter is padded, not compared as text
+    assert not is_older("0100", "FF")
+    assert not is_older(None, "01") and not is_older("01", None)  # moto sends none
+    assert newest("0a", None, "FF", "0100") == "0100"
+
+
+async def test_a_newer_event_with_the_same_bytes_changes_nothing_visible(env: Env) -> None:
+    data = jpeg_bytes()
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+    await env.service.handle(ObjectCreated(key=media.object_key, sequencer="01"))
+
+    assert await env.service.handle(ObjectCreated(key=media.object_key, sequencer="02")) is Outcome.DUPLICATE
+
+    stored = await env.stored(media)
+    assert stored.status is MediaStatus.COMPLETED and stored.sequencer == "02"
+    assert env.events() == [(MediaEventType.COMPLETED, media.id)]
+
+
+async def test_an_object_replaced_after_completion_is_taken_out_of_view(env: Env) -> None:
+    data = jpeg_bytes()
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+    await env.service.handle(ObjectCreated(key=media.object_key, sequencer="01"))
+    env.blobs.put(media.object_key, jpeg_bytes(len(data)), "image/jpeg")  # a second PUT
+
+    outcome = await env.service.handle(ObjectCreated(key=media.object_key, sequencer="02"))
+
+    assert outcome is Outcome.QUARANTINED
+    stored = await env.stored(media)
+    assert stored.status is MediaStatus.QUARANTINED and stored.quarantine_kind == "replaced"
+    assert (
+        stored.reject_reason
+        == "object replaced after verification: checksum mismatch: the bytes are not the ones declared"
+    )
+    assert env.events() == [(MediaEventType.COMPLETED, media.id), (MediaEventType.QUARANTINED, media.id)]
