@@ -9,7 +9,7 @@ from aiobotocore.config import AioConfig
 
 from infra.images import PillowImageProcessor
 from infra.moderation import LocalRuleModerator, RekognitionModerator
-from infra.scanners import EicarScanner
+from infra.scanners import ClamdScanner, EicarScanner
 from infra.settings import Settings
 from services.inspection import MalwareScanner, Moderator
 from services.pipeline import Step, default_steps
@@ -34,7 +34,17 @@ async def open_moderator(settings: Settings, stack: AsyncExitStack) -> Moderator
 
 
 def scanners(settings: Settings) -> list[MalwareScanner]:
-    return [EicarScanner()]
+    found: list[MalwareScanner] = [EicarScanner()]
+    if settings.clamd_host or settings.clamd_socket:
+        found.append(
+            ClamdScanner(
+                host=settings.clamd_host,
+                port=settings.clamd_port,
+                socket_path=settings.clamd_socket,
+                timeout_s=settings.clamd_timeout_s,
+            )
+        )
+    return found
 
 
 async def open_steps(
