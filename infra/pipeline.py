@@ -5,13 +5,17 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 import aioboto3
+import aiohttp
 from aiobotocore.config import AioConfig
+from redis.asyncio import Redis
 
 from infra.images import PillowImageProcessor
 from infra.moderation import LocalRuleModerator, RekognitionModerator
+from infra.notifications import SnsNotifier, WebhookNotifier
 from infra.scanners import ClamdScanner, EicarScanner
 from infra.settings import Settings
 from services.inspection import MalwareScanner, Moderator
+from services.notifications import Notifier
 from services.pipeline import Step, default_steps
 from services.ports import BlobStore, MediaRepository
 
@@ -59,3 +63,26 @@ async def open_steps(
         derived_prefix=settings.derived_prefix,
         duplicate_max_distance=settings.duplicate_max_distance,
     )
+
+
+async def open_notifiers(settings: Settings, stack: AsyncExitStack, redis: Redis) -> list[Notifier]:
+    notifiers: list[Notifier] = []
+    if settings.sns_topic_arn:
+        session = aioboto3.Session(region_name=settings.aws_region)
+        sns = await stack.enter_async_context(
+            session.client(
+                "sns",
+                endpoint_url=settings.aws_endpoint_url,
+                config=AioConfig(retries={"total_max_attempts": 4, "mode": "standard"}),
+            )
+        )
+        notifiers.append(SnsNotifier(sns, settings.sns_topic_arn, redis, prefix=settings.redis_prefix))
+    if settings.webhook_url and settings.webhook_secret is not None:
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.webhook_timeout_s))
+        )
+        secret = settings.webhook_secret.get_secret_value().encode()
+        notifiers.append(
+            WebhookNotifier(http, settings.webhook_url, secret, redis, prefix=settings.redis_prefix)
+        )
+    return notifiers

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from infra.aws_clients import AwsClients, open_clients
 from infra.dynamo import DynamoMediaRepository
 from infra.jwt import JwtTokenVerifier
-from infra.pipeline import open_steps
+from infra.pipeline import open_notifiers, open_steps
 from infra.redis_bus import RedisEventBus
 from infra.s3 import S3BlobStore
 from infra.settings import Settings
@@ -85,6 +85,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
                 upload_prefix=settings.upload_prefix,
                 quarantine_prefix=settings.quarantine_prefix,
                 steps=await open_steps(settings, stack, repo, blobs),
+                notifiers=await open_notifiers(settings, stack, redis),
             ),
             review=ReviewService(repo, bus),
         )

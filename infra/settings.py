@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     clamd_socket: str | None = None
     clamd_timeout_s: float = Field(default=60.0, gt=0)
 
+    # Notifications of completed uploads, besides subscriptions: an SNS topic and/or a webhook.
+    sns_topic_arn: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
     @field_validator(
         "jwt_algorithms",
         "allowed_content_types",
@@ -127,6 +133,10 @@ class Settings(BaseSettings):
             raise ValueError("MEDIAGRAPH_JWT_JWKS_URL is required for RS*/ES* algorithms")
         if self.cursor_secret is None and self.jwt_secret is None:
             raise ValueError("MEDIAGRAPH_CURSOR_SECRET is required when no JWT secret is set")
+        if self.webhook_url and (
+            self.webhook_secret is None or len(self.webhook_secret.get_secret_value()) < 32
+        ):
+            raise ValueError("MEDIAGRAPH_WEBHOOK_SECRET (at least 32 bytes) is required with a webhook URL")
         for prefix in (self.derived_prefix, self.quarantine_prefix):
             if prefix.startswith(self.upload_prefix) or self.upload_prefix.startswith(prefix):
                 # Objects written there would trigger the worker again, or be taken for uploads.

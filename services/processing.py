@@ -32,6 +32,7 @@ from services.errors import Conflict
 from services.events import MediaEvent, MediaEventType
 from services.inspection import MediaRefused
 from services.media import TERMINAL, Media, MediaStatus, utcnow
+from services.notifications import Notifier
 from services.pipeline import Job, Step, Verdict
 from services.ports import BlobStore, EventBus, MediaRepository
 from services.uploads import media_id_from_key, object_key_for
@@ -81,6 +82,7 @@ class ProcessingService:
         quarantine_prefix: str = "quarantine/",
         checks: Sequence[Callable[[Media], Check]] = DEFAULT_CHECKS,
         workdir: str | None = None,
+        notifiers: Sequence[Notifier] = (),
     ) -> None:
         self._repo = repo
         self._blobs = blobs
@@ -90,6 +92,7 @@ class ProcessingService:
         self._steps = steps
         self._checks = checks
         self._workdir = workdir
+        self._notifiers = notifiers
 
     async def handle(self, notice: ObjectCreated) -> Outcome:
         """Process one notice. Raises on transient failures so the message is retried."""
@@ -262,7 +265,13 @@ class ProcessingService:
         event_type = _EVENT_FOR.get(media.status)
         if event_type is not None:
             occurred = media.completed_at or media.updated_at
-            await self._bus.publish(MediaEvent(event_type, media, occurred))
+            event = MediaEvent(event_type, media, occurred)
+            await self._bus.publish(event)
+            if event_type is MediaEventType.COMPLETED:
+                # Each notifier remembers what it delivered: calling again on a redelivery is
+                # how a notification that failed last time gets sent.
+                for notifier in self._notifiers:
+                    await notifier.notify(event)
 
 
 def _sequence(sequencer: str) -> str:
