@@ -135,3 +135,8 @@ def resized(data: bytes, scale: float, *, quality: int = 80) -> bytes:
     image = Image.open(io.BytesIO(data))
     size = (round(image.width * scale), round(image.height * scale))
     return _encode(image.convert("RGB").resize(size, Image.Resampling.BICUBIC), "JPEG", quality=quality)
+
+
+def heic(width: int = 320, height: int = 240) -> bytes:
+    """An iPhone-style HEIC (pillow-heif's encoder)."""
+    return _encode(photo_image(width, height, seed=21), "HEIF", quality=80)

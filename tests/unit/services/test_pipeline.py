@@ -17,7 +17,7 @@ from services.pagination import CursorCodec
 from services.pipeline import Job, Verdict
 from services.processing import ObjectCreated, Outcome, ProcessingService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
-from tests.media_files import EICAR, corrupt_jpeg, jpeg_with_gps, photo, png_bomb, png_bytes
+from tests.media_files import EICAR, corrupt_jpeg, heic, jpeg_with_gps, photo, png_bomb, png_bytes
 from tests.media_files import resized as resized_copy
 from tests.pipeline import real_steps
 
@@ -235,3 +235,12 @@ async def test_a_worker_killed_after_derivatives_completes_once_on_redelivery() 
     assert done is not None and done.status is MediaStatus.COMPLETED
     assert {key: blobs.get(key) for key in written} == written  # the same files, rewritten
     assert [event.type for event in bus.published] == [MediaEventType.PROCESSING, MediaEventType.COMPLETED]
+
+
+async def test_a_heic_photo_is_decoded_and_gets_webp_variants(env: Env) -> None:
+    media = await env.process(heic(320, 240), content_type="image/heic")
+
+    assert media.status is MediaStatus.COMPLETED, media.reject_reason
+    assert (media.width, media.height) == (320, 240)
+    display = media.variant("display")
+    assert display is not None and opened(env.blobs.get(display.key)).format == "WEBP"
