@@ -19,11 +19,15 @@ venv: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/mediagraph dev
 
-## Debian packages the tests run for real: ClamAV's clamd (with a test-made signature database).
+## Debian packages the tests run for real: ClamAV's clamd (with a test-made signature database),
+## ffmpeg/ffprobe (video checks and poster frames). Installed only when missing.
+SYSTEM_PACKAGES = $(if $(or $(shell command -v clamd),$(wildcard /usr/sbin/clamd)),,clamav-daemon) \
+	$(if $(and $(shell command -v ffmpeg),$(shell command -v ffprobe)),,ffmpeg)
 system-deps:
-	@command -v clamd >/dev/null 2>&1 || test -x /usr/sbin/clamd || { \
-	  echo "installing clamav-daemon"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clamav-daemon; }
+	@if [ -n "$(strip $(SYSTEM_PACKAGES))" ]; then \
+	  echo "installing $(strip $(SYSTEM_PACKAGES))"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); \
+	fi
 
 ## The whole suite: lint, types, import contracts, schema snapshot, unit + integration + e2e.
 test: $(STAMP) system-deps

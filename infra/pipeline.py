@@ -14,7 +14,8 @@ from infra.moderation import LocalRuleModerator, RekognitionModerator
 from infra.notifications import SnsNotifier, WebhookNotifier
 from infra.scanners import ClamdScanner, EicarScanner
 from infra.settings import Settings
-from services.inspection import MalwareScanner, Moderator
+from infra.video import FfmpegVideoProber
+from services.inspection import MalwareScanner, Moderator, VideoProber
 from services.notifications import Notifier
 from services.pipeline import Step, default_steps
 from services.ports import BlobStore, MediaRepository
@@ -62,6 +63,18 @@ async def open_steps(
         moderator=await open_moderator(settings, stack),
         derived_prefix=settings.derived_prefix,
         duplicate_max_distance=settings.duplicate_max_distance,
+        video=video_prober(settings),
+    )
+
+
+def video_prober(settings: Settings) -> VideoProber | None:
+    if not settings.ffprobe_path or not settings.ffmpeg_path:
+        return None
+    return FfmpegVideoProber(
+        ffprobe=settings.ffprobe_path,
+        ffmpeg=settings.ffmpeg_path,
+        max_pixels=settings.max_image_pixels,
+        timeout_s=settings.video_probe_timeout_s,
     )
 
 

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     moderation_blocked_sha256: Annotated[tuple[str, ...], NoDecode] = ()
     moderation_min_confidence: float = Field(default=80.0, ge=0, le=100)
     rekognition_endpoint_url: str | None = None
+    # Videos: ffprobe checks the container, ffmpeg grabs a poster frame. Empty: videos are
+    # accepted on their magic bytes and checksum alone.
+    ffprobe_path: str = "ffprobe"
+    ffmpeg_path: str = "ffmpeg"
+    video_probe_timeout_s: float = Field(default=120.0, gt=0)
     # ClamAV through clamd (besides the built-in EICAR check): a host, or a Unix socket.
     clamd_host: str | None = None
     clamd_port: int = Field(default=3310, ge=1, le=65535)

@@ -30,6 +30,13 @@ class ImageFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class VideoFacts:
+    width: int
+    height: int
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Rendition:
     """A derived file on local disk, waiting to be stored under `name`."""
 
@@ -79,3 +86,11 @@ class MalwareScanner(Protocol):
 class Moderator(Protocol):
     async def moderate(self, media: Media, path: str) -> ModerationResult:
         """Labels that make the media need a human review; none when it may be shown."""
+
+
+class VideoProber(Protocol):
+    async def probe(self, path: str) -> VideoFacts:
+        """The container parses and holds a video stream. Raises MediaRefused."""
+
+    async def poster(self, path: str, workdir: str, *, at_ms: int) -> str:
+        """A still frame near `at_ms`, as an image file under `workdir`. Raises MediaRefused."""

@@ -76,6 +76,7 @@ class Media:
     # Filled in by the processing pipeline (see services/pipeline.py).
     width: int | None = None
     height: int | None = None
+    duration_ms: int | None = None  # videos
     blurhash: str | None = None
     phash: str | None = None  # perceptual hash (dHash, 16 hex digits)
     duplicate_of: str | None = None  # an earlier media of the same owner that looks the same
@@ -131,7 +132,7 @@ class Media:
         values["tags"] = tuple(values.get("tags") or ())
         values["size"] = int(values["size"])
         values["version"] = int(values.get("version", 1))
-        for key in ("width", "height", "review_round"):
+        for key in ("width", "height", "duration_ms", "review_round"):
             if values.get(key) is not None:
                 values[key] = int(values[key])
         values["variants"] = tuple(

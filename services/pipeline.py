@@ -23,7 +23,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from services.inspection import Derived, ImageFacts, ImageProcessor, MalwareScanner, MediaRefused, Moderator
+from services.inspection import (
+    Derived,
+    ImageFacts,
+    ImageProcessor,
+    MalwareScanner,
+    MediaRefused,
+    Moderator,
+    VideoFacts,
+    VideoProber,
+)
 from services.media import Media, MediaStatus, Variant
 from services.ports import BlobStore, MediaRepository
 
@@ -45,6 +54,7 @@ class Job:
     workdir: str  # where steps may write files; removed after the job
     check_verdicts: dict[str, str | None]  # streaming checks, by name: None passed
     facts: ImageFacts | None = None
+    video: VideoFacts | None = None
     derived: Derived | None = None
     variants: tuple[Variant, ...] = ()
     duplicate_of: str | None = None
@@ -94,13 +104,16 @@ class MalwareStep:
 class DecodeStep:
     name = "decode"
 
-    def __init__(self, images: ImageProcessor) -> None:
+    def __init__(self, images: ImageProcessor, video: VideoProber | None = None) -> None:
         self._images = images
+        self._video = video
 
     async def run(self, job: Job) -> Verdict | None:
         if _is_image(job.media):
             job.facts = await self._images.inspect(job.path)
-        # Videos are accepted on their container's magic alone: no ffprobe step yet.
+        elif self._video is not None:
+            job.video = await self._video.probe(job.path)
+        # Without a prober, videos are accepted on their container's magic and integrity alone.
         return None
 
 
@@ -124,22 +137,36 @@ def derived_key(prefix: str, media_id: str, name: str) -> str:
 class DeriveStep:
     name = "derive"
 
-    def __init__(self, images: ImageProcessor, blobs: BlobStore, *, derived_prefix: str) -> None:
+    def __init__(
+        self,
+        images: ImageProcessor,
+        blobs: BlobStore,
+        *,
+        derived_prefix: str,
+        video: VideoProber | None = None,
+    ) -> None:
         self._images = images
         self._blobs = blobs
         self._prefix = derived_prefix
+        self._video = video
 
     async def run(self, job: Job) -> Verdict | None:
-        if not _is_image(job.media):
+        if _is_image(job.media):
+            job.derived = await self._images.derive(job.path, job.workdir)
+        elif self._video is not None and job.video is not None:
+            # A poster frame a second in (or mid-way through a shorter clip), then the image path.
+            at_ms = min(1000, job.video.duration_ms // 2)
+            poster = await self._video.poster(job.path, job.workdir, at_ms=at_ms)
+            job.derived = await self._images.derive(poster, job.workdir)
+        else:
             return None
-        job.derived = await self._images.derive(job.path, job.workdir)
         variants = []
         for rendition in job.derived.renditions:
-            key = derived_key(self._prefix, job.media.id, rendition.name)
+            # A video's large still is its poster: Media.url keeps serving the video itself.
+            name = "poster" if job.video is not None and rendition.name == "display" else rendition.name
+            key = derived_key(self._prefix, job.media.id, name)
             await self._blobs.put_file(key, rendition.path, content_type=rendition.content_type)
-            variants.append(
-                Variant(rendition.name, key, rendition.width, rendition.height, rendition.content_type)
-            )
+            variants.append(Variant(name, key, rendition.width, rendition.height, rendition.content_type))
         job.variants = tuple(variants)
         return None
 
@@ -204,14 +231,15 @@ def default_steps(
     derived_prefix: str,
     duplicate_max_distance: int = 6,
     duplicate_scan_limit: int = 1000,
+    video: VideoProber | None = None,
 ) -> tuple[Step, ...]:
     return (
         ChecksStep("integrity", INTEGRITY_CHECKS),
         MalwareStep(scanners),
         ChecksStep("type", TYPE_CHECKS),
-        DecodeStep(images),
+        DecodeStep(images, video),
         ModerationStep(moderator),
-        DeriveStep(images, blobs, derived_prefix=derived_prefix),
+        DeriveStep(images, blobs, derived_prefix=derived_prefix, video=video),
         DuplicateStep(repo, max_distance=duplicate_max_distance, scan_limit=duplicate_scan_limit),
         ReviewGateStep(),
     )

@@ -299,10 +299,12 @@ def _findings(job: Job) -> dict[str, object]:
     findings: dict[str, object] = {"variants": job.variants, "duplicate_of": job.duplicate_of}
     if job.facts is not None:
         findings.update(width=job.facts.width, height=job.facts.height)
+    if job.video is not None:
+        findings.update(width=job.video.width, height=job.video.height, duration_ms=job.video.duration_ms)
+    elif job.derived is not None:
+        findings.update(width=job.derived.width, height=job.derived.height)
     if job.derived is not None:
         findings.update(
-            width=job.derived.width,
-            height=job.derived.height,
             blurhash=job.derived.blurhash,
             phash=job.derived.phash,
         )

@@ -140,3 +140,25 @@ def resized(data: bytes, scale: float, *, quality: int = 80) -> bytes:
 def heic(width: int = 320, height: int = 240) -> bytes:
     """An iPhone-style HEIC (pillow-heif's encoder)."""
     return _encode(photo_image(width, height, seed=21), "HEIF", quality=80)
+
+
+def _ffmpeg(*args: str) -> bytes:
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as workdir:
+        target = os.path.join(workdir, "out.mp4")
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *args, target], check=True)
+        with open(target, "rb") as made:
+            return made.read()
+
+
+def mp4(seconds: int = 2, width: int = 320, height: int = 240) -> bytes:
+    """A real MP4 (MPEG-4 part 2 video, ffmpeg's test pattern)."""
+    source = f"testsrc=duration={seconds}:size={width}x{height}:rate=10"
+    return _ffmpeg("-f", "lavfi", "-i", source, "-c:v", "mpeg4", "-pix_fmt", "yuv420p")
+
+
+def audio_only_mp4() -> bytes:
+    """An MP4 container (brand isom, so the magic says video/mp4) with no video stream."""
+    return _ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac")

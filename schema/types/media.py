@@ -54,7 +54,17 @@ class Media(relay.Node):
     )
     _model: strawberry.Private[MediaModel]
 
-    @strawberry.field(description="The derived thumbnails, small first (images only).")
+    @strawberry.field(description="Videos: length in seconds.")
+    def duration_seconds(self) -> float | None:
+        duration = self._model.duration_ms
+        return duration / 1000 if duration is not None else None
+
+    @strawberry.field(description="Videos: a still frame (WebP), shown before playback.")
+    def poster(self) -> MediaVariant | None:
+        variant = self._model.variant("poster")
+        return MediaVariant.from_model(self._model, variant) if variant is not None else None
+
+    @strawberry.field(description="The derived thumbnails, small first (images and video posters).")
     def thumbnails(self) -> list[MediaVariant]:
         return [
             MediaVariant.from_model(self._model, variant)

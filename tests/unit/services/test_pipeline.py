@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import io
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 from PIL import Image
 
+from infra.images import PillowImageProcessor
 from infra.moderation import LocalRuleModerator
+from infra.scanners import EicarScanner
+from services.auth import Principal
 from services.events import MediaEventType
 from services.gallery import GalleryService
 from services.media import Media, MediaStatus
@@ -17,9 +21,19 @@ from services.pagination import CursorCodec
 from services.pipeline import Job, Verdict
 from services.processing import ObjectCreated, Outcome, ProcessingService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
-from tests.media_files import EICAR, corrupt_jpeg, heic, jpeg_with_gps, photo, png_bomb, png_bytes
+from tests.media_files import (
+    EICAR,
+    audio_only_mp4,
+    corrupt_jpeg,
+    heic,
+    jpeg_with_gps,
+    mp4,
+    photo,
+    png_bomb,
+    png_bytes,
+)
 from tests.media_files import resized as resized_copy
-from tests.pipeline import real_steps
+from tests.pipeline import TEST_MAX_PIXELS, real_steps
 
 
 @dataclass
@@ -93,8 +107,6 @@ async def test_a_jpeg_with_gps_exif_is_delivered_without_any_location(env: Env) 
 async def test_url_serves_the_sanitised_variant_never_the_original(env: Env) -> None:
     media = await env.process(jpeg_with_gps())
     gallery = GalleryService(env.repo, env.blobs, env.bus, CursorCodec(b"k" * 32))
-    from services.auth import Principal
-
     url = await gallery.url_for(Principal(media.owner_id), media)
 
     assert url is not None and f"derived/{media.id}/display.webp" in url
@@ -159,8 +171,6 @@ async def test_the_eicar_file_is_quarantined_moved_and_never_served(env: Env, da
     assert env.blobs.get(media.object_key) == data  # kept for review
     assert env.types(media) == [MediaEventType.PROCESSING, MediaEventType.QUARANTINED]
     gallery = GalleryService(env.repo, env.blobs, env.bus, CursorCodec(b"k" * 32))
-    from services.auth import Principal
-
     assert await gallery.url_for(Principal(media.owner_id), media) is None
     assert await gallery.url_for(Principal("admin", frozenset({"admin"})), media) is None
 
@@ -244,3 +254,50 @@ async def test_a_heic_photo_is_decoded_and_gets_webp_variants(env: Env) -> None:
     assert (media.width, media.height) == (320, 240)
     display = media.variant("display")
     assert display is not None and opened(env.blobs.get(display.key)).format == "WEBP"
+
+
+@pytest.fixture
+def video_env() -> Env:
+    from infra.video import FfmpegVideoProber
+    from services.pipeline import default_steps
+
+    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(chunk_size=65536), InMemoryEventBus()
+    steps = default_steps(
+        repo=repo,
+        blobs=blobs,
+        images=PillowImageProcessor(max_pixels=TEST_MAX_PIXELS),
+        scanners=[EicarScanner()],
+        moderator=LocalRuleModerator(),
+        derived_prefix="derived/",
+        video=FfmpegVideoProber(max_pixels=TEST_MAX_PIXELS),
+    )
+    return Env(ProcessingService(repo, blobs, bus, upload_prefix="uploads/", steps=steps), repo, blobs, bus)
+
+
+async def test_a_video_gets_its_size_duration_and_a_poster_frame(video_env: Env) -> None:
+    media = await video_env.process(mp4(seconds=2), content_type="video/mp4")
+
+    assert media.status is MediaStatus.COMPLETED, media.reject_reason
+    assert (media.width, media.height, media.duration_ms) == (320, 240, 2000)
+    assert {variant.name for variant in media.variants} == {"poster", "thumb-large", "thumb-small"}
+    poster = media.variant("poster")
+    assert poster is not None and opened(video_env.blobs.get(poster.key)).size == (320, 240)
+    gallery = GalleryService(video_env.repo, video_env.blobs, video_env.bus, CursorCodec(b"k" * 32))
+    url = await gallery.url_for(Principal(media.owner_id), media)
+    assert url is not None and media.object_key in url  # the video itself, not its poster
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        pytest.param(lambda: audio_only_mp4(), "no video stream", id="audio-only"),
+        pytest.param(lambda: mp4()[:64] + b"\x00" * 4000, "corrupt", id="truncated"),
+    ],
+)
+async def test_an_mp4_without_a_playable_video_is_rejected(
+    video_env: Env, data: Callable[[], bytes], reason: str
+) -> None:
+    media = await video_env.process(data(), content_type="video/mp4")
+
+    assert media.status is MediaStatus.REJECTED
+    assert media.reject_reason is not None and reason in media.reject_reason
