@@ -15,7 +15,7 @@ from PIL import Image
 from infra.runtime import Runtime
 from infra.sqs_worker import SqsWorker
 from tests.client import create_upload, error_codes, gql, put_upload
-from tests.media_files import EICAR, jpeg_with_gps, photo, png_bytes
+from tests.media_files import EICAR, jpeg_with_gps, mp4, photo, png_bytes
 from tests.media_files import resized as resized_copy
 
 pytestmark = pytest.mark.e2e
@@ -181,3 +181,26 @@ async def test_a_report_hides_media_until_an_admin_releases_it(
 
     assert released["data"]["reviewMedia"]["status"] == "COMPLETED"
     assert (await gql(api, MEDIA, {"id": media_id}, token=bob))["data"]["media"]["status"] == "COMPLETED"
+
+
+VIDEO = """query($id: ID!) { media(id: $id) {
+  status url width height durationSeconds poster { name url width height } thumbnails { name }
+} }"""
+
+
+async def test_a_video_completes_with_duration_and_poster(
+    api: str, worker: SqsWorker, token: Callable[..., str]
+) -> None:
+    alice = token("alice")
+    payload = await upload(api, alice, mp4(seconds=2), contentType="video/mp4", filename="clip.mp4")
+    await wait_status(api, alice, payload["media"]["id"], "COMPLETED", "REJECTED")
+
+    media = (await gql(api, VIDEO, {"id": payload["media"]["id"]}, token=alice))["data"]["media"]
+
+    assert media["status"] == "COMPLETED"
+    assert (media["width"], media["height"], media["durationSeconds"]) == (320, 240, 2.0)
+    assert f"uploads/{payload['media']['mediaId']}" in media["url"]
+    assert media["poster"]["name"] == "poster"
+    poster = Image.open(io.BytesIO(await fetch(media["poster"]["url"])))
+    assert poster.format == "WEBP" and poster.size == (320, 240)
+    assert [thumb["name"] for thumb in media["thumbnails"]] == ["thumb-small", "thumb-large"]
