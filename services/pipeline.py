@@ -28,7 +28,6 @@ from services.inspection import (
     ImageFacts,
     ImageProcessor,
     MalwareScanner,
-    MediaRefused,
     Moderator,
     VideoFacts,
     VideoProber,
@@ -244,5 +243,3 @@ def default_steps(
         ReviewGateStep(),
     )
 
-
-__all__ = ["Job", "MediaRefused", "Step", "Verdict", "default_steps"]
