@@ -242,4 +242,3 @@ def default_steps(
         DuplicateStep(repo, max_distance=duplicate_max_distance, scan_limit=duplicate_scan_limit),
         ReviewGateStep(),
     )
-

@@ -122,7 +122,8 @@ _MARKUP = (b"<script", b"<?php", b"<html", b"<!doctype html", b"<iframe", b"<svg
 _TRAILERS = {
     "image/jpeg": (b"\xff\xd9",),
     "image/png": (b"IEND\xaeB`\x82",),
-    "image/gif": (b";",),
+    # The last block's terminator, then the trailer: a script ending in ";" is not a GIF's end.
+    "image/gif": (b"\x00;",),
 }
 
 
