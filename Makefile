@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: dev test lint typecheck bench lock schema clean serve worker
+.PHONY: dev test system-deps lint typecheck bench lock schema clean serve worker
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,18 @@ venv: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/mediagraph dev
 
+## Debian packages the tests run for real: ClamAV's clamd (with a test-made signature database),
+## ffmpeg/ffprobe (video checks and poster frames). Installed only when missing.
+SYSTEM_PACKAGES = $(if $(or $(shell command -v clamd),$(wildcard /usr/sbin/clamd)),,clamav-daemon) \
+	$(if $(and $(shell command -v ffmpeg),$(shell command -v ffprobe)),,ffmpeg)
+system-deps:
+	@if [ -n "$(strip $(SYSTEM_PACKAGES))" ]; then \
+	  echo "installing $(strip $(SYSTEM_PACKAGES))"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); \
+	fi
+
 ## The whole suite: lint, types, import contracts, schema snapshot, unit + integration + e2e.
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .

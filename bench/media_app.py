@@ -30,6 +30,7 @@ from services.gallery import GalleryService
 from services.media import Media, MediaStatus, Visibility
 from services.pagination import CursorCodec
 from services.ports import MediaRepository
+from services.review import ReviewService
 from services.uploads import UploadPolicy, UploadService
 from tests.fakes import (
     InMemoryBlobStore,
@@ -91,6 +92,7 @@ def _services(settings: Settings, repo: MediaRepository) -> Services:
         editing=EditingService(repo, bus),
         engagement=EngagementService(engagement, gallery),
         feed=FeedService(repo, gallery, engagement, snapshots, cursors),
+        review=ReviewService(repo, bus),
     )
 
 

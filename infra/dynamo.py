@@ -6,6 +6,8 @@ DynamoDB table. Every attribute name in an expression is aliased (see stack-note
       gsi2pk=OWNER#<owner>#<status>          gsi2sk=<createdAt>#<id>   owner's timeline by status
       gsi3pk=STATUS#<status>[#<visibility>]  gsi3sk=<createdAt>#<id>   everyone's, by status;
                                              COMPLETED is split by visibility: the public timeline
+      gsi4pk=SHA#<owner>#<sha256>            gsi4sk=<createdAt>#<id>   only while COMPLETED:
+                                             the instant re-upload lookup
       ttl=<epoch>                            only while PENDING: abandoned uploads expire
     pk=TAG#<tag>           sk=<createdAt>#<id>   one per tag of a media: search across users
       gsi1pk=OWNERTAG#<owner>#<tag>          gsi1sk=<createdAt>#<id>   the owner's media by tag
@@ -37,6 +39,9 @@ INDEXES = {
     "gsi1": ("gsi1pk", "gsi1sk"),
     "gsi2": ("gsi2pk", "gsi2sk"),
     "gsi3": ("gsi3pk", "gsi3sk"),
+    # Sparse: only COMPLETED records carry these keys, so the index follows deletes, quarantines
+    # and restores by itself (a separate SHA item would need a second write on every change).
+    "gsi4": ("gsi4pk", "gsi4sk"),
 }
 _BATCH_GET_LIMIT = 100
 
@@ -69,6 +74,9 @@ def to_item(media: Media) -> dict[str, Any]:
         "gsi3pk": status_partition(media.status, media.visibility),
         "gsi3sk": sort,
     }
+    if media.status is MediaStatus.COMPLETED:
+        item["gsi4pk"] = f"SHA#{media.owner_id}#{media.sha256}"
+        item["gsi4sk"] = sort
     if not media.tags:
         item.pop("tags", None)
     if media.expires_at is not None:
@@ -214,6 +222,21 @@ class DynamoMediaRepository:
             if code in ("TransactionCanceledException", "ConditionalCheckFailedException"):
                 raise Conflict(conflict_message) from exc
             raise
+
+    async def find_completed_by_sha256(self, owner_id: str, sha256: str) -> Media | None:
+        # A GSI read is eventually consistent: a completion a moment ago may be missed, which
+        # only costs that client a normal upload.
+        response = await self._client.query(
+            TableName=self._table,
+            IndexName="gsi4",
+            KeyConditionExpression="#p = :p",
+            ExpressionAttributeNames={"#p": "gsi4pk"},
+            ExpressionAttributeValues={":p": {"S": f"SHA#{owner_id}#{sha256}"}},
+            ScanIndexForward=False,
+            Limit=1,
+        )
+        items = response.get("Items", [])
+        return from_item(items[0]) if items else None
 
     async def count_by_status(self, owner_id: str) -> dict[MediaStatus, int]:
         response = await self._client.get_item(

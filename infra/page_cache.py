@@ -128,6 +128,9 @@ class CachedMediaRepository:
     async def get_many(self, media_ids: list[str]) -> dict[str, Media]:
         return await self._inner.get_many(media_ids)
 
+    async def find_completed_by_sha256(self, owner_id: str, sha256: str) -> Media | None:
+        return await self._inner.find_completed_by_sha256(owner_id, sha256)
+
     async def count_by_status(self, owner_id: str) -> dict[MediaStatus, int]:
         return await self._inner.count_by_status(owner_id)
 

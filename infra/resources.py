@@ -124,12 +124,32 @@ async def _ensure_table(client: Any, settings: Settings) -> None:
         await client.create_table(**table_definition(settings.table))
         waiter = client.get_waiter("table_exists")
         await waiter.wait(TableName=settings.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    await _ensure_indexes(client, settings.table)
     ttl = await client.describe_time_to_live(TableName=settings.table)
     if ttl["TimeToLiveDescription"].get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
         await client.update_time_to_live(
             TableName=settings.table,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
         )
+
+
+async def _ensure_indexes(client: Any, table: str) -> None:
+    """Add GSIs a newer release needs (gsi4: instant re-upload) to a table made by an older one.
+    DynamoDB builds one new index per UpdateTable; until it is ACTIVE, lookups just find nothing."""
+    description = (await client.describe_table(TableName=table))["Table"]
+    existing = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+    definition = table_definition(table)
+    for index in definition["GlobalSecondaryIndexes"]:
+        if index["IndexName"] in existing:
+            continue
+        log.info("adding index", extra={"table": table, "index": index["IndexName"]})
+        names = {key["AttributeName"] for key in index["KeySchema"]}
+        await client.update_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in sorted(names)],
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
+        return  # one index per call; the next start adds the next
 
 
 async def _ensure_queue(client: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from infra.dynamo_engagement import DynamoEngagementStore
 from infra.idempotency import DynamoIdempotencyStore
 from infra.jwt import JwtTokenVerifier
 from infra.page_cache import CachedMediaRepository
+from infra.pipeline import open_notifiers, open_steps
 from infra.rate_limit import RedisRateLimiter
 from infra.redis_bus import RedisEventBus
 from infra.redis_snapshots import RedisSnapshotStore
@@ -32,6 +33,7 @@ from services.pagination import CursorCodec
 from services.processing import ProcessingService
 from services.quotas import QuotaPolicy, QuotaService
 from services.rate_limits import Limit, RateLimitPolicy, RateLimitService
+from services.review import ReviewService
 from services.uploads import UploadPolicy, UploadService
 
 
@@ -49,6 +51,7 @@ class Runtime:
     processing: ProcessingService
     services: Services
     rate_limits: RateLimitService
+    review: ReviewService
 
 
 def _cursor_key(settings: Settings) -> bytes:
@@ -84,6 +87,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             upload_url_ttl_s=settings.upload_url_ttl_s,
             pending_ttl_s=settings.pending_ttl_s,
             upload_prefix=settings.upload_prefix,
+            derived_prefix=settings.derived_prefix,
             multipart_threshold_bytes=settings.multipart_threshold_bytes,
             part_size_bytes=settings.multipart_part_bytes,
         )
@@ -107,12 +111,14 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
         gallery = GalleryService(repo, blobs, bus, cursors)
         engagement_store = DynamoEngagementStore(clients.dynamodb, settings.table)
         uploads = UploadService(repo, blobs, bus, policy, quotas=quotas, idempotency=idempotency)
+        review = ReviewService(repo, bus)
         services = Services(
             uploads=uploads,
             gallery=gallery,
             editing=EditingService(repo, bus),
             engagement=EngagementService(engagement_store, gallery),
             rate_limits=rate_limits,
+            review=review,
             feed=FeedService(
                 repo, gallery, engagement_store, RedisSnapshotStore(redis, settings.redis_prefix), cursors
             ),
@@ -129,7 +135,15 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             gallery=gallery,
             services=services,
             processing=ProcessingService(
-                repo, blobs, bus, upload_prefix=settings.upload_prefix, telemetry=OtelTelemetry()
+                repo,
+                blobs,
+                bus,
+                upload_prefix=settings.upload_prefix,
+                quarantine_prefix=settings.quarantine_prefix,
+                steps=await open_steps(settings, stack, repo, blobs),
+                notifiers=await open_notifiers(settings, stack, redis),
+                telemetry=OtelTelemetry(),
             ),
             rate_limits=rate_limits,
+            review=review,
         )

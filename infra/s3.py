@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from services.errors import BadUserInput
+from services.errors import BadUserInput, NotFound
 from services.ports import BlobInfo, BlobStream, PresignedRequest, UploadedPart
 
 CHUNK_BYTES = 1024 * 1024
@@ -155,6 +155,25 @@ class S3BlobStore:
         except ClientError as exc:
             if _code(exc) not in ("NoSuchUpload", "404", "NotFound"):
                 raise
+
+    async def put_file(self, key: str, path: str, *, content_type: str) -> None:
+        # upload_file streams from disk (multipart past its threshold): never whole in memory.
+        await self._client.upload_file(path, self._bucket, key, ExtraArgs={"ContentType": content_type})
+
+    async def copy(self, source: str, destination: str) -> None:
+        # Server-side, up to 5 GB (the largest single PUT, and so the largest upload we verify
+        # without multipart).
+        try:
+            await self._client.copy_object(
+                Bucket=self._bucket,
+                Key=destination,
+                CopySource={"Bucket": self._bucket, "Key": source},
+                MetadataDirective="COPY",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise NotFound(f"object {source} is gone") from exc
+            raise
 
     async def ping(self) -> None:
         await self._client.head_bucket(Bucket=self._bucket)

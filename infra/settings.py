@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -108,8 +108,41 @@ class Settings(BaseSettings):
     otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
     otel_service_name: str = "mediagraph"
 
+    # Processing pipeline. Derived and quarantined objects live outside the upload prefix.
+    derived_prefix: str = "derived/"
+    quarantine_prefix: str = "quarantine/"
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    duplicate_max_distance: int = Field(default=6, ge=0, le=32)
+    moderation_backend: Literal["local", "rekognition"] = "local"
+    moderation_blocked_terms: Annotated[tuple[str, ...], NoDecode] = ()
+    moderation_blocked_sha256: Annotated[tuple[str, ...], NoDecode] = ()
+    moderation_min_confidence: float = Field(default=80.0, ge=0, le=100)
+    rekognition_endpoint_url: str | None = None
+    # Videos: ffprobe checks the container, ffmpeg grabs a poster frame. Empty: videos are
+    # accepted on their magic bytes and checksum alone.
+    ffprobe_path: str = "ffprobe"
+    ffmpeg_path: str = "ffmpeg"
+    video_probe_timeout_s: float = Field(default=120.0, gt=0)
+    # ClamAV through clamd (besides the built-in EICAR check): a host, or a Unix socket.
+    clamd_host: str | None = None
+    clamd_port: int = Field(default=3310, ge=1, le=65535)
+    clamd_socket: str | None = None
+    clamd_timeout_s: float = Field(default=60.0, gt=0)
+
+    # Notifications of completed uploads, besides subscriptions: an SNS topic and/or a webhook.
+    sns_topic_arn: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
     @field_validator(
-        "jwt_algorithms", "allowed_content_types", "cors_origins", "trusted_proxies", mode="before"
+        "jwt_algorithms",
+        "allowed_content_types",
+        "cors_origins",
+        "trusted_proxies",
+        "moderation_blocked_terms",
+        "moderation_blocked_sha256",
+        mode="before",
     )
     @classmethod
     def _split_csv(cls, value: object) -> object:
@@ -139,6 +172,14 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError as exc:
                 raise ValueError(f"MEDIAGRAPH_TRUSTED_PROXIES: {proxy!r} is not an address or CIDR") from exc
+        if self.webhook_url and (
+            self.webhook_secret is None or len(self.webhook_secret.get_secret_value()) < 32
+        ):
+            raise ValueError("MEDIAGRAPH_WEBHOOK_SECRET (at least 32 bytes) is required with a webhook URL")
+        for prefix in (self.derived_prefix, self.quarantine_prefix):
+            if prefix.startswith(self.upload_prefix) or self.upload_prefix.startswith(prefix):
+                # Objects written there would trigger the worker again, or be taken for uploads.
+                raise ValueError("derived and quarantine prefixes must lie outside the upload prefix")
         if self.profile is Profile.PRODUCTION and self.aws_endpoint_url:
             raise ValueError("the production profile talks to real AWS: unset MEDIAGRAPH_AWS_ENDPOINT_URL")
         return self

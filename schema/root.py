@@ -20,6 +20,7 @@ from strawberry.schema.config import StrawberryConfig
 from resolvers import editing as editing_resolvers
 from resolvers import media as media_resolvers
 from resolvers import multipart as multipart_resolvers
+from resolvers import review as review_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.extensions import ErrorCodes
 from schema.observability import Observability
@@ -79,6 +80,10 @@ class Query:
         "the missing ones.",
         extensions=[RateLimit()],
     )
+    review_queue: list[Media] = strawberry.field(
+        resolver=review_resolvers.review_queue,
+        description="Admins: QUARANTINED media waiting for review, oldest first.",
+    )
 
 
 @strawberry.type
@@ -86,7 +91,8 @@ class Mutation:
     create_upload: CreateUploadPayload = strawberry.mutation(
         resolver=upload_resolvers.create_upload,
         description="Declare an upload; returns the PENDING media and the signed PUT (or, for large "
-        "files, the multipart plan) to send the bytes with.",
+        "files, the multipart plan) to send the bytes with, or, when you already have these exact "
+        "bytes COMPLETED, a COMPLETED copy and no upload.",
         extensions=[RateLimit()],
     )
     upload_part_urls: list[UploadPartUrl] = strawberry.mutation(
@@ -107,13 +113,27 @@ class Mutation:
         extensions=[RateLimit()],
     )
     update_media: Media = strawberry.mutation(
-        resolver=editing_resolvers.update_media, description="Change title, tags or visibility of your media."
+        resolver=editing_resolvers.update_media,
+        description="Change title, tags or visibility of your media.",
+        extensions=[RateLimit()],
     )
     like_media: Media = strawberry.mutation(
-        resolver=editing_resolvers.like_media, description="Like media you can see; liking twice counts once."
+        resolver=editing_resolvers.like_media,
+        description="Like media you can see; liking twice counts once.",
+        extensions=[RateLimit()],
     )
     unlike_media: Media = strawberry.mutation(
-        resolver=editing_resolvers.unlike_media, description="Take a like back."
+        resolver=editing_resolvers.unlike_media, description="Take a like back.", extensions=[RateLimit()]
+    )
+    review_media: Media = strawberry.mutation(
+        resolver=review_resolvers.review_media,
+        description="Admins: release (COMPLETED) or reject (REJECTED) QUARANTINED media.",
+        extensions=[RateLimit()],
+    )
+    report_media: bool = strawberry.mutation(
+        resolver=review_resolvers.report_media,
+        description="Send media you can see to the review queue; it is hidden until reviewed.",
+        extensions=[RateLimit()],
     )
 
 

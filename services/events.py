@@ -42,7 +42,9 @@ class MediaEvent:
         Processing outcomes happen once per media, whatever edits follow, so their key
         leaves the version out: a late duplicate notice after an edit stays silent."""
         if self.type in _ONCE_PER_MEDIA:
-            return f"{self.media.id}:{self.type}"
+            # ...once per review round: a released or reported media may be announced again.
+            round_ = f":r{self.media.review_round}" if self.media.review_round else ""
+            return f"{self.media.id}:{self.type}{round_}"
         return f"{self.media.id}:{self.media.version}:{self.type}"
 
     def to_record(self) -> dict[str, Any]:

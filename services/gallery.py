@@ -166,10 +166,20 @@ class GalleryService:
         return MediaPage(shown, cursors, has_more, end)
 
     async def url_for(self, viewer: Principal | None, media: Media) -> str | None:
-        """A short-lived URL for the bytes, for viewers allowed to see COMPLETED media."""
+        """A short-lived URL for viewers allowed to see COMPLETED media: the sanitised variant
+        (no EXIF, no location) once it exists, the original bytes only for media without one."""
         if media.status is not MediaStatus.COMPLETED or not (await self.visible(viewer, [media])):
             return None
-        return await self._blobs.presign_get(media.object_key, expires_in=self._url_ttl_s)
+        display = media.variant("display")
+        key = display.key if display is not None else media.object_key
+        return await self._blobs.presign_get(key, expires_in=self._url_ttl_s)
+
+    async def variant_url(self, viewer: Principal | None, media: Media, name: str) -> str | None:
+        """A short-lived URL for one derived variant, under the same rules as `url_for`."""
+        variant = media.variant(name)
+        if variant is None or media.status is not MediaStatus.COMPLETED or not can_view(media, viewer):
+            return None
+        return await self._blobs.presign_get(variant.key, expires_in=self._url_ttl_s)
 
     async def completions(self, viewer: Principal | None, media_id: str | None) -> AsyncIterator[Media]:
         """Each of the caller's uploads as it becomes COMPLETED; with `media_id`, just that one.

@@ -43,6 +43,17 @@ def utcnow() -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
+class Variant:
+    """A file the worker derived from the upload (EXIF-free, orientation applied)."""
+
+    name: str  # "display" (what Media.url serves), "thumb-small", "thumb-large"
+    key: str
+    width: int
+    height: int
+    content_type: str = "image/webp"
+
+
+@dataclass(frozen=True, slots=True)
 class Media:
     id: str
     owner_id: str
@@ -64,6 +75,22 @@ class Media:
     request_id: str | None = None  # the request that created it, carried into the worker's logs
     multipart_upload_id: str | None = None  # S3's UploadId while a multipart upload is open
     part_size: int | None = None  # bytes per part (the last may be smaller) of a multipart upload
+    # Filled in by the processing pipeline (see services/pipeline.py).
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None  # videos
+    blurhash: str | None = None
+    phash: str | None = None  # perceptual hash (dHash, 16 hex digits)
+    duplicate_of: str | None = None  # an earlier media of the same owner that looks the same
+    variants: tuple[Variant, ...] = ()
+    quarantine_kind: str | None = None  # "malware" | "moderation" | "report"
+    # Bumped by every review decision or report: the same outcome may then be announced again.
+    review_round: int = 0
+    # The S3 `sequencer` of the newest object event acted on (real S3 only; moto omits it).
+    sequencer: str | None = None
+
+    def variant(self, name: str) -> Variant | None:
+        return next((variant for variant in self.variants if variant.name == name), None)
 
     def is_expired(self, now: datetime) -> bool:
         return self.status is MediaStatus.PENDING and self.expires_at is not None and self.expires_at <= now
@@ -93,7 +120,7 @@ class Media:
             if isinstance(value, datetime):
                 value = value.isoformat()
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [dataclasses.asdict(item) if isinstance(item, Variant) else item for item in value]
             elif isinstance(value, StrEnum):
                 value = value.value
             record[field.name] = value
@@ -113,4 +140,11 @@ class Media:
         values["version"] = int(values.get("version", 1))
         if values.get("part_size") is not None:
             values["part_size"] = int(values["part_size"])
+        for key in ("width", "height", "duration_ms", "review_round"):
+            if values.get(key) is not None:
+                values[key] = int(values[key])
+        values["variants"] = tuple(
+            Variant(**{**item, "width": int(item["width"]), "height": int(item["height"])})
+            for item in values.get("variants") or ()
+        )
         return cls(**values)

@@ -86,6 +86,9 @@ class MediaRepository(Protocol):
         """Replace the record if its stored version is `expected_version`; else raises Conflict.
         Tag index items and per-owner counters change in the same transaction."""
 
+    async def find_completed_by_sha256(self, owner_id: str, sha256: str) -> Media | None:
+        """A COMPLETED media of this owner with exactly these bytes, or None (may lag a write)."""
+
     async def list_by_owner(
         self, owner_id: str, *, limit: int, after: str | None, filter: ListFilter
     ) -> Page:
@@ -150,6 +153,12 @@ class BlobStore(Protocol):
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         """Drop the upload and its parts; no error if it is already gone."""
+
+    async def put_file(self, key: str, path: str, *, content_type: str) -> None:
+        """Upload a local file (streamed from disk), replacing any object at `key`."""
+
+    async def copy(self, source: str, destination: str) -> None:
+        """Server-side copy; the bytes never pass through us. Raises if `source` is absent."""
 
     async def ping(self) -> None:
         """Raises if the store is unreachable."""

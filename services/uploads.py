@@ -12,10 +12,11 @@ from datetime import timedelta
 from ulid import ULID
 
 from services.auth import Principal
-from services.errors import BadUserInput, Conflict
+from services.errors import BadUserInput, Conflict, NotFound
 from services.events import MediaEvent, MediaEventType
-from services.media import Media, MediaStatus, Visibility, utcnow
+from services.media import Media, MediaStatus, Variant, Visibility, utcnow
 from services.multipart import MultipartPlan, MultipartService, part_size_for
+from services.pipeline import derived_key
 from services.ports import (
     BlobStore,
     EventBus,
@@ -43,6 +44,7 @@ class UploadPolicy:
     # Larger uploads go multipart (seed: > 100 MB); parts of this size, the last one smaller.
     multipart_threshold_bytes: int = 100 * 1024 * 1024
     part_size_bytes: int = 16 * 1024 * 1024
+    derived_prefix: str = "derived/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +165,17 @@ class UploadService:
             if store is not None and key is not None:
                 await store.release(principal.user_id, key, claim)
             raise
-        await self._bus.publish(MediaEvent(MediaEventType.CREATED, ticket.media, now))
+        if ticket.media.status is MediaStatus.PENDING:  # an instant upload announced COMPLETED
+            await self._bus.publish(MediaEvent(MediaEventType.CREATED, ticket.media, now))
         return ticket
 
     async def _start(self, media: Media) -> UploadTicket:
+        same = await self._repo.find_completed_by_sha256(media.owner_id, media.sha256)
+        if same is not None and same.size == media.size and same.content_type == media.content_type:
+            try:
+                return await self._instant(media, same)
+            except NotFound:
+                pass  # deleted meanwhile: an ordinary upload, then
         if media.size > self._policy.multipart_threshold_bytes:
             part_size = part_size_for(media.size, self._policy.part_size_bytes)
             upload_id = await self._blobs.create_multipart(media.object_key, content_type=media.content_type)
@@ -180,6 +189,32 @@ class UploadService:
         upload = await self._presign_put(media)
         await self._repo.create(media)
         return UploadTicket(media=media, upload=upload)
+
+    async def _instant(self, media: Media, same: Media) -> UploadTicket:
+        """The owner already has these verified bytes: copy them (and their variants) inside S3
+        and complete at once, with the new title, tags and visibility. No bytes are sent.
+
+        The copy lands under the upload prefix, so S3 notifies the worker; it finds the record
+        COMPLETED and does nothing (or, if it comes first, finds no record and ignores it)."""
+        await self._blobs.copy(same.object_key, media.object_key)
+        variants = []
+        for variant in same.variants:
+            key = derived_key(self._policy.derived_prefix, media.id, variant.name)
+            await self._blobs.copy(variant.key, key)
+            variants.append(Variant(variant.name, key, variant.width, variant.height, variant.content_type))
+        done = media.transition(
+            MediaStatus.COMPLETED,
+            media.created_at,
+            width=same.width,
+            height=same.height,
+            blurhash=same.blurhash,
+            phash=same.phash,
+            variants=tuple(variants),
+            duplicate_of=same.id,
+        )
+        await self._repo.create(done)
+        await self._bus.publish(MediaEvent(MediaEventType.COMPLETED, done, media.created_at))
+        return UploadTicket(media=done, upload=None)
 
     async def _presign_put(self, media: Media) -> PresignedRequest:
         return await self._blobs.presign_put(

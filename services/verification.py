@@ -113,8 +113,60 @@ _FTYP_BRANDS = {
 }
 
 
-DEFAULT_CHECKS: tuple[type[SizeCheck] | type[Sha256Check] | type[MagicCheck], ...] = (
+_EDGE_BYTES = 64 * 1024
+# Markup a browser or an interpreter would act on. Looked for only near the start and the end,
+# where sniffing looks and payloads are appended: over gigabytes of compressed data, short
+# markers would match by chance.
+_MARKUP = (b"<script", b"<?php", b"<html", b"<!doctype html", b"<iframe", b"<svg")
+# What the last bytes of a well-formed file are, by declared type.
+_TRAILERS = {
+    "image/jpeg": (b"\xff\xd9",),
+    "image/png": (b"IEND\xaeB`\x82",),
+    # The last block's terminator, then the trailer: a script ending in ";" is not a GIF's end.
+    "image/gif": (b"\x00;",),
+}
+
+
+class PolyglotCheck:
+    """A file that is also another file is refused: trailing data after the image's end marker
+    (a ZIP, a script, a second image appended), or markup near either end.
+
+    Not covered: ISO-BMFF (HEIC, MP4, MOV) trailers, whose boxes would need walking."""
+
+    name = "polyglot"
+
+    def __init__(self, media: Media) -> None:
+        self._declared = media.content_type
+        self._head = bytearray()
+        self._tail = bytearray()
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if len(self._head) < _EDGE_BYTES:
+            self._head += chunk[: _EDGE_BYTES - len(self._head)]
+        self._tail += chunk[-_EDGE_BYTES:]
+        del self._tail[:-_EDGE_BYTES]
+
+    def verdict(self) -> str | None:
+        for edge in (bytes(self._head).lower(), bytes(self._tail).lower()):
+            for marker in _MARKUP:
+                if marker in edge:
+                    return f"polyglot: markup ({marker.decode()}) inside {self._declared}"
+        tail = bytes(self._tail)
+        trailers = _TRAILERS.get(self._declared)
+        if trailers is not None and not any(tail.endswith(trailer) for trailer in trailers):
+            return f"polyglot: data after the end of the {self._declared} image"
+        if self._declared == "image/webp" and len(self._head) >= 8:
+            riff_size = int.from_bytes(self._head[4:8], "little") + 8
+            if riff_size != self._size:
+                return "polyglot: data outside the WebP RIFF container"
+        return None
+
+
+DEFAULT_CHECKS: tuple[type[SizeCheck] | type[Sha256Check] | type[MagicCheck] | type[PolyglotCheck], ...] = (
     SizeCheck,
     MagicCheck,
+    PolyglotCheck,
     Sha256Check,
 )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ulid import ULID
 
-from services.errors import Conflict
+from services.errors import Conflict, NotFound
 from services.events import MediaEvent
 from services.media import Media, MediaStatus, Visibility, utcnow
 from services.ports import (
@@ -61,6 +61,14 @@ class InMemoryMediaRepository:
         if current is None or current.version != expected_version:
             raise Conflict(f"media {media.id} changed meanwhile")
         self._items[media.id] = media
+
+    async def find_completed_by_sha256(self, owner_id: str, sha256: str) -> Media | None:
+        matching = [
+            media
+            for media in self._items.values()
+            if media.owner_id == owner_id and media.sha256 == sha256 and media.status is MediaStatus.COMPLETED
+        ]
+        return max(matching, key=self.position_of) if matching else None
 
     async def list_by_owner(
         self, owner_id: str, *, limit: int, after: str | None, filter: ListFilter | None = None
@@ -246,6 +254,18 @@ class InMemoryBlobStore:
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         self.multipart.pop(upload_id, None)
+
+    async def put_file(self, key: str, path: str, *, content_type: str) -> None:
+        with open(path, "rb") as source:
+            self._objects[key] = _Blob(source.read(), content_type)
+
+    async def copy(self, source: str, destination: str) -> None:
+        if source not in self._objects:
+            raise NotFound(f"object {source} is gone")
+        self._objects[destination] = dataclasses.replace(self._objects[source])
+
+    def get(self, key: str) -> bytes:
+        return self._objects[key].data
 
     async def ping(self) -> None:
         return None

@@ -1,24 +1,180 @@
-"""Small real files for tests: bytes whose magic matches their type."""
+"""Small real files for tests, made with Pillow: images that decode, of an exact size when asked,
+photos with GPS EXIF, decompression bombs, polyglots and the EICAR test file."""
 
 from __future__ import annotations
 
+import functools
+import io
 import os
+import random
+import struct
+import zlib
 
-# A minimal JPEG header followed by random payload: enough for magic-byte checks in issue 2.
+from PIL import Image, ImageDraw
+
+# Split so that this file is not itself reported by a virus scanner.
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 JPEG_HEAD = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
 PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 
 
+def _noise(side: int) -> Image.Image:
+    return Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+
+
+def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
 def jpeg_bytes(size: int = 4096) -> bytes:
-    return JPEG_HEAD + os.urandom(max(0, size - len(JPEG_HEAD)))
+    """A real, random JPEG of exactly `size` bytes (padded with comment segments). Below the
+    smallest JPEG Pillow writes, a JPEG header and random bytes: enough for a declaration."""
+    base = _encode(_noise(8), "JPEG", quality=50)
+    if size < len(base) + 4:
+        return JPEG_HEAD + os.urandom(max(0, size - len(JPEG_HEAD)))
+    side = 8
+    while True:  # the largest noise image that fits, then comments to the byte
+        bigger = _encode(_noise(side * 2), "JPEG", quality=50)
+        if len(bigger) + 4 > size or side >= 512:
+            break
+        base, side = bigger, side * 2
+    padding = b""
+    missing = size - len(base)
+    while missing > 0:
+        body = min(missing, 65535 + 2) - 4
+        if missing - (body + 4) in (1, 2, 3):  # leave room for one more whole segment
+            body -= 4
+        body = max(body, 0)
+        padding += b"\xff\xfe" + struct.pack(">H", body + 2) + b"c" * body
+        missing = size - len(base) - len(padding)
+    data = base[:2] + padding + base[2:]
+    assert len(data) == size, (len(data), size)
+    return data
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def png_bytes(size: int = 4096) -> bytes:
-    return PNG_HEAD + os.urandom(max(0, size - len(PNG_HEAD)))
+    """A real, random PNG of exactly `size` bytes (padded with a private ancillary chunk)."""
+    base = _encode(_noise(4), "PNG")
+    if size < len(base) + 12:
+        return PNG_HEAD + os.urandom(max(0, size - len(PNG_HEAD)))
+    side = 4
+    while True:
+        bigger = _encode(_noise(side * 2), "PNG")
+        if len(bigger) + 12 > size or side >= 256:
+            break
+        base, side = bigger, side * 2
+    pad = _chunk(b"pdDg", b"p" * (size - len(base) - 12))
+    iend = base.rindex(b"IEND") - 4
+    return base[:iend] + pad + base[iend:]
 
 
-MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+def photo(
+    width: int = 480, height: int = 360, *, seed: int = 1, fmt: str = "JPEG", **options: object
+) -> bytes:
+    """A structured picture (gradient and shapes): perceptual hashes see it as a photo."""
+    return _encode(photo_image(width, height, seed=seed), fmt, **options)
+
+
+def photo_image(width: int = 480, height: int = 360, *, seed: int = 1) -> Image.Image:
+    rng = random.Random(seed)
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        x, y = rng.randrange(width), rng.randrange(height)
+        r = rng.randrange(10, max(11, min(width, height) // 3))
+        color = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=color)
+    return image
+
+
+def jpeg_with_gps(width: int = 640, height: int = 480, *, orientation: int = 6) -> bytes:
+    """A JPEG whose EXIF places it at the Eiffel Tower and says 'rotate 90° to display'."""
+    image = photo_image(width, height, seed=7)
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"  # Make
+    exif[0x0112] = orientation  # Orientation
+    gps = exif.get_ifd(0x8825)
+    gps[1] = "N"
+    gps[2] = (48.0, 51.0, 29.0)
+    gps[3] = "E"
+    gps[4] = (2.0, 17.0, 40.0)
+    return _encode(image, "JPEG", exif=exif, quality=90)
+
+
+def png_bomb(side: int = 30_000) -> bytes:
+    """A valid PNG of side x side 1-bit pixels, all zero: ~110 KB that would inflate to
+    ~110 MB of scanlines and a 900 MP bitmap."""
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (1 + (side + 7) // 8)
+    rows = row * 1000
+    parts = [compressor.compress(rows) for _ in range(side // 1000)]
+    parts.append(compressor.compress(row * (side % 1000)))
+    parts.append(compressor.flush())
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", b"".join(parts))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def corrupt_jpeg() -> bytes:
+    """Starts and ends like a JPEG, but its tables and scan are garbage."""
+    data = photo()
+    return data[:20] + bytes(random.Random(9).randrange(256) for _ in range(3000)) + b"\xff\xd9"
+
+
+def resized(data: bytes, scale: float, *, quality: int = 80) -> bytes:
+    """The same picture, scaled and re-encoded (as a messenger app would send it back)."""
+    image = Image.open(io.BytesIO(data))
+    size = (round(image.width * scale), round(image.height * scale))
+    return _encode(image.convert("RGB").resize(size, Image.Resampling.BICUBIC), "JPEG", quality=quality)
+
+
+def heic(width: int = 320, height: int = 240) -> bytes:
+    """An iPhone-style HEIC (pillow-heif's encoder)."""
+    return _encode(photo_image(width, height, seed=21), "HEIF", quality=80)
+
+
+def _ffmpeg(*args: str) -> bytes:
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as workdir:
+        target = os.path.join(workdir, "out.mp4")
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *args, target], check=True)
+        with open(target, "rb") as made:
+            return made.read()
+
+
+def mp4(seconds: int = 2, width: int = 320, height: int = 240) -> bytes:
+    """A real MP4 (MPEG-4 part 2 video, ffmpeg's test pattern)."""
+    source = f"testsrc=duration={seconds}:size={width}x{height}:rate=10"
+    return _ffmpeg("-f", "lavfi", "-i", source, "-c:v", "mpeg4", "-pix_fmt", "yuv420p")
+
+
+def audio_only_mp4() -> bytes:
+    """An MP4 container (brand isom, so the magic says video/mp4) with no video stream."""
+    return _ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac")
 
 
 def mp4_bytes(size: int = 4096) -> bytes:
-    return MP4_HEAD + os.urandom(max(0, size - len(MP4_HEAD)))
+    """A real MP4 of exactly `size` bytes: ffmpeg's clip, then a top-level `free` box of random
+    padding (ISO BMFF readers skip it), so large uploads are valid videos of any length."""
+    base = _small_mp4()
+    if size < len(base) + 8:
+        raise ValueError(f"an MP4 needs at least {len(base) + 8} bytes")
+    pad = size - len(base)
+    return base + struct.pack(">I", pad) + b"free" + os.urandom(pad - 8)
+
+
+@functools.cache
+def _small_mp4() -> bytes:
+    return mp4(seconds=1, width=64, height=48)

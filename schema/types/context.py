@@ -15,6 +15,7 @@ from services.feed import FeedService
 from services.gallery import GalleryService
 from services.ports import MediaStats
 from services.rate_limits import RateLimitService
+from services.review import ReviewService
 from services.uploads import UploadService
 
 
@@ -25,6 +26,7 @@ class Services:
     editing: EditingService
     engagement: EngagementService
     feed: FeedService
+    review: ReviewService
     rate_limits: RateLimitService | None = None  # None: no limits (unit tests, benchmarks)
 
 

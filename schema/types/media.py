@@ -11,6 +11,7 @@ from strawberry import relay
 from schema.types.context import Info
 from schema.types.enums import MediaStatus, Visibility
 from schema.types.scalars import Long
+from schema.types.variant import MediaVariant
 from services.errors import NotFound
 from services.media import Media as MediaModel
 
@@ -41,7 +42,44 @@ class Media(relay.Node):
         description="While PENDING: when the upload is abandoned if no bytes arrived."
     )
     owner: User
+    width: int | None = strawberry.field(description="Pixels, upright (EXIF orientation applied).")
+    height: int | None
+    blurhash: str | None = strawberry.field(description="A BlurHash placeholder to show while loading.")
+    quarantine_kind: str | None = strawberry.field(
+        description="Why it is QUARANTINED: malware, moderation or report."
+    )
     _model: strawberry.Private[MediaModel]
+
+    @strawberry.field(description="Videos: length in seconds.")
+    def duration_seconds(self) -> float | None:
+        duration = self._model.duration_ms
+        return duration / 1000 if duration is not None else None
+
+    @strawberry.field(description="Videos: a still frame (WebP), shown before playback.")
+    def poster(self) -> MediaVariant | None:
+        variant = self._model.variant("poster")
+        return MediaVariant.from_model(self._model, variant) if variant is not None else None
+
+    @strawberry.field(description="The derived thumbnails, small first (images and video posters).")
+    def thumbnails(self) -> list[MediaVariant]:
+        return [
+            MediaVariant.from_model(self._model, variant)
+            for name in ("thumb-small", "thumb-large")
+            if (variant := self._model.variant(name)) is not None
+        ]
+
+    @strawberry.field(
+        description="An earlier media of the same owner that looks the same (perceptual hash); "
+        "null when none, or when you may not see it."
+    )
+    async def duplicate_of(self, info: Info) -> Media | None:
+        if self._model.duplicate_of is None:
+            return None
+        try:
+            found = await info.context.services.gallery.get(info.context.principal, self._model.duplicate_of)
+        except NotFound:
+            return None
+        return Media.from_model(found)
 
     @strawberry.field(description="The raw media id (a ULID); `id` is its global Relay id.")
     def media_id(self) -> strawberry.ID:
@@ -59,7 +97,10 @@ class Media(relay.Node):
     async def view_count(self, info: Info) -> int:
         return (await info.context.stats_loader().load(self.uid)).view_count
 
-    @strawberry.field(description="A short-lived URL for the bytes; null unless COMPLETED and visible.")
+    @strawberry.field(
+        description="A short-lived URL; null unless COMPLETED and visible. Serves the sanitised "
+        "variant (no EXIF, no location) once it exists, never the original bytes then."
+    )
     async def url(self, info: Info) -> str | None:
         context = info.context
         return await context.services.gallery.url_for(context.principal, self._model)
@@ -82,6 +123,10 @@ class Media(relay.Node):
             reject_reason=media.reject_reason,
             expires_at=media.expires_at,
             owner=User(id=strawberry.ID(media.owner_id)),
+            width=media.width,
+            height=media.height,
+            blurhash=media.blurhash,
+            quarantine_kind=media.quarantine_kind,
             _model=media,
         )
 

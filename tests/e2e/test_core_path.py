@@ -130,10 +130,11 @@ async def test_media_events_reports_each_status_change(
         payload = await create_upload(api, alice, data)
         await put_upload(payload["upload"], data)
         created = (await ws.receive())["payload"]["data"]["mediaEvents"]
+        processing = (await ws.receive(timeout=20))["payload"]["data"]["mediaEvents"]
         completed = (await ws.receive(timeout=20))["payload"]["data"]["mediaEvents"]
-    assert [created["type"], completed["type"]] == ["CREATED", "COMPLETED"]
+    assert [created["type"], processing["type"], completed["type"]] == ["CREATED", "PROCESSING", "COMPLETED"]
     assert created["media"]["mediaId"] == completed["media"]["mediaId"] == payload["media"]["mediaId"]
-    assert created["eventId"] < completed["eventId"]
+    assert created["eventId"] < processing["eventId"] < completed["eventId"]
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,7 @@ async def test_an_upload_is_traced_from_request_to_worker(
     assert "DynamoDB.TransactWriteItems" in api_calls, api_calls
     request_id = http.attributes["mediagraph.request_id"]  # type: ignore[index]
 
-    # Worker: worker.message → pipeline.load/verify/save/announce → their own calls.
+    # Worker: worker.message → pipeline.load/start/verify/save/announce → their own calls.
     messages = [
         span
         for span in finished
@@ -81,6 +81,7 @@ async def test_an_upload_is_traced_from_request_to_worker(
     children = [span.name for span in _children(finished, message)]
     assert children == [
         "pipeline.load",
+        "pipeline.start",
         "pipeline.verify",
         "pipeline.save",
         "pipeline.announce",
@@ -88,10 +89,13 @@ async def test_an_upload_is_traced_from_request_to_worker(
     ]
     steps = {span.name: span for span in _children(finished, message)}
     assert [span.name for span in _children(finished, steps["pipeline.load"])] == ["DynamoDB.GetItem"]
-    assert [span.name for span in _children(finished, steps["pipeline.verify"])] == ["S3.GetObject"]
-    assert [span.name for span in _children(finished, steps["pipeline.save"])] == [
-        "DynamoDB.TransactWriteItems"
-    ]
+    first = next(span.name for span in _children(finished, steps["pipeline.start"]))
+    assert first == "DynamoDB.TransactWriteItems"
+    verify_calls = [span.name for span in _children(finished, steps["pipeline.verify"])]
+    assert verify_calls[0] == "S3.GetObject"  # the one download, then the pipeline's own reads
+    # The save, then the page cache's invalidation.
+    first = next(span.name for span in _children(finished, steps["pipeline.save"]))
+    assert first == "DynamoDB.TransactWriteItems"
     redis_calls = _children(finished, steps["pipeline.announce"])
     assert redis_calls and all(
         span.attributes is not None and span.attributes.get("db.system") == "redis" for span in redis_calls

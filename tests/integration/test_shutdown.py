@@ -29,6 +29,7 @@ from services.processing import ProcessingService
 from services.uploads import UploadRequest
 from tests.client import WsClient
 from tests.media_files import jpeg_bytes
+from tests.pipeline import real_steps
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +66,7 @@ def _processing(runtime: Runtime, blobs: object) -> ProcessingService:
         blobs,  # type: ignore[arg-type]  # GatedBlobs forwards the rest of the BlobStore port
         runtime.bus,
         upload_prefix=runtime.settings.upload_prefix,
+        steps=real_steps(runtime.repo, blobs),  # type: ignore[arg-type]  # as above
     )
 
 
@@ -155,7 +157,8 @@ async def test_stop_past_the_grace_period_returns_the_message_and_a_restart_proc
 
     await asyncio.wait_for(stop_worker(worker, task, grace_s=0.2), 30)
     media = await runtime.repo.get(media_id)
-    assert media is not None and media.status is MediaStatus.PENDING
+    # Started (PROCESSING) but not finished: the outcome is still open, the message back on the queue.
+    assert media is not None and media.status is MediaStatus.PROCESSING
     assert metrics.sample("mediagraph_worker_messages_total", {"result": "released"}) - released_before == 1
 
     # Restarted: the message is back at once (visibility reset), and is processed exactly once.

@@ -222,8 +222,12 @@ def test_table_keys_and_indexes_equal_table_definition(stack: Stack) -> None:
 
 async def test_table_ttl_is_the_attribute_the_code_enables(stack: Stack) -> None:
     name, _ = stack.only(TABLE_TYPES)
+    indexes = table_definition("x")["GlobalSecondaryIndexes"]
     dynamodb = RecordingClient(
-        {"describe_time_to_live": {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}}
+        {
+            "describe_time_to_live": {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}},
+            "describe_table": {"Table": {"GlobalSecondaryIndexes": indexes}},
+        }
     )
     await _ensure_table(dynamodb, default_settings())
 

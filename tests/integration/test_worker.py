@@ -90,7 +90,7 @@ async def test_the_same_s3_event_twice_changes_and_announces_once(
     again = await runtime.repo.get(media_id)
     assert again == first  # no second write: same version, same timestamps
     types = [event.type for event in await _events(runtime, "alice")]
-    assert types == [MediaEventType.CREATED, MediaEventType.COMPLETED]
+    assert types == [MediaEventType.CREATED, MediaEventType.PROCESSING, MediaEventType.COMPLETED]
 
 
 async def test_poison_message_lands_in_the_dlq_and_the_worker_goes_on(
@@ -162,3 +162,25 @@ async def test_resources_are_idempotent(runtime: Runtime, resources: Resources) 
     redrive = json.loads(attributes["Attributes"]["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == resources.dlq_arn
     assert int(redrive["maxReceiveCount"]) == runtime.settings.max_receive_count
+
+
+async def test_a_table_from_an_older_release_gets_the_new_index(runtime: Runtime) -> None:
+    from infra.resources import ensure_resources, table_definition
+
+    dynamodb, settings = runtime.clients.dynamodb, runtime.settings
+    old = table_definition(f"{settings.table}-old")
+    old["GlobalSecondaryIndexes"] = [i for i in old["GlobalSecondaryIndexes"] if i["IndexName"] != "gsi4"]
+    old["AttributeDefinitions"] = [
+        a for a in old["AttributeDefinitions"] if a["AttributeName"] not in ("gsi4pk", "gsi4sk")
+    ]
+    await dynamodb.create_table(**old)
+
+    await ensure_resources(runtime.clients, settings.model_copy(update={"table": old["TableName"]}))
+
+    table = (await dynamodb.describe_table(TableName=old["TableName"]))["Table"]
+    assert {index["IndexName"] for index in table["GlobalSecondaryIndexes"]} == {
+        "gsi1",
+        "gsi2",
+        "gsi3",
+        "gsi4",
+    }

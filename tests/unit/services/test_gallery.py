@@ -22,6 +22,7 @@ from services.ports import ListFilter
 from services.processing import ObjectCreated, ProcessingService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
 from tests.media_files import jpeg_bytes
+from tests.pipeline import real_steps
 
 ALICE = Principal(user_id="alice")
 BOB = Principal(user_id="bob")
@@ -82,7 +83,7 @@ def env() -> Env:
     repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
     return Env(
         GalleryService(repo, blobs, bus, CursorCodec(b"k" * 32)),
-        ProcessingService(repo, blobs, bus, upload_prefix="uploads/"),
+        ProcessingService(repo, blobs, bus, upload_prefix="uploads/", steps=real_steps(repo, blobs)),
         repo,
         blobs,
         bus,

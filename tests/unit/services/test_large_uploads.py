@@ -161,7 +161,7 @@ async def test_sweeper_aborts_expired_multipart_uploads(env: Env) -> None:
         media, expires_at=utcnow() - timedelta(seconds=1), version=media.version + 1
     )
     await env.repo.save(expired, expected_version=media.version)
-    sweeper = ProcessingService(env.repo, env.blobs, InMemoryEventBus(), upload_prefix="uploads/")
+    sweeper = ProcessingService(env.repo, env.blobs, InMemoryEventBus(), upload_prefix="uploads/", steps=())
     assert await sweeper.sweep_expired() == 1
     assert upload_id not in env.blobs.multipart
     assert await env.repo.get(media_id) is None

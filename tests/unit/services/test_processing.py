@@ -9,11 +9,12 @@ from datetime import timedelta
 
 import pytest
 
-from services.events import MediaEventType
+from services.events import MediaEvent, MediaEventType
 from services.media import Media, MediaStatus, utcnow
 from services.processing import ObjectCreated, Outcome, ProcessingService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
 from tests.media_files import jpeg_bytes, png_bytes
+from tests.pipeline import real_steps
 
 
 @dataclass
@@ -34,13 +35,19 @@ class Env:
         return current
 
     def events(self) -> list[tuple[MediaEventType, str]]:
-        return [(event.type, event.media.id) for event in self.bus.published]
+        """Outcome events (the PROCESSING ones are checked where they matter)."""
+        return [
+            (event.type, event.media.id)
+            for event in self.bus.published
+            if event.type is not MediaEventType.PROCESSING
+        ]
 
 
 @pytest.fixture
 def env() -> Env:
     repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(chunk_size=1000), InMemoryEventBus()
-    return Env(ProcessingService(repo, blobs, bus, upload_prefix="uploads/"), repo, blobs, bus)
+    service = ProcessingService(repo, blobs, bus, upload_prefix="uploads/", steps=real_steps(repo, blobs))
+    return Env(service, repo, blobs, bus)
 
 
 def notice(media: Media) -> ObjectCreated:
@@ -59,14 +66,17 @@ async def test_the_declared_bytes_complete_the_upload(env: Env) -> None:
     assert done.expires_at is None
     assert done.completed_at is not None
     assert done.reject_reason is None
-    assert done.version == media.version + 1
-    assert env.events() == [(MediaEventType.COMPLETED, media.id)]
-    assert env.bus.published[0].media == done
-    assert env.bus.published[0].event_id != ""
+    assert done.version == media.version + 2  # PENDING → PROCESSING → COMPLETED
+    assert [event.type for event in env.bus.published] == [
+        MediaEventType.PROCESSING,
+        MediaEventType.COMPLETED,
+    ]
+    assert env.bus.published[1].media == done
+    assert env.bus.published[1].event_id != ""
 
 
 async def test_an_object_stored_without_a_content_type_is_judged_by_its_bytes(env: Env) -> None:
-    data = jpeg_bytes(300)
+    data = jpeg_bytes(1000)
     media = await env.pending(data)
     env.blobs.put(media.object_key, data, None)
 
@@ -99,7 +109,7 @@ async def test_bytes_other_than_the_declared_ones_are_rejected(
     assert rejected.reject_reason is not None and reason in rejected.reject_reason
     assert rejected.expires_at is None
     assert env.events() == [(MediaEventType.REJECTED, media.id)]
-    assert env.bus.published[0].media.reject_reason == rejected.reject_reason
+    assert env.bus.published[-1].media.reject_reason == rejected.reject_reason
 
 
 async def test_png_bytes_declared_as_jpeg_are_rejected_even_with_the_right_checksum(env: Env) -> None:
@@ -169,7 +179,7 @@ async def test_two_notices_handled_concurrently_complete_once(env: Env) -> None:
     outcomes = await asyncio.gather(env.service.handle(notice(media)), env.service.handle(notice(media)))
 
     assert sorted(outcomes) == sorted([Outcome.COMPLETED, Outcome.DUPLICATE])
-    assert (await env.stored(media)).version == media.version + 1
+    assert (await env.stored(media)).version == media.version + 2
     assert env.events() == [(MediaEventType.COMPLETED, media.id)]
 
 
@@ -177,18 +187,26 @@ async def test_a_crash_between_save_and_publish_is_mended_by_the_redelivery(env:
     data = jpeg_bytes()
     media = await env.pending(data)
     env.blobs.put(media.object_key, data, "image/jpeg")
-    env.bus.fail_next_publish = ConnectionError("redis went away")
+    publish = env.bus.publish
+
+    async def fail_on_completion(event: MediaEvent) -> str | None:
+        if event.type is MediaEventType.COMPLETED and env.bus.fail_next_publish is None:
+            env.bus.fail_next_publish = ConnectionError("redis went away")
+        return await publish(event)
+
+    env.bus.publish = fail_on_completion  # type: ignore[method-assign]  # a crash at one point
 
     with pytest.raises(ConnectionError):
         await env.service.handle(notice(media))
     assert (await env.stored(media)).status is MediaStatus.COMPLETED
     assert env.events() == []
+    env.bus.publish = publish  # type: ignore[method-assign]
 
     assert await env.service.handle(notice(media)) is Outcome.DUPLICATE
     assert await env.service.handle(notice(media)) is Outcome.DUPLICATE
 
     assert env.events() == [(MediaEventType.COMPLETED, media.id)]
-    assert env.bus.published[0].media == await env.stored(media)
+    assert env.bus.published[-1].media == await env.stored(media)
 
 
 @pytest.mark.parametrize(
@@ -262,7 +280,7 @@ async def test_sweep_spares_an_upload_that_arrived_while_it_ran(env: Env) -> Non
 
     repo = RacingRepository()
     await repo.create(media)
-    sweeper = ProcessingService(repo, env.blobs, env.bus, upload_prefix="uploads/")
+    sweeper = ProcessingService(repo, env.blobs, env.bus, upload_prefix="uploads/", steps=())
 
     assert await sweeper.sweep_expired() == 0
     kept = await repo.get(media.id)
@@ -279,3 +297,60 @@ async def test_every_opened_object_is_closed(env: Env, arrived: bytes | None) ->
     await env.service.handle(notice(media))
 
     assert env.blobs.opened == env.blobs.closed == 1
+
+
+async def test_an_event_overtaken_by_a_newer_one_for_the_key_is_ignored(env: Env) -> None:
+    data = jpeg_bytes()
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+
+    newer = ObjectCreated(key=media.object_key, sequencer="0055AED6DCD90281E6")
+    older = ObjectCreated(key=media.object_key, sequencer="0055AED6DCD90281E5")
+    assert await env.service.handle(newer) is Outcome.COMPLETED
+    done = await env.stored(media)
+    assert done.sequencer == newer.sequencer
+
+    assert await env.service.handle(older) is Outcome.IGNORED
+    assert await env.stored(media) == done
+    assert env.events() == [(MediaEventType.COMPLETED, media.id)]
+
+
+def test_sequencers_compare_as_padded_hex() -> None:
+    from services.processing import is_older, newest
+
+    assert is_older("FF", "0100")  # shorter is padded, not compared as text
+    assert not is_older("0100", "FF")
+    assert not is_older(None, "01") and not is_older("01", None)  # moto sends none
+    assert newest("0a", None, "FF", "0100") == "0100"
+
+
+async def test_a_newer_event_with_the_same_bytes_changes_nothing_visible(env: Env) -> None:
+    data = jpeg_bytes()
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+    await env.service.handle(ObjectCreated(key=media.object_key, sequencer="01"))
+
+    assert await env.service.handle(ObjectCreated(key=media.object_key, sequencer="02")) is Outcome.DUPLICATE
+
+    stored = await env.stored(media)
+    assert stored.status is MediaStatus.COMPLETED and stored.sequencer == "02"
+    assert env.events() == [(MediaEventType.COMPLETED, media.id)]
+
+
+async def test_an_object_replaced_after_completion_is_taken_out_of_view(env: Env) -> None:
+    data = jpeg_bytes()
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+    await env.service.handle(ObjectCreated(key=media.object_key, sequencer="01"))
+    env.blobs.put(media.object_key, jpeg_bytes(len(data)), "image/jpeg")  # a second PUT
+
+    outcome = await env.service.handle(ObjectCreated(key=media.object_key, sequencer="02"))
+
+    assert outcome is Outcome.QUARANTINED
+    stored = await env.stored(media)
+    assert stored.status is MediaStatus.QUARANTINED and stored.quarantine_kind == "replaced"
+    assert (
+        stored.reject_reason
+        == "object replaced after verification: checksum mismatch: the bytes are not the ones declared"
+    )
+    assert env.events() == [(MediaEventType.COMPLETED, media.id), (MediaEventType.QUARANTINED, media.id)]

@@ -13,7 +13,7 @@ import pytest
 from services.auth import Principal
 from services.errors import BadUserInput
 from services.events import MediaEventType
-from services.media import MediaStatus, Visibility, utcnow
+from services.media import Media, MediaStatus, Visibility, utcnow
 from services.uploads import UploadPolicy, UploadRequest, UploadService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository
 
@@ -210,3 +210,80 @@ async def test_no_title_is_an_empty_title(env: Env) -> None:
     ticket = await env.service.create_upload(ALICE, request(title=None))
     assert ticket.media.title == ""
     assert ticket.media.visibility is Visibility.PRIVATE
+
+
+async def _completed(env: Env, owner: str = "alice", **changes: Any) -> Media:
+    import dataclasses
+
+    from services.media import Variant
+    from tests.fakes import make_media
+
+    media = make_media(b"x" * 1234, owner_id=owner, status=MediaStatus.COMPLETED)
+    media = dataclasses.replace(
+        media,
+        sha256=SHA,
+        width=40,
+        height=30,
+        blurhash="LEHV6nWB2yk8",
+        phash="00ff00ff00ff00ff",
+        variants=(Variant("display", f"derived/{media.id}/display.webp", 40, 30),),
+        **changes,
+    )
+    await env.repo.create(media)
+    env.blobs.put(media.object_key, b"x" * 1234, "image/jpeg")
+    env.blobs.put(f"derived/{media.id}/display.webp", b"webp", "image/webp")
+    return media
+
+
+async def test_bytes_the_owner_already_has_complete_at_once_without_an_upload(env: Env) -> None:
+    same = await _completed(env)
+
+    ticket = await env.service.create_upload(
+        ALICE, request(title="Again", tags=("new",), visibility=Visibility.PUBLIC)
+    )
+
+    assert ticket.upload is None
+    media = ticket.media
+    assert media.id != same.id and media.status is MediaStatus.COMPLETED
+    assert (media.title, media.tags, media.visibility) == ("Again", ("new",), Visibility.PUBLIC)
+    assert (media.width, media.height, media.blurhash, media.duplicate_of) == (
+        40,
+        30,
+        "LEHV6nWB2yk8",
+        same.id,
+    )
+    assert media.expires_at is None and media.completed_at is not None
+    assert env.blobs.get(media.object_key) == b"x" * 1234
+    display = media.variant("display")
+    assert display is not None and display.key == f"derived/{media.id}/display.webp"
+    assert env.blobs.get(display.key) == b"webp"
+    assert await env.repo.get(media.id) == media
+    assert [event.type for event in env.bus.published] == [MediaEventType.COMPLETED]
+    assert env.blobs.presigned == []
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        pytest.param({"owner": "bob"}, id="another-owners-bytes"),
+        pytest.param({"status": MediaStatus.QUARANTINED}, id="quarantined"),
+        pytest.param({"content_type": "image/png"}, id="declared-as-another-type"),
+    ],
+)
+async def test_no_instant_upload_for_bytes_that_are_not_the_owners_verified_ones(
+    env: Env, setup: dict[str, Any]
+) -> None:
+    await _completed(env, **setup)
+
+    ticket = await env.service.create_upload(ALICE, request())
+
+    assert ticket.upload is not None and ticket.media.status is MediaStatus.PENDING
+
+
+async def test_an_original_deleted_meanwhile_means_an_ordinary_upload(env: Env) -> None:
+    same = await _completed(env)
+    await env.blobs.delete(same.object_key)
+
+    ticket = await env.service.create_upload(ALICE, request())
+
+    assert ticket.upload is not None and ticket.media.status is MediaStatus.PENDING

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -133,10 +134,56 @@ def test_magic_check_only_looks_at_the_start(media: Media, data: bytes) -> None:
 
 
 def test_the_default_checks_cover_size_type_and_checksum(media: Media) -> None:
-    assert {make(media).name for make in DEFAULT_CHECKS} == {"size", "magic", "sha256"}
+    assert {make(media).name for make in DEFAULT_CHECKS} == {"size", "magic", "polyglot", "sha256"}
 
 
 @pytest.mark.parametrize("brand", [b"avif", b"M4A ", b"3gp4", b"crx "])
 def test_other_iso_media_brands_are_not_mp4(brand: bytes) -> None:
     head = b"\x00\x00\x00\x18ftyp" + brand + b"\x00\x00\x00\x00"
     assert sniff_content_type(head) != "video/mp4"
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 4096, 70_000])
+def test_polyglot_check_passes_real_images_whatever_the_chunking(chunk_size: int) -> None:
+    from services.verification import PolyglotCheck
+    from tests.media_files import photo
+
+    for data, content_type in (
+        (photo(), "image/jpeg"),
+        (photo(fmt="PNG"), "image/png"),
+        (photo(fmt="WEBP"), "image/webp"),
+        (photo(fmt="GIF"), "image/gif"),
+    ):
+        assert verdict(PolyglotCheck(make_media(data, content_type=content_type)), data, chunk_size) is None
+
+
+@pytest.mark.parametrize(
+    ("content_type", "fmt", "tamper", "reason"),
+    [
+        ("image/jpeg", "JPEG", lambda d: d + b"PK\x05\x06" + b"\x00" * 18, "data after the end"),
+        ("image/png", "PNG", lambda d: d + b"<?php system($_GET[1]); ?>", "markup"),
+        ("image/gif", "GIF", lambda d: b"GIF89a/*" + d[8:] + b"*/=1;alert(1);", "data after the end"),
+        ("image/webp", "WEBP", lambda d: d + b"\x00" * 100, "outside the WebP RIFF"),
+        ("image/jpeg", "JPEG", lambda d: d[:2] + b"\xff\xfe\x00\x10<html><body>" + d[2:], "markup"),
+    ],
+)
+def test_polyglot_check_refuses_files_that_are_also_something_else(
+    content_type: str, fmt: str, tamper: Callable[[bytes], bytes], reason: str
+) -> None:
+    from services.verification import PolyglotCheck
+    from tests.media_files import photo
+
+    data = tamper(photo(fmt=fmt))
+    found = verdict(PolyglotCheck(make_media(data, content_type=content_type)), data, 1000)
+    assert found is not None and found.startswith("polyglot") and reason in found
+
+
+async def test_eicar_is_found_across_a_chunk_boundary(tmp_path: Path) -> None:
+    from infra.scanners import CHUNK_BYTES, EicarScanner
+    from tests.media_files import EICAR
+
+    path = tmp_path / "f"
+    path.write_bytes(b"\x00" * (CHUNK_BYTES - 30) + EICAR + b"\x00" * 10)
+    assert await EicarScanner().scan(str(path)) == "Eicar-Test-Signature"
+    path.write_bytes(b"\x00" * (CHUNK_BYTES - 30) + EICAR[:-1] + b"\x00" * 10)
+    assert await EicarScanner().scan(str(path)) is None

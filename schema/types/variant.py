@@ -1,0 +1,35 @@
+"""MediaVariant: a derived image (sanitised, WebP) of a media item."""
+
+from __future__ import annotations
+
+from typing import Self
+
+import strawberry
+
+from schema.types.context import Info
+from services.media import Media as MediaModel
+from services.media import Variant
+
+
+@strawberry.type(description="A derived image: EXIF and location removed, orientation applied, WebP.")
+class MediaVariant:
+    name: str = strawberry.field(description="display, thumb-large (640 px) or thumb-small (160 px).")
+    width: int
+    height: int
+    content_type: str
+    _media: strawberry.Private[MediaModel]
+
+    @strawberry.field(description="A short-lived URL; null unless the media is COMPLETED and visible.")
+    async def url(self, info: Info) -> str | None:
+        context = info.context
+        return await context.services.gallery.variant_url(context.principal, self._media, self.name)
+
+    @classmethod
+    def from_model(cls, media: MediaModel, variant: Variant) -> Self:
+        return cls(
+            name=variant.name,
+            width=variant.width,
+            height=variant.height,
+            content_type=variant.content_type,
+            _media=media,
+        )

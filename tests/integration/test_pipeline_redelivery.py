@@ -1,0 +1,84 @@
+"""A worker that dies mid-pipeline, against moto's S3 → SQS and the real Redis: the message
+comes back, the pipeline runs again, and the owner hears of the completion exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+
+import pytest
+
+from infra.resources import Resources
+from infra.runtime import Runtime
+from infra.sqs_worker import SqsWorker
+from services.auth import Principal
+from services.events import MediaEvent, MediaEventType
+from services.media import MediaStatus
+from services.pipeline import Job, Verdict
+from services.processing import ProcessingService
+from services.uploads import UploadRequest
+from tests.media_files import jpeg_with_gps
+from tests.pipeline import real_steps
+
+pytestmark = pytest.mark.integration
+
+
+class DieAfterDerivatives:
+    """Fails the first run after the derivatives were written, as a killed worker would."""
+
+    name = "die"
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    async def run(self, job: Job) -> Verdict | None:
+        self.runs += 1
+        if self.runs == 1:
+            raise ConnectionResetError("worker killed")
+        return None
+
+
+async def test_a_worker_dying_after_derivatives_completes_once_on_redelivery(
+    runtime: Runtime, resources: Resources
+) -> None:
+    steps = real_steps(runtime.repo, runtime.blobs)
+    die = DieAfterDerivatives()
+    at = next(index for index, step in enumerate(steps) if step.name == "derive") + 1
+    processing = ProcessingService(
+        runtime.repo,
+        runtime.blobs,
+        runtime.bus,
+        upload_prefix=runtime.settings.upload_prefix,
+        steps=(*steps[:at], die, *steps[at:]),
+    )
+    worker = SqsWorker(runtime.clients.sqs, resources.queue_url, processing, wait_s=1, retry_base_s=0)
+    data = jpeg_with_gps()
+    ticket = await runtime.uploads.create_upload(
+        Principal("alice"),
+        UploadRequest("a.jpg", "image/jpeg", len(data), hashlib.sha256(data).hexdigest()),
+    )
+    media_id = ticket.media.id
+    await runtime.clients.s3.put_object(
+        Bucket=runtime.settings.bucket, Key=ticket.media.object_key, Body=data, ContentType="image/jpeg"
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        for _ in range(300):
+            media = await runtime.repo.get(media_id)
+            if media is not None and media.status is MediaStatus.COMPLETED:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, timeout=15)
+
+    assert die.runs == 2  # the first delivery died; the redelivery finished
+    assert media is not None and media.status is MediaStatus.COMPLETED
+    listing = await runtime.clients.s3.list_objects_v2(
+        Bucket=runtime.settings.bucket, Prefix=f"derived/{media_id}/"
+    )
+    assert sorted(item["Key"] for item in listing["Contents"]) == sorted(v.key for v in media.variants)
+    entries = await runtime.redis.xrange(runtime.bus.stream_key("alice"))
+    types = [MediaEvent.from_record(json.loads(fields[b"e"])).type for _, fields in entries]
+    assert types == [MediaEventType.CREATED, MediaEventType.PROCESSING, MediaEventType.COMPLETED]
