@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from redis.asyncio import Redis
+from ulid import ULID
 
 from infra.redis_bus import RedisEventBus, SlowConsumer
 from infra.settings import Settings
@@ -103,9 +104,9 @@ async def test_a_subscriber_that_never_reads_is_cut_off(bus: RedisEventBus) -> N
 
 async def _publish(bus: RedisEventBus, owner: str, n: int) -> list[str]:
     ids = []
-    for i in range(n):
+    for _ in range(n):
         event_id = await bus.publish(
-            MediaEvent(MediaEventType.UPDATED, _media(owner, f"01R{i:03d}"), datetime.now(UTC))
+            MediaEvent(MediaEventType.UPDATED, _media(owner, str(ULID())), datetime.now(UTC))
         )
         assert event_id is not None
         ids.append(event_id)
