@@ -29,6 +29,7 @@ from schema.types.context import Context, Services
 from services.auth import Principal
 from services.errors import Unauthenticated
 from services.ports import TokenVerifier
+from subscriptions import fanout
 
 log = logging.getLogger("mediagraph.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -60,6 +61,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         )
         self.services = services
         self.tokens = tokens
+        fanout.install(self, settings.subscriber_queue_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
