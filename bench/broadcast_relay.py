@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+import uvloop
 import websockets
 from redis.asyncio import Redis
 from websockets.asyncio.server import ServerConnection, serve
@@ -38,4 +39,5 @@ if __name__ == "__main__":
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--channel", required=True)
     args = parser.parse_args()
+    uvloop.install()  # the same event loop as uvicorn's, so the ratio compares code, not loops
     asyncio.run(main(args.port, args.redis_url, args.channel))

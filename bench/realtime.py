@@ -14,17 +14,16 @@ import os
 import resource
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from ulid import ULID
-from websockets.asyncio.client import ClientConnection, connect
 
 from bench.core_path import _env, _settings
-from bench.harness import free_port, percentile, subprocess_server
+from bench.harness import free_port, median, percentile, subprocess_server
+from bench.ws_counter import CountingClient, open_client
 from infra.embedded import moto_server
 from infra.jwt import issue_dev_token
 from infra.redis_bus import RedisEventBus
@@ -35,55 +34,38 @@ SUBSCRIPTION = "subscription { mediaEvents { eventId type occurredAt media { med
 USER = "bench"
 
 
-@dataclass
-class Client:
-    """One WebSocket client: counts what it receives and when (perf_counter)."""
-
-    ws: ClientConnection
-    times: list[float] = field(default_factory=list)
-    last: str = ""
-
-
-async def _listen(client: Client) -> None:
-    with contextlib.suppress(Exception):
-        async for message in client.ws:
-            client.times.append(time.perf_counter())
-            client.last = message if isinstance(message, str) else message.decode()
-
-
-async def _connect_graphql(url: str, token: str, subscriptions: int) -> Client:
-    ws = await connect(url, subprotocols=["graphql-transport-ws"], compression=None, max_queue=None)  # type: ignore[list-item]
-    await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
-    ack = json.loads(await ws.recv())
-    if ack.get("type") != "connection_ack":
-        raise RuntimeError(f"no ack: {ack}")
+async def _connect_graphql(port: int, token: str, subscriptions: int) -> CountingClient:
+    client = await open_client("127.0.0.1", port, "/graphql", "graphql-transport-ws")
+    client.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+    deadline = time.perf_counter() + 30
+    while not client.times:
+        if time.perf_counter() > deadline:
+            raise RuntimeError("no connection_ack")
+        await asyncio.sleep(0.01)
+    if b"connection_ack" not in client.last:
+        raise RuntimeError(f"no ack: {client.last!r}")
     for op in range(subscriptions):
-        await ws.send(json.dumps({"id": str(op), "type": "subscribe", "payload": {"query": SUBSCRIPTION}}))
-    return Client(ws)
-
-
-async def _connect_plain(url: str) -> Client:
-    return Client(await connect(url, compression=None, max_queue=None))
+        client.send_json({"id": str(op), "type": "subscribe", "payload": {"query": SUBSCRIPTION}})
+    return client
 
 
 @contextlib.asynccontextmanager
 async def _clients(
-    count: int, make: Callable[[], Awaitable[Client]], *, listen: bool = True
-) -> AsyncIterator[list[Client]]:
+    count: int, make: Callable[[], Awaitable[CountingClient]]
+) -> AsyncIterator[list[CountingClient]]:
     gate = asyncio.Semaphore(50)
 
-    async def one() -> Client:
+    async def one() -> CountingClient:
         async with gate:
             return await make()
 
     clients = await asyncio.gather(*(one() for _ in range(count)))
-    tasks = [asyncio.create_task(_listen(client)) for client in clients] if listen else []
     try:
         yield clients
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*(client.ws.close() for client in clients), return_exceptions=True)
+        for client in clients:
+            client.close()
+        await asyncio.sleep(0.2)
 
 
 def _rss_kib(pid: int) -> int:
@@ -137,45 +119,61 @@ def _event(title: str) -> MediaEvent:
     return MediaEvent(MediaEventType.COMPLETED, media, now)
 
 
-async def _all_received(clients: list[Client], expected: int, timeout: float) -> float:
-    """perf_counter when every client has `expected` messages; raises on timeout."""
+async def _all_received(
+    clients: list[CountingClient], bases: list[int], expected: int, timeout: float
+) -> float:
+    """perf_counter when every client has `expected` more messages than its base; raises on timeout."""
     deadline = time.perf_counter() + timeout
-    while any(len(client.times) < expected for client in clients):
+    while any(len(client.times) < base + expected for client, base in zip(clients, bases, strict=True)):
         if time.perf_counter() > deadline:
-            short = sum(1 for client in clients if len(client.times) < expected)
-            raise RuntimeError(f"{short} clients got fewer than {expected} messages")
-        await asyncio.sleep(0.005)
-    return max(client.times[expected - 1] for client in clients)
+            raise RuntimeError(f"some clients got fewer than {expected} messages")
+        await asyncio.sleep(0.002)
+    return max(client.times[base + expected - 1] for client, base in zip(clients, bases, strict=True))
 
 
-async def _throughput(clients: list[Client], publish: Callable[[int], Awaitable[None]], events: int) -> float:
-    base = len(clients[0].times)
+async def _throughput(
+    clients: list[CountingClient], publish: Callable[[int], Awaitable[None]], events: int
+) -> float:
+    bases = [len(client.times) for client in clients]
     started = time.perf_counter()
     for i in range(events):
         await publish(i)
-    finished = await _all_received(clients, base + events, timeout=120)
+    finished = await _all_received(clients, bases, events, timeout=120)
     return len(clients) * events / (finished - started)
 
 
 async def _latencies(
-    clients: list[Client], publish: Callable[[int], Awaitable[None]], events: int, rate: float
+    clients: list[CountingClient], publish: Callable[[int], Awaitable[None]], events: int, rate: float
 ) -> list[float]:
-    base = len(clients[0].times)
+    bases = [len(client.times) for client in clients]
     sent: list[float] = []
     for i in range(events):
         sent.append(time.perf_counter())
         await publish(i)
         await asyncio.sleep(max(0.0, sent[0] + (i + 1) / rate - time.perf_counter()))
-    await _all_received(clients, base + events, timeout=120)
-    return [client.times[base + i] - sent[i] for client in clients for i in range(events)]
+    await _all_received(clients, bases, events, timeout=120)
+    return [
+        client.times[base + i] - sent[i]
+        for client, base in zip(clients, bases, strict=True)
+        for i in range(events)
+    ]
 
 
-async def run(redis_url: str, subscribers: int = 1000, events: int = 20) -> dict[str, Any]:
+async def _warm(clients: list[CountingClient], publish: Callable[[int], Awaitable[None]]) -> None:
+    """One untimed event: every subscription is live before anything is timed."""
+    bases = [len(client.times) for client in clients]
+    await publish(-1)
+    await _all_received(clients, bases, 1, timeout=30)
+
+
+async def run(
+    redis_url: str, subscribers: int = 1000, events: int = 50, latency_events: int = 20, rounds: int = 3
+) -> dict[str, Any]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = min(hard, max(soft, 4 * subscribers + 256))
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))  # inherited by the servers
     redis_port = urlsplit(redis_url).port or 6379
-    result: dict[str, Any] = {"subscribers": subscribers, "events": events}
+    result: dict[str, Any] = {"subscribers": subscribers, "events_per_round": events, "rounds": rounds}
     with moto_server() as endpoint:
         settings = _settings(endpoint, redis_url, f"bench-rt-{str(ULID()).lower()[-6:]}")
         env = _env(settings)
@@ -188,50 +186,53 @@ async def run(redis_url: str, subscribers: int = 1000, events: int = 20) -> dict
 
         # Memory of 20 idle subscriptions per WebSocket (the connection's cost shared).
         port = free_port()
-        url = f"ws://127.0.0.1:{port}/graphql"
         with subprocess_server(["-m", "infra.cli", "serve", "--port", str(port)], port, env) as server:
-            async with _clients(5, lambda: _connect_graphql(url, token, 20)):
+            async with _clients(5, lambda: _connect_graphql(port, token, 20)):
                 await asyncio.sleep(0.5)  # code paths loaded before the baseline
             await asyncio.sleep(0.5)
             before = _rss_kib(server.pid)
-            async with _clients(subscribers // 20, lambda: _connect_graphql(url, token, 20), listen=False):
+            async with _clients(subscribers // 20, lambda: _connect_graphql(port, token, 20)):
                 await asyncio.sleep(2)
                 after = _rss_kib(server.pid)
         result["idle_kib_per_subscription_shared_ws"] = round((after - before) / subscribers, 1)
 
-        port = free_port()
-        url = f"ws://127.0.0.1:{port}/graphql"
-        with subprocess_server(["-m", "infra.cli", "serve", "--port", str(port)], port, env) as server:
-            async with _clients(5, lambda: _connect_graphql(url, token, 1)):
+        # Ours and the relay side by side, each with its 1,000 clients, measured in alternate
+        # rounds: on a shared 2-core machine, load drifts; alternating spreads it over both.
+        port, relay_port = free_port(), free_port()
+        channel = f"{settings.redis_prefix}relay"
+        relay = ["-m", "bench.broadcast_relay", "--port", str(relay_port), "--redis-url", redis_url]
+        with (
+            subprocess_server(["-m", "infra.cli", "serve", "--port", str(port)], port, env) as server,
+            subprocess_server([*relay, "--channel", channel], relay_port, env),
+        ):
+            async with _clients(5, lambda: _connect_graphql(port, token, 1)):
                 await asyncio.sleep(0.5)
             await asyncio.sleep(0.5)
             before = _rss_kib(server.pid)
-            async with _clients(subscribers, lambda: _connect_graphql(url, token, 1)) as clients:
+            async with (
+                _clients(subscribers, lambda: _connect_graphql(port, token, 1)) as ours,
+                _clients(subscribers, lambda: open_client("127.0.0.1", relay_port, "/")) as bare,
+            ):
                 await asyncio.sleep(2)
                 result["idle_kib_per_subscription"] = round((_rss_kib(server.pid) - before) / subscribers, 1)
                 result["redis_connections_per_process"] = _tcp_peers(server.pid, redis_port)
-                await publish_ours(-1)  # every subscription is live before anything is timed
-                await _all_received(clients, 1, timeout=30)
-                template = clients[0].last
-                ours_rate = await _throughput(clients, publish_ours, events)
+                await _warm(ours, publish_ours)
+                payload = ours[0].last  # the very bytes our server sent, id and all
+
+                async def publish_relay(i: int) -> None:
+                    await redis.publish(channel, payload)
+
+                await _warm(bare, publish_relay)
+                ours_rates, bare_rates = [], []
+                for _ in range(rounds):
+                    ours_rates.append(await _throughput(ours, publish_ours, events))
+                    bare_rates.append(await _throughput(bare, publish_relay, events))
+                ours_rate, bare_rate = median(ours_rates), median(bare_rates)
                 rate = ours_rate / 2 / subscribers
-                ours_lat = await _latencies(clients, publish_ours, events, rate)
-
-        channel = f"{settings.redis_prefix}relay"
-        payload = template.encode()
-
-        async def publish_relay(i: int) -> None:
-            await redis.publish(channel, payload)
-
-        port = free_port()
-        relay = ["-m", "bench.broadcast_relay", "--port", str(port), "--redis-url", redis_url]
-        with subprocess_server([*relay, "--channel", channel], port, env):
-            async with _clients(subscribers, lambda: _connect_plain(f"ws://127.0.0.1:{port}")) as clients:
-                await asyncio.sleep(1)
-                await publish_relay(-1)
-                await _all_received(clients, 1, timeout=30)
-                bare_rate = await _throughput(clients, publish_relay, events)
-                bare_lat = await _latencies(clients, publish_relay, events, rate)
+                ours_lat, bare_lat = [], []
+                for _ in range(rounds):
+                    ours_lat += await _latencies(ours, publish_ours, latency_events, rate)
+                    bare_lat += await _latencies(bare, publish_relay, latency_events, rate)
         await redis.aclose()
 
     result["deliveries_per_s"] = round(ours_rate)
