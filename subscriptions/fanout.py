@@ -285,7 +285,11 @@ class SharedTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         if fanout is None or key is None or websocket is None:
             await super().run_operation(operation)
             return
-        async with fanout.join(key, operation, websocket.send_text, self.context, self.root_value) as member:
+
+        def send(text: str) -> Coroutine[Any, Any, None]:
+            return websocket.send({"type": "websocket.send", "text": text})  # type: ignore[no-any-return]  # Starlette's ASGI-level send
+
+        async with fanout.join(key, operation, send, self.context, self.root_value) as member:
             reason = await member.ended
         if reason == "gone":
             self.operations.pop(operation.id, None)

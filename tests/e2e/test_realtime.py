@@ -161,3 +161,33 @@ async def test_an_expired_or_malformed_since_is_reported(
             # The latest kept position still resumes.
             body = await gql(api, "{ myMedia { edges { node { mediaId } } } }", token=alice)
             assert len(body["data"]["myMedia"]["edges"]) == 4
+
+
+async def test_identical_subscriptions_share_one_execution_and_end_independently(
+    api: str, token: Callable[..., str]
+) -> None:
+    alice, bob = token("alice"), token("bob")
+    other_selection = "subscription { mediaEvents { type media { mediaId title } } }"
+    async with WsClient(api, alice) as one, WsClient(api, alice) as two, WsClient(api, bob) as three:
+        op_one, op_two = await one.subscribe(EVENTS), await two.subscribe(EVENTS)
+        op_other = await one.subscribe(other_selection)
+        await three.subscribe(EVENTS)
+        await asyncio.sleep(0.2)
+        first = await _upload(api, alice)
+        # Two operations on one socket: each in order, but in no order between them.
+        messages = {message["id"]: message for message in [await one.receive(), await one.receive()]}
+        assert set(messages) == {op_one, op_other}
+        got_one = messages[op_one]["payload"]["data"]["mediaEvents"]
+        got_two = await _event(two, op_two)
+        assert got_one == got_two and got_one["media"]["mediaId"] == first
+        assert messages[op_other]["payload"]["data"]["mediaEvents"] == {
+            "type": "CREATED",
+            "media": {"mediaId": first, "title": "A photo"},
+        }
+        await three.expect_nothing(0.3)  # same document, other user: never shared
+
+        await one.send({"id": op_one, "type": "complete"})  # one member leaves; the rest go on
+        second = await _upload(api, alice)
+        assert (await _event(two, op_two))["media"]["mediaId"] == second
+        assert (await one.receive())["id"] == op_other
+        await one.expect_nothing(0.3)
