@@ -157,6 +157,9 @@ class RedisEventBus:
         # Per user: set once Redis has confirmed the SUBSCRIBE (its reply came back), so a
         # replay read after it cannot miss an event published in between.
         self._subscribed: dict[str, asyncio.Future[None]] = {}
+        # SUBSCRIBEs sent per user whose reply is not read yet: a leave-and-rejoin sends two,
+        # and only the reply to the last one means "subscribed now".
+        self._unconfirmed: dict[str, int] = {}
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -263,6 +266,7 @@ class RedisEventBus:
                 subscribers.add(subscriber)
                 if len(subscribers) == 1 and self._pubsub is not None:
                     self._subscribed[subscriber.user_id] = asyncio.get_running_loop().create_future()
+                    self._unconfirmed[subscriber.user_id] = self._unconfirmed.get(subscriber.user_id, 0) + 1
                     await self._pubsub.subscribe(self.channel(subscriber.user_id))
                 confirmed = self._subscribed.get(subscriber.user_id)
             if confirmed is not None:
@@ -317,9 +321,17 @@ class RedisEventBus:
             if kind == "message":
                 self._dispatch(user_id, _text(message["data"]))
             elif kind == "subscribe":
-                confirmed = self._subscribed.get(user_id)
-                if confirmed is not None and not confirmed.done():
-                    confirmed.set_result(None)
+                self._confirm(user_id)
+
+    def _confirm(self, user_id: str) -> None:
+        left = self._unconfirmed.get(user_id, 0) - 1
+        if left > 0:
+            self._unconfirmed[user_id] = left
+            return
+        self._unconfirmed.pop(user_id, None)
+        confirmed = self._subscribed.get(user_id)
+        if confirmed is not None and not confirmed.done():
+            confirmed.set_result(None)
 
     def _dispatch(self, user_id: str, data: str) -> None:
         subscribers = self._subscribers.get(user_id)

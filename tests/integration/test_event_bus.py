@@ -143,3 +143,16 @@ async def test_events_older_than_the_age_limit_are_dropped_and_expire_their_posi
     with pytest.raises(EventsExpired):
         async with brief.subscribe("alice", since=first[0]):
             pass
+
+
+async def test_leaving_and_rejoining_at_once_keeps_replay_and_live_working(bus: RedisEventBus) -> None:
+    since = (await _publish(bus, "alice", 1))[0]
+    for _ in range(20):
+        async with bus.subscribe("alice"):
+            pass  # its SUBSCRIBE reply may still be unread when the next one is sent
+        async with bus.subscribe("alice", since=since) as sub:
+            later = await _publish(bus, "alice", 1)
+            events = aiter(sub)
+            received = await asyncio.wait_for(anext(events), 5)
+            assert received.event_id == later[0]
+            since = later[0]
