@@ -9,7 +9,7 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import core_path, media_query
+from bench import core_path, media_query, realtime
 
 
 async def main() -> None:
@@ -42,6 +42,21 @@ async def main() -> None:
         f"p99 {core['p99_ms']} ms (bare {core['bare_p99_ms']} ms, ratio {core['p99_ratio']})\n"
         f"  with moto behind the real runtime: media(id) {core['media_rps_moto']} req/s, "
         f"50-item myMedia page {core['page_rps_moto']} req/s (moto-bound; not comparable)",
+        flush=True,
+    )
+    print(
+        "realtime: 1,000 WebSocket subscribers of one user vs websockets.broadcast / a bare relay ...",
+        flush=True,
+    )
+    results["realtime"] = rt = await realtime.run(redis_url)
+    print(
+        f"  {rt['deliveries_per_s']} deliveries/s vs broadcast {rt['broadcast_deliveries_per_s']}, "
+        f"ratio {rt['throughput_ratio']} (goal >= 0.7)\n"
+        f"  p99 at half load {rt['p99_ms']} ms vs bare relay {rt['bare_p99_ms']} ms, "
+        f"ratio {rt['p99_ratio']} (goal <= 1.5)\n"
+        f"  Redis connections of the API process: {rt['redis_connections_per_process']} (goal 1)\n"
+        f"  idle subscription: {rt['idle_kib_per_subscription']} KiB each on its own WebSocket, "
+        f"{rt['idle_kib_per_subscription_shared_ws']} KiB with 20 per WebSocket (goal <= 20)",
         flush=True,
     )
     out = Path("bench/results")

@@ -26,7 +26,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def subprocess_server(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+def subprocess_server(
+    args: list[str], port: int, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server module in its own process (its own core, as in production) until it listens."""
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
@@ -41,7 +43,7 @@ def subprocess_server(args: list[str], port: int, env: dict[str, str] | None = N
                     log.seek(0)
                     raise RuntimeError(f"server {args} did not start:\n{log.read().decode()[-3000:]}")
                 time.sleep(0.05)
-            yield
+            yield process
         finally:
             process.terminate()
             process.wait(timeout=15)

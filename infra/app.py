@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from schema.types.context import Context, Services
 from services.auth import Principal
 from services.errors import Unauthenticated
 from services.ports import TokenVerifier
+from subscriptions import fanout
 
 log = logging.getLogger("mediagraph.api")
 
@@ -56,6 +58,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         self.services = services
         self.tokens = tokens
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        fanout.install(self, settings.subscriber_queue_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -116,6 +119,10 @@ def create_app(settings: Settings) -> Starlette:
             services = runtime.services
             app.state.graphql = MediagraphGraphQL(settings, services, runtime.tokens)
             app.state.runtime = runtime
+            # Everything loaded so far (boto models, the schema, ...) lives as long as the
+            # process: keep it out of the cyclic GC, whose full passes over it stalled every
+            # subscriber for a few hundred ms under load (docs/realtime.md).
+            gc.freeze()
             yield {}
 
     graphql = _GraphQLEndpoint()

@@ -70,7 +70,13 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
         clients = traced(await open_clients(settings, stack))
         redis = Redis.from_url(settings.redis_url, health_check_interval=30)
         stack.push_async_callback(redis.aclose)
-        bus = RedisEventBus(redis, prefix=settings.redis_prefix, queue_size=settings.subscriber_queue_size)
+        bus = RedisEventBus(
+            redis,
+            prefix=settings.redis_prefix,
+            queue_size=settings.subscriber_queue_size,
+            stream_maxlen=settings.event_stream_maxlen,
+            stream_max_age_s=settings.event_stream_max_age_s,
+        )
         if listen:
             await bus.start()
             stack.push_async_callback(bus.close)

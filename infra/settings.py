@@ -93,6 +93,9 @@ class Settings(BaseSettings):
 
     # Realtime.
     subscriber_queue_size: int = Field(default=100, ge=1, le=10_000)
+    # Replay (mediaEvents(since:)): each user's last events, bounded by count AND by age.
+    event_stream_maxlen: int = Field(default=1000, ge=1, le=100_000)
+    event_stream_max_age_s: int = Field(default=24 * 3600, ge=1)
     ws_init_timeout_s: float = Field(default=5.0, gt=0, le=10)
 
     # Worker.

@@ -48,8 +48,10 @@ def shape_error(error: GraphQLError, request_id: str) -> GraphQLError:
 
 
 def _is_coercion(error: GraphQLError) -> bool:
-    # Scalar parsers raise ValueError/TypeError while coercing variables: the client's input.
-    return error.path is None
+    # Scalar parsers raise ValueError/TypeError while graphql-core coerces variables: the
+    # client's input. The same exception types raised anywhere else (a subscription generator,
+    # a resolver) are bugs, and must stay masked.
+    return error.path is None and error.message.startswith("Variable '$")
 
 
 class ErrorCodes(SchemaExtension):

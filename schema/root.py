@@ -149,9 +149,15 @@ class Subscription:
         async for media in media_subscriptions.upload_completed(info, media_id):
             yield media
 
-    @strawberry.subscription(description="Every status change of media you own.")
-    async def media_events(self, info: strawberry.Info) -> AsyncGenerator[MediaEvent, None]:
-        async for event in media_subscriptions.media_events(info):
+    @strawberry.subscription(
+        description="Every status change of media you own. With `since` (an eventId you received), "
+        "first the events after it, in order, then live ones: no gap, no duplicate. A `since` older "
+        "than the kept history fails with BAD_USER_INPUT, extensions.reason SINCE_EXPIRED: refetch."
+    )
+    async def media_events(
+        self, info: strawberry.Info, since: str | None = None
+    ) -> AsyncGenerator[MediaEvent, None]:
+        async for event in media_subscriptions.media_events(info, since):
             yield event
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from services.errors import BadUserInput
 from services.media import Media
 
 
@@ -19,6 +21,28 @@ class MediaEventType(StrEnum):
     UPDATED = "UPDATED"
     DELETED = "DELETED"
     RESTORED = "RESTORED"
+
+
+_EVENT_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+
+
+def event_position(event_id: str) -> tuple[int, int]:
+    """An event id (`<ms>-<seq>`) as a comparable pair: ids order by (ms, seq), not as strings
+    ("9-0" < "10-0"). Raises BadUserInput (reason MALFORMED_SINCE) for anything else."""
+    match = _EVENT_ID.match(event_id)
+    if match is None:
+        raise BadUserInput("since must be an eventId received from mediaEvents", reason="MALFORMED_SINCE")
+    return int(match.group(1)), int(match.group(2))
+
+
+class EventsExpired(BadUserInput):
+    """Events after `since` are no longer kept: the client must refetch its state."""
+
+    def __init__(self, since: str) -> None:
+        super().__init__(
+            f"events after {since} are no longer kept; refetch, then subscribe without since",
+            reason="SINCE_EXPIRED",
+        )
 
 
 _ONCE_PER_MEDIA = frozenset({MediaEventType.COMPLETED, MediaEventType.REJECTED, MediaEventType.QUARANTINED})

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from services.auth import Principal, require
 from services.errors import BadUserInput, NotFound
-from services.events import MediaEvent, MediaEventType
+from services.events import MediaEvent, MediaEventType, event_position
 from services.media import Media, MediaStatus, utcnow
 from services.pagination import CursorCodec, page_size
 from services.ports import BlobStore, EventBus, FriendGraph, ListFilter, MediaRepository, NoFriends, Page
@@ -206,10 +206,13 @@ class GalleryService:
                 elif media_id is not None:
                     _raise_if_refused(event.media)
 
-    async def events(self, viewer: Principal | None) -> AsyncIterator[MediaEvent]:
-        """Every change of the caller's media, from now on."""
+    async def events(self, viewer: Principal | None, since: str | None = None) -> AsyncIterator[MediaEvent]:
+        """Every change of the caller's media, from now on; with `since` (an eventId), first the
+        ones after it. Raises Unauthenticated, BadUserInput (MALFORMED_SINCE, SINCE_EXPIRED)."""
         principal = require(viewer)
-        async with self._bus.subscribe(principal.user_id) as subscription:
+        if since is not None:
+            event_position(since)
+        async with self._bus.subscribe(principal.user_id, since) as subscription:
             async for event in subscription:
                 yield event
 

@@ -173,8 +173,11 @@ class EventBus(Protocol):
         """Publish to the owner's subscribers; returns the event id, or None if this exact
         change (`event.dedupe_key`) was published before."""
 
-    def subscribe(self, user_id: str) -> AbstractAsyncContextManager[Subscription]:
-        """Events of one user from now on, until the context exits."""
+    def subscribe(self, user_id: str, since: str | None = None) -> AbstractAsyncContextManager[Subscription]:
+        """Events of one user from now on, until the context exits. With `since` (an event id),
+        first the kept events after it, in order, then live ones: no gap, no duplicate.
+        Raises BadUserInput: MALFORMED_SINCE, or EventsExpired when events after `since` were
+        dropped from the kept history."""
 
     async def ping(self) -> None:
         """Raises if the bus is unreachable."""

@@ -16,7 +16,7 @@ async def upload_completed(info: Info, media_id: str | None = None) -> AsyncGene
         yield Media.from_model(media)
 
 
-async def media_events(info: Info) -> AsyncGenerator[MediaEvent, None]:
+async def media_events(info: Info, since: str | None = None) -> AsyncGenerator[MediaEvent, None]:
     context = info.context
-    async for event in context.services.gallery.events(context.principal):
+    async for event in context.services.gallery.events(context.principal, since):
         yield MediaEvent.from_model(event)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ulid import ULID
 
 from services.errors import Conflict, NotFound
-from services.events import MediaEvent
+from services.events import MediaEvent, event_position
 from services.media import Media, MediaStatus, Visibility, utcnow
 from services.ports import (
     BlobInfo,
@@ -354,8 +354,13 @@ class InMemoryEventBus:
         return event.event_id
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, user_id: str) -> AsyncIterator[InMemorySubscription]:
+    async def subscribe(self, user_id: str, since: str | None = None) -> AsyncIterator[InMemorySubscription]:
         subscription = InMemorySubscription(user_id)
+        if since is not None:
+            start = event_position(since)
+            for event in self.published:
+                if event.owner_id == user_id and event_position(event.event_id) > start:
+                    subscription.queue.put_nowait(event)
         self._subscribers.setdefault(user_id, set()).add(subscription)
         try:
             yield subscription

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 from redis.asyncio import Redis
+from ulid import ULID
 
 from infra.redis_bus import RedisEventBus, SlowConsumer
 from infra.settings import Settings
-from services.events import MediaEvent, MediaEventType
+from services.events import EventsExpired, MediaEvent, MediaEventType
 from services.media import Media, MediaStatus, Visibility
 
 pytestmark = pytest.mark.integration
@@ -99,3 +100,59 @@ async def test_a_subscriber_that_never_reads_is_cut_off(bus: RedisEventBus) -> N
         with pytest.raises(SlowConsumer):
             await drain()
         assert len(received) == 5
+
+
+async def _publish(bus: RedisEventBus, owner: str, n: int) -> list[str]:
+    ids = []
+    for _ in range(n):
+        event_id = await bus.publish(
+            MediaEvent(MediaEventType.UPDATED, _media(owner, str(ULID())), datetime.now(UTC))
+        )
+        assert event_id is not None
+        ids.append(event_id)
+    return ids
+
+
+async def test_history_is_cut_exactly_at_its_length_and_a_since_before_the_cut_expires(
+    bus: RedisEventBus, settings: Settings
+) -> None:
+    short = RedisEventBus(bus._redis, prefix=settings.redis_prefix, stream_maxlen=3)
+    ids = await _publish(short, "alice", 5)
+    assert await bus._redis.xlen(short.stream_key("alice")) == 3
+    # The last trimmed id is still a complete position: everything after it is kept.
+    async with short.subscribe("alice", since=ids[1]) as sub:
+        events = aiter(sub)
+        replayed = [await asyncio.wait_for(anext(events), 5) for _ in range(3)]
+    assert [event.event_id for event in replayed] == ids[2:]
+    with pytest.raises(EventsExpired):
+        async with short.subscribe("alice", since=ids[0]):
+            pass
+    assert short.local_subscribers == 0
+
+
+async def test_events_older_than_the_age_limit_are_dropped_and_expire_their_position(
+    bus: RedisEventBus, settings: Settings
+) -> None:
+    brief = RedisEventBus(bus._redis, prefix=settings.redis_prefix, stream_max_age_s=1)
+    first = await _publish(brief, "alice", 1)
+    await asyncio.sleep(1.2)
+    await _publish(brief, "bob", 1)
+    second = (await _publish(brief, "alice", 1))[0]
+    entries = await bus._redis.xrange(brief.stream_key("alice"))
+    assert [entry_id.decode() for entry_id, _ in entries] == [second]
+    with pytest.raises(EventsExpired):
+        async with brief.subscribe("alice", since=first[0]):
+            pass
+
+
+async def test_leaving_and_rejoining_at_once_keeps_replay_and_live_working(bus: RedisEventBus) -> None:
+    since = (await _publish(bus, "alice", 1))[0]
+    for _ in range(20):
+        async with bus.subscribe("alice"):
+            pass  # its SUBSCRIBE reply may still be unread when the next one is sent
+        async with bus.subscribe("alice", since=since) as sub:
+            later = await _publish(bus, "alice", 1)
+            events = aiter(sub)
+            received = await asyncio.wait_for(anext(events), 5)
+            assert received.event_id == later[0]
+            since = later[0]

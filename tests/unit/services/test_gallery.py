@@ -14,7 +14,7 @@ import pytest
 
 from services.auth import Principal
 from services.errors import BadUserInput, NotFound, Unauthenticated
-from services.events import MediaEvent, MediaEventType
+from services.events import MediaEvent, MediaEventType, event_position
 from services.gallery import GalleryService
 from services.media import Media, MediaStatus, Visibility, utcnow
 from services.pagination import CursorCodec
@@ -447,3 +447,27 @@ async def test_events_deliver_every_change_of_the_callers_media(env: Env) -> Non
         event = await within(waiting)
     assert (event.type, event.media.id) == (MediaEventType.UPDATED, media.id)
     assert event.event_id
+
+
+@pytest.mark.parametrize("since", ["yesterday", "12", "1-2-3", "-1-0", ""])
+async def test_events_refuse_a_since_that_is_not_an_event_id(env: Env, since: str) -> None:
+    with pytest.raises(BadUserInput) as raised:
+        await anext(env.gallery.events(ALICE, since))
+    assert raised.value.extensions == {"reason": "MALFORMED_SINCE"}
+    assert env.bus.subscriber_count("alice") == 0
+
+
+async def test_events_since_an_id_replay_only_later_events_of_the_caller(env: Env) -> None:
+    mine = [await env.add() for _ in range(3)]
+    theirs = await env.add(BOB)
+    ids = [await env.bus.publish(MediaEvent(MediaEventType.UPDATED, media, utcnow())) for media in mine]
+    await env.bus.publish(MediaEvent(MediaEventType.UPDATED, theirs, utcnow()))
+    assert ids[0] is not None
+    async with closing(env.gallery.events(ALICE, ids[0])) as stream:
+        replayed = [await within(asyncio.ensure_future(anext(stream))) for _ in range(2)]
+    assert [event.media.id for event in replayed] == [media.id for media in mine[1:]]
+
+
+def test_event_ids_compare_as_numbers_not_as_text() -> None:
+    assert event_position("9-0") < event_position("10-0")
+    assert event_position("10-2") < event_position("10-10")

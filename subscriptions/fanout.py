@@ -1,0 +1,324 @@
+"""Shared subscriptions: subscribers who would receive the same bytes share one execution.
+
+Strawberry executes a subscription's selection set and encodes its JSON once per subscriber per
+event. When many clients of a user hold the same live subscription (same document, variables
+and principal), that work is identical: here the first such subscription runs it once (a
+group), every event is executed and encoded once, and each member gets the encoded payload on
+its own bounded queue, wrapped with its operation id. A member that falls `queue_size` events
+behind gets RATE_LIMITED and completes, like a slow consumer of the bus; the others go on.
+Sends start in the group's task (see `_eager`), so an event costs one execution, one encoding
+and one write per subscriber, and no task switch per subscriber.
+
+Only live-only operations are shared: joining a group half way must give what a fresh
+subscription would. `mediaEvents` without `since` qualifies; a replay (`since`) or
+`uploadCompleted` (which first answers with the current state) does not, and runs alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    VariableNode,
+    parse,
+)
+from graphql.error import GraphQLSyntaxError
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+
+log = logging.getLogger("mediagraph.fanout")
+
+# Root subscription fields that may be shared, and the argument that makes one a replay.
+SHAREABLE = {"mediaEvents": "since"}
+
+Key = tuple[str, str, str, str | None]
+
+
+@functools.lru_cache(maxsize=256)
+def _document(query: str) -> DocumentNode | None:
+    try:
+        return parse(query)
+    except GraphQLSyntaxError:
+        return None
+
+
+def share_key(
+    query: str, variables: dict[str, Any] | None, operation_name: str | None, who: str
+) -> Key | None:
+    """The group of this operation, or None if it must run alone."""
+    document = _document(query)
+    if document is None:
+        return None
+    operations = [node for node in document.definitions if isinstance(node, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [node for node in operations if node.name and node.name.value == operation_name]
+    if len(operations) != 1 or operations[0].operation is not OperationType.SUBSCRIPTION:
+        return None
+    selections = operations[0].selection_set.selections
+    if len(selections) != 1 or not isinstance(selections[0], FieldNode) or selections[0].directives:
+        return None
+    root = selections[0]
+    replay_argument = SHAREABLE.get(root.name.value)
+    if replay_argument is None:
+        return None
+    for argument in root.arguments or ():
+        if argument.name.value != replay_argument:
+            continue
+        if not isinstance(argument.value, VariableNode):
+            return None
+        if (variables or {}).get(argument.value.name.value) is not None:
+            return None
+    try:
+        encoded_variables = json.dumps(variables or {}, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+    return (who, query, encoded_variables, operation_name)
+
+
+def _eager(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[None] | None:
+    """Run `coroutine` now, in the caller's task, up to its first suspension. None if it
+    finished without suspending (uvicorn's default WebSocket send writes to the transport and
+    returns); otherwise a task that carries it on. Python 3.12's eager tasks, by hand: one
+    event to 1,000 subscribers costs 1,000 writes, not 1,000 task switches."""
+    try:
+        blocked = coroutine.send(None)
+    except StopIteration:
+        return None
+    return asyncio.ensure_future(_resume(coroutine, blocked))
+
+
+async def _resume(coroutine: Coroutine[Any, Any, Any], blocked: Any) -> None:
+    while True:
+        try:
+            if blocked is None:
+                await asyncio.sleep(0)
+            else:
+                with contextlib.suppress(Exception):
+                    await blocked  # its outcome reaches the coroutine when it resumes
+        except asyncio.CancelledError:
+            coroutine.close()
+            raise
+        try:
+            blocked = coroutine.send(None)
+        except StopIteration:
+            return
+
+
+class _Member:
+    """One subscriber of a group: sends as events come, keeps at most `limit` waiting behind a
+    send in progress, and ends with the reason it ended."""
+
+    __slots__ = ("backlog", "ended", "finishing", "head", "limit", "pending", "send")
+
+    def __init__(
+        self, operation_id: str, send: Callable[[str], Coroutine[Any, Any, Any]], limit: int
+    ) -> None:
+        self.head = '{"id":' + json.dumps(operation_id) + ',"type":"'
+        self.send = send
+        self.limit = limit
+        self.backlog: deque[str] = deque()
+        self.pending: asyncio.Task[None] | None = None
+        self.finishing: str | None = None
+        self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def deliver(self, kind: str, payload: str) -> None:
+        if self.ended.done() or self.finishing is not None:
+            return
+        text = f'{self.head}{kind}","payload":{payload}}}'
+        if self.pending is None:
+            self._start(text)
+        elif len(self.backlog) < self.limit:
+            self.backlog.append(text)
+        else:
+            self._end("overflow")  # bounded: a client that does not read is cut off
+
+    def finish(self, reason: str) -> None:
+        """End once everything already accepted has been sent."""
+        if self.finishing is None:
+            self.finishing = reason
+        if self.pending is None and not self.backlog:
+            self._end(self.finishing)
+
+    def _start(self, text: str) -> None:
+        try:
+            self.pending = _eager(self.send(text))
+        except Exception:
+            self._end("gone")
+            return
+        if self.pending is not None:
+            self.pending.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self.pending = None
+        if task.cancelled() or task.exception() is not None:
+            self._end("gone")
+            return
+        while self.backlog and self.pending is None and not self.ended.done():
+            self._start(self.backlog.popleft())
+        if self.finishing is not None:
+            self.finish(self.finishing)
+
+    def _end(self, reason: str) -> None:
+        self.backlog.clear()
+        if not self.ended.done():
+            self.ended.set_result(reason)
+
+
+@dataclass(eq=False, slots=True)
+class _Group:
+    members: set[_Member] = field(default_factory=set)
+    task: asyncio.Task[None] | None = None
+
+
+class FanOut:
+    """The groups of one process."""
+
+    def __init__(self, queue_size: int) -> None:
+        self._queue_size = queue_size
+        self._groups: dict[Key, _Group] = {}
+
+    @property
+    def groups(self) -> int:
+        return len(self._groups)
+
+    @contextlib.asynccontextmanager
+    async def join(
+        self,
+        key: Key,
+        operation: Operation[Any, Any],
+        send: Callable[[str], Coroutine[Any, Any, Any]],
+        context: object,
+        root: object,
+    ) -> AsyncIterator[_Member]:
+        member = _Member(operation.id, send, self._queue_size)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group()
+            group.task = asyncio.create_task(self._run(key, group, operation, context, root))
+        group.members.add(member)
+        try:
+            yield member
+        finally:
+            group.members.discard(member)
+            if member.pending is not None:
+                member.pending.cancel()
+            if not group.members and self._groups.get(key) is group:
+                del self._groups[key]
+                if group.task is not None:
+                    group.task.cancel()
+
+    async def _run(
+        self, key: Key, group: _Group, operation: Operation[Any, Any], context: object, root: object
+    ) -> None:
+        """Execute once, encode once, deliver to every member."""
+        view = operation.handler.view
+
+        def encode(value: object) -> str:
+            encoded = view.encode_json(value)
+            return encoded.decode() if isinstance(encoded, bytes) else encoded
+
+        ending = "complete"
+        try:
+            source = await operation.handler.schema.stream(
+                operation.query,
+                variable_values=operation.variables,
+                context_value=context,
+                root_value=root,
+                operation_name=operation.operation_name,
+            )
+            async with contextlib.aclosing(source):
+                async for result in source:
+                    if isinstance(result, PreExecutionError) or not isinstance(result, ExecutionResult):
+                        errors = getattr(result, "errors", None) or [GraphQLError("unsupported result")]
+                        self._deliver(group, "error", encode([error.formatted for error in errors]))
+                        ending = "error"
+                        return
+                    payload: dict[str, object] = {"data": result.data}
+                    if result.errors:
+                        payload["errors"] = [error.formatted for error in result.errors]
+                    if result.extensions:
+                        payload["extensions"] = result.extensions
+                    self._deliver(group, "next", encode(payload))
+        except Exception:
+            log.exception("shared subscription failed")
+        finally:
+            # Members still here end; a new subscriber starts a new group.
+            if self._groups.get(key) is group:
+                del self._groups[key]
+            for member in list(group.members):
+                member.finish(ending)
+
+    @staticmethod
+    def _deliver(group: _Group, kind: str, payload: str) -> None:
+        for member in list(group.members):
+            member.deliver(kind, payload)
+
+
+class SharedTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
+    """graphql-transport-ws with shared execution of identical live subscriptions."""
+
+    async def run_operation(self, operation: Operation[Any, Any]) -> None:
+        fanout: FanOut | None = getattr(self.view, "fanout", None)
+        principal = getattr(self.context, "principal", None)
+        websocket = getattr(self.websocket, "ws", None)  # Starlette's: raw text out
+        key = None
+        if fanout is not None and principal is not None and websocket is not None:
+            # The principal (user and roles) is all a selection may depend on besides the input.
+            key = share_key(operation.query, operation.variables, operation.operation_name, repr(principal))
+        if fanout is None or key is None or websocket is None:
+            await super().run_operation(operation)
+            return
+
+        def send(text: str) -> Coroutine[Any, Any, None]:
+            return websocket.send({"type": "websocket.send", "text": text})  # type: ignore[no-any-return]  # Starlette's ASGI-level send
+
+        async with fanout.join(key, operation, send, self.context, self.root_value) as member:
+            reason = await member.ended
+        if reason == "gone":
+            self.operations.pop(operation.id, None)
+            return
+        if reason == "error":  # the error message ended the operation
+            operation.completed = True
+            self.operations.pop(operation.id, None)
+            return
+        with contextlib.suppress(Exception):
+            if reason == "overflow":
+                await operation.send_operation_message(
+                    {
+                        "id": operation.id,
+                        "type": "next",
+                        "payload": {
+                            "data": None,
+                            "errors": [
+                                {
+                                    "message": "subscriber fell too far behind; resubscribe",
+                                    "extensions": {"code": "RATE_LIMITED", "reason": "SLOW"},
+                                }
+                            ],
+                        },
+                    }
+                )
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+
+def install(view: GraphQL[Any, Any], queue_size: int) -> None:
+    """Make `view` share identical live subscriptions (its handler reads `view.fanout`)."""
+    view.graphql_transport_ws_handler_class = SharedTransportWSHandler
+    setattr(view, "fanout", FanOut(queue_size))  # noqa: B010  # an attribute GraphQL does not declare
