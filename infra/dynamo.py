@@ -5,7 +5,8 @@ DynamoDB table. Every attribute name in an expression is aliased (see stack-note
       gsi1pk=OWNER#<owner>                   gsi1sk=<createdAt>#<id>   owner's timeline
       gsi2pk=OWNER#<owner>#<status>          gsi2sk=<createdAt>#<id>   owner's timeline by status
       gsi3pk=STATUS#<status>[#<visibility>]  gsi3sk=<createdAt>#<id>   everyone's, by status;
-                                             COMPLETED is split by visibility: the public timeline
+                                             COMPLETED is split by visibility: the public timeline;
+                                             DELETED sorts by <purgeAfter>#<id>: the purge queue
       ttl=<epoch>                            only while PENDING: abandoned uploads expire
     pk=TAG#<tag>           sk=<createdAt>#<id>   one per tag of a media: search across users
       gsi1pk=OWNERTAG#<owner>#<tag>          gsi1sk=<createdAt>#<id>   the owner's media by tag
@@ -18,6 +19,7 @@ batch-get the records, so a tag item never carries stale copies of mutable field
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
@@ -69,6 +71,8 @@ def to_item(media: Media) -> dict[str, Any]:
         "gsi3pk": status_partition(media.status, media.visibility),
         "gsi3sk": sort,
     }
+    if media.status is MediaStatus.DELETED and media.purge_after is not None:
+        item["gsi3sk"] = f"{media.purge_after.isoformat()}#{media.id}"
     if not media.tags:
         item.pop("tags", None)
     if media.expires_at is not None:
@@ -294,6 +298,23 @@ class DynamoMediaRepository:
             if "LastEvaluatedKey" not in response:
                 return Usage(count=count, bytes=total)
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    async def scan(self, *, limit: int, after: str | None) -> Page:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "#sk = :meta",
+            "ExpressionAttributeNames": {"#sk": "sk"},
+            "ExpressionAttributeValues": {":meta": {"S": "META"}},
+            "Limit": limit,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = json.loads(after)
+        response = await self._client.scan(**request)
+        records = [
+            from_item(item) for item in response.get("Items", []) if item["pk"]["S"].startswith("MEDIA#")
+        ]
+        last = response.get("LastEvaluatedKey")
+        return Page(records, last is not None, json.dumps(last) if last else None)
 
     async def ping(self) -> None:
         await self._client.describe_table(TableName=self._table)

@@ -80,6 +80,28 @@ class DynamoEngagementStore:
             for item in await self._batch_get(keys)
         }
 
+    async def forget(self, media_id: str) -> None:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk",
+            "ProjectionExpression": "#pk, #sk",
+            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
+            "ExpressionAttributeValues": {":pk": {"S": f"MEDIA#{media_id}"}},
+        }
+        while True:
+            response = await self._client.query(**request)
+            # The record (sk=META) is the repository's: it goes last, with its index items.
+            keys = [item for item in response.get("Items", []) if item["sk"]["S"] != "META"]
+            for start in range(0, len(keys), 25):
+                writes = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+                pending: dict[str, Any] = {self._table: writes}
+                while pending:
+                    answer = await self._client.batch_write_item(RequestItems=pending)
+                    pending = answer.get("UnprocessedItems") or {}
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     async def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for start in range(0, len(keys), _BATCH_GET_LIMIT):

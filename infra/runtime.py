@@ -7,11 +7,13 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from redis.asyncio import Redis
 
 from infra.aws_clients import AwsClients, open_clients
 from infra.dynamo import DynamoMediaRepository
+from infra.dynamo_audit import DynamoAuditLog
 from infra.dynamo_engagement import DynamoEngagementStore
 from infra.idempotency import DynamoIdempotencyStore
 from infra.jwt import JwtTokenVerifier
@@ -21,6 +23,7 @@ from infra.redis_snapshots import RedisSnapshotStore
 from infra.s3 import S3BlobStore
 from infra.settings import Settings
 from schema.types.context import Services
+from services.audit import Auditor
 from services.editing import EditingService
 from services.engagement import EngagementService
 from services.feed import FeedService
@@ -29,6 +32,8 @@ from services.pagination import CursorCodec
 from services.processing import ProcessingService
 from services.quotas import QuotaPolicy, QuotaService
 from services.rate_limits import Limit, RateLimitPolicy, RateLimitService
+from services.reconcile import ReconcileService
+from services.retention import RetentionPolicy, RetentionService
 from services.uploads import UploadPolicy, UploadService
 
 
@@ -46,6 +51,8 @@ class Runtime:
     processing: ProcessingService
     services: Services
     rate_limits: RateLimitService
+    retention: RetentionService
+    reconcile: ReconcileService
 
 
 def _cursor_key(settings: Settings) -> bytes:
@@ -97,16 +104,36 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
         cursors = CursorCodec(_cursor_key(settings))
         gallery = GalleryService(repo, blobs, bus, cursors)
         engagement_store = DynamoEngagementStore(clients.dynamodb, settings.table)
-        uploads = UploadService(repo, blobs, bus, policy, quotas=quotas, idempotency=idempotency)
+        auditor = Auditor(DynamoAuditLog(clients.dynamodb, settings.table), cursors)
+        uploads = UploadService(
+            repo, blobs, bus, policy, quotas=quotas, idempotency=idempotency, auditor=auditor
+        )
+        processing = ProcessingService(
+            repo, blobs, bus, upload_prefix=settings.upload_prefix, auditor=auditor
+        )
+        retention = RetentionService(
+            repo,
+            blobs,
+            bus,
+            engagement_store,
+            auditor,
+            cursors,
+            RetentionPolicy(
+                retention=timedelta(days=settings.retention_days),
+                purge_lease=timedelta(seconds=settings.purge_lease_s),
+            ),
+        )
         services = Services(
             uploads=uploads,
             gallery=gallery,
-            editing=EditingService(repo, bus),
+            editing=EditingService(repo, bus, auditor=auditor),
             engagement=EngagementService(engagement_store, gallery),
             rate_limits=rate_limits,
             feed=FeedService(
                 repo, gallery, engagement_store, RedisSnapshotStore(redis, settings.redis_prefix), cursors
             ),
+            retention=retention,
+            audit=auditor,
         )
         yield Runtime(
             settings=settings,
@@ -119,6 +146,10 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             uploads=uploads,
             gallery=gallery,
             services=services,
-            processing=ProcessingService(repo, blobs, bus, upload_prefix=settings.upload_prefix),
+            processing=processing,
             rate_limits=rate_limits,
+            retention=retention,
+            reconcile=ReconcileService(
+                repo, blobs, engagement_store, auditor, processing, upload_prefix=settings.upload_prefix
+            ),
         )

@@ -20,9 +20,11 @@ from strawberry.schema.config import StrawberryConfig
 from resolvers import editing as editing_resolvers
 from resolvers import media as media_resolvers
 from resolvers import multipart as multipart_resolvers
+from resolvers import retention as retention_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.extensions import ErrorCodes
 from schema.rate_limit import RateLimit
+from schema.types.audit import AuditEntryConnection
 from schema.types.connection import MediaConnection
 from schema.types.event import MediaEvent
 from schema.types.media import Media
@@ -78,6 +80,17 @@ class Query:
         "the missing ones.",
         extensions=[RateLimit()],
     )
+    deleted_media: MediaConnection = strawberry.field(
+        resolver=retention_resolvers.deleted_media,
+        description="Your trash, newest first: deleted media, each restorable until its purgeAfter.",
+        extensions=[RateLimit()],
+    )
+    media_audit_log: AuditEntryConnection = strawberry.field(
+        resolver=retention_resolvers.media_audit_log,
+        description="Who did what to a media item and when, oldest first (owner and admins; kept "
+        "after the purge).",
+        extensions=[RateLimit()],
+    )
 
 
 @strawberry.type
@@ -113,6 +126,17 @@ class Mutation:
     )
     unlike_media: Media = strawberry.mutation(
         resolver=editing_resolvers.unlike_media, description="Take a like back."
+    )
+    delete_media: Media = strawberry.mutation(
+        resolver=retention_resolvers.delete_media,
+        description="Move media to the trash (owner or admin): it vanishes everywhere at once and "
+        "can be restored until purgeAfter.",
+        extensions=[RateLimit()],
+    )
+    restore_media: Media = strawberry.mutation(
+        resolver=retention_resolvers.restore_media,
+        description="Bring deleted media back exactly as it was; CONFLICT once the window is over.",
+        extensions=[RateLimit()],
     )
 
 

@@ -88,7 +88,8 @@ class GalleryService:
         after: str | None,
         filter: ListFilter | None = None,
     ) -> MediaPage:
-        """Newest first, every status. Raises Unauthenticated, BadUserInput (bad first/cursor/tag)."""
+        """Newest first, every status but DELETED (see deletedMedia). Raises Unauthenticated,
+        BadUserInput (bad first/cursor/tag)."""
         principal = require(viewer)
         wanted = _normalized(filter or ListFilter())
         scope = f"myMedia|{principal.user_id}|{wanted}"
@@ -103,6 +104,8 @@ class GalleryService:
         )
         if wanted.tag is None and wanted.created_after is None and wanted.created_before is None:
             counts = await self._repo.count_by_status(principal.user_id)
+            # The trash is not part of "your media": deletedMedia lists it.
+            counts.pop(MediaStatus.DELETED, None)
             total = counts.get(wanted.status, 0) if wanted.status else sum(counts.values())
             page = MediaPage(page.items, page.cursors, page.has_next_page, page.end_cursor, max(0, total))
         return page

@@ -112,6 +112,9 @@ class MediaRepository(Protocol):
     async def owner_usage(self, owner_id: str, status: MediaStatus, *, now: datetime) -> Usage:
         """Count and total size of the owner's records in `status`; expired PENDING ones excluded."""
 
+    async def scan(self, *, limit: int, after: str | None) -> Page:
+        """Every record, in no particular order, a page at a time: what reconcile walks."""
+
     async def ping(self) -> None:
         """Raises if the store is unreachable."""
 
@@ -151,6 +154,13 @@ class BlobStore(Protocol):
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         """Drop the upload and its parts; no error if it is already gone."""
 
+    async def delete_all_versions(self, prefix: str) -> int:
+        """Remove every object under `prefix` with all its versions and delete markers;
+        returns how many were removed (0 when nothing is left: idempotent)."""
+
+    def keys(self, prefix: str) -> AsyncIterator[str]:
+        """The current objects' keys under `prefix`."""
+
     async def ping(self) -> None:
         """Raises if the store is unreachable."""
 
@@ -189,6 +199,9 @@ class EngagementStore(Protocol):
 
     async def stats(self, media_ids: list[str]) -> dict[str, MediaStats]:
         """Counters of each media, in one batched read (absent means zero)."""
+
+    async def forget(self, media_id: str) -> None:
+        """Remove every like and the counters of one media (purge); idempotent."""
 
 
 class SnapshotStore(Protocol):
@@ -232,6 +245,34 @@ class IdempotencyStore(Protocol):
 class RateLimiter(Protocol):
     async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
         """Take `cost` tokens from the bucket: 0.0 if granted, else the seconds until they would be."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One step in a media's life. `entry_id` orders entries (a ULID; the purge tombstone has
+    a fixed id that sorts last, so writing it twice keeps one)."""
+
+    media_id: str
+    owner_id: str
+    entry_id: str
+    actor: str
+    action: str
+    at: datetime
+    changes: dict[str, tuple[object, object]] = field(default_factory=dict)  # field: (before, after)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    entries: list[AuditEntry]
+    has_more: bool
+
+
+class AuditLog(Protocol):
+    async def record(self, entry: AuditEntry) -> None:
+        """Store the entry; storing the same `entry_id` again changes nothing."""
+
+    async def entries(self, media_id: str, *, limit: int, after: str | None) -> AuditPage:
+        """Oldest first; `after` is an `entry_id`."""
 
 
 class TokenVerifier(Protocol):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from services.audit import Auditor
 from services.errors import Conflict
 from services.events import MediaEvent, MediaEventType
 from services.media import TERMINAL, Media, MediaStatus, utcnow
@@ -59,7 +60,9 @@ class ProcessingService:
         *,
         upload_prefix: str,
         checks: Sequence[Callable[[Media], Check]] = DEFAULT_CHECKS,
+        auditor: Auditor | None = None,
     ) -> None:
+        self._auditor = auditor
         self._repo = repo
         self._blobs = blobs
         self._bus = bus
@@ -94,6 +97,8 @@ class ProcessingService:
             if current is not None and current.status in TERMINAL:
                 await self._announce(current)
             return Outcome.DUPLICATE
+        if self._auditor is not None:
+            await self._auditor.outcome(done)
         await self._announce(done)
         log.info(
             "media processed",

@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from strawberry.dataloader import DataLoader
 
+from services.audit import Auditor
 from services.auth import Principal
 from services.editing import EditingService
 from services.engagement import EngagementService
@@ -15,6 +16,7 @@ from services.feed import FeedService
 from services.gallery import GalleryService
 from services.ports import MediaStats
 from services.rate_limits import RateLimitService
+from services.retention import RetentionService
 from services.uploads import UploadService
 
 
@@ -26,6 +28,8 @@ class Services:
     engagement: EngagementService
     feed: FeedService
     rate_limits: RateLimitService | None = None  # None: no limits (unit tests, benchmarks)
+    retention: RetentionService | None = None  # None: delete/restore/trash unavailable
+    audit: Auditor | None = None
 
 
 @dataclass(slots=True)

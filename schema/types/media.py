@@ -41,6 +41,11 @@ class Media(relay.Node):
         description="While PENDING: when the upload is abandoned if no bytes arrived."
     )
     owner: User
+    deleted_at: datetime | None = strawberry.field(description="When it went to the trash.")
+    deleted_by: strawberry.ID | None = strawberry.field(description="Who deleted it: the owner or an admin.")
+    purge_after: datetime | None = strawberry.field(
+        description="While DELETED: restorable until then; afterwards it is purged for good.",
+    )
     _model: strawberry.Private[MediaModel]
 
     @strawberry.field(description="The raw media id (a ULID); `id` is its global Relay id.")
@@ -82,6 +87,9 @@ class Media(relay.Node):
             reject_reason=media.reject_reason,
             expires_at=media.expires_at,
             owner=User(id=strawberry.ID(media.owner_id)),
+            deleted_at=media.deleted_at,
+            deleted_by=strawberry.ID(media.deleted_by) if media.deleted_by else None,
+            purge_after=media.purge_after,
             _model=media,
         )
 
