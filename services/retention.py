@@ -133,9 +133,10 @@ class RetentionService:
         counts = await self._repo.count_by_status(principal.user_id)
         return MediaPage(page.items, cursors, page.has_more, end, max(0, counts.get(MediaStatus.DELETED, 0)))
 
-    async def purge_due(self, *, limit: int = 100) -> int:
-        """Purge deleted media whose window is over, soonest due first; returns how many."""
-        now = self._clock()
+    async def purge_due(self, *, limit: int = 100, now: datetime | None = None) -> int:
+        """Purge deleted media whose window is over (at `now`, default the clock), soonest due
+        first; returns how many."""
+        now = now or self._clock()
         purged = 0
         for media in await self._repo.oldest_with_status(MediaStatus.DELETED, limit=limit):
             if media.purge_after is None or media.purge_after > now:
