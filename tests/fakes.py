@@ -32,7 +32,15 @@ from services.ports import (
 )
 
 if TYPE_CHECKING:
-    from services.ports import BlobStore, EventBus, IdempotencyStore, MediaRepository, RateLimiter
+    from services.ports import (
+        AuditLog,
+        BlobStore,
+        EngagementStore,
+        EventBus,
+        IdempotencyStore,
+        MediaRepository,
+        RateLimiter,
+    )
 
 
 class InMemoryMediaRepository:
@@ -419,6 +427,8 @@ if TYPE_CHECKING:
     _bus: EventBus = InMemoryEventBus()
     _idempotency: IdempotencyStore = InMemoryIdempotencyStore()
     _limiter: RateLimiter = InMemoryRateLimiter()
+    _engagement: EngagementStore = InMemoryEngagementStore()
+    _audit: AuditLog = InMemoryAuditLog()
 
 
 class InMemoryEngagementStore:
