@@ -420,17 +420,6 @@ def make_media(
     )
 
 
-if TYPE_CHECKING:
-    # The fakes must keep up with the ports: mypy fails here when a port grows a method.
-    _repository: MediaRepository = InMemoryMediaRepository()
-    _blobs: BlobStore = InMemoryBlobStore()
-    _bus: EventBus = InMemoryEventBus()
-    _idempotency: IdempotencyStore = InMemoryIdempotencyStore()
-    _limiter: RateLimiter = InMemoryRateLimiter()
-    _engagement: EngagementStore = InMemoryEngagementStore()
-    _audit: AuditLog = InMemoryAuditLog()
-
-
 class InMemoryEngagementStore:
     """Likes as a set of (media, user); counters derived from it."""
 
@@ -491,3 +480,14 @@ class InMemorySnapshotStore:
 
     async def load(self, snapshot_id: str) -> list[str] | None:
         return self.snapshots.get(snapshot_id)
+
+
+if TYPE_CHECKING:
+    # The fakes must keep up with the ports: mypy fails here when a port grows a method.
+    _repository: MediaRepository = InMemoryMediaRepository()
+    _blobs: BlobStore = InMemoryBlobStore()
+    _bus: EventBus = InMemoryEventBus()
+    _idempotency: IdempotencyStore = InMemoryIdempotencyStore()
+    _limiter: RateLimiter = InMemoryRateLimiter()
+    _engagement: EngagementStore = InMemoryEngagementStore()
+    _audit: AuditLog = InMemoryAuditLog()

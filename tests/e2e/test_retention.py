@@ -33,7 +33,8 @@ RESTORE = "mutation($id: ID!) { restoreMedia(id: $id) { mediaId status deletedAt
 TRASH = """query($first: Int, $after: String) { deletedMedia(first: $first, after: $after) {
   totalCount edges { node { mediaId status purgeAfter deletedBy } } pageInfo { hasNextPage endCursor } } }"""
 LIKE = "mutation($id: ID!) { likeMedia(id: $id) { mediaId } }"
-AUDIT = """query($id: ID!, $first: Int, $after: String) { mediaAuditLog(id: $id, first: $first, after: $after) {
+AUDIT = """query($id: ID!, $first: Int, $after: String) {
+  mediaAuditLog(id: $id, first: $first, after: $after) {
   edges { cursor node { actor action at changes { field before after } } } pageInfo { hasNextPage } } }"""
 UPDATE = """mutation($id: ID!, $input: UpdateMediaInput!) { updateMedia(id: $id, input: $input) {
   mediaId title } }"""

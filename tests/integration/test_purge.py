@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 
 from infra import cli
+from infra.dynamo_engagement import DynamoEngagementStore
 from infra.runtime import Runtime
 from infra.settings import Settings
 from services.audit import Auditor
 from services.auth import Principal
 from services.media import Media, MediaStatus, utcnow
+from services.pagination import CursorCodec
 from services.ports import BlobStore, EngagementStore
 from services.retention import RetentionPolicy, RetentionService
 from tests.e2e.test_listing import seed
@@ -157,6 +159,10 @@ class CrashingEngagement:
         raise Crash("killed midway")
 
 
+def _engagement(runtime: Runtime) -> DynamoEngagementStore:
+    return DynamoEngagementStore(runtime.clients.dynamodb, runtime.settings.table)
+
+
 def _retention(
     runtime: Runtime,
     *,
@@ -171,9 +177,9 @@ def _retention(
         runtime.repo,
         blobs or runtime.blobs,
         runtime.bus,
-        engagement or runtime.retention._engagement,  # noqa: SLF001  # the same DynamoDB store
+        engagement or _engagement(runtime),
         audit,
-        runtime.retention._cursors,  # noqa: SLF001
+        CursorCodec(b"another purger"),
         RetentionPolicy(retention=retention),
     )
 
@@ -189,7 +195,7 @@ async def test_purge_killed_midway_is_finished_by_the_next_run(
     if where == "bytes":
         crashing = _retention(runtime, blobs=CrashingBlobs(runtime.blobs))
     else:
-        crashing = _retention(runtime, engagement=CrashingEngagement(runtime.retention._engagement))  # noqa: SLF001
+        crashing = _retention(runtime, engagement=CrashingEngagement(_engagement(runtime)))
     with pytest.raises(Crash):
         await crashing.purge_due(now=now)
 
