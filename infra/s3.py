@@ -200,4 +200,6 @@ def _info(response: dict[str, Any]) -> BlobInfo:
         content_type=response.get("ContentType"),
         etag=response.get("ETag"),
         metadata=dict(response.get("Metadata") or {}),
+        storage_class=response.get("StorageClass"),
+        restore=response.get("Restore"),
     )

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from services.archive import Availability, availability_of
 from services.auth import Principal, require
 from services.errors import BadUserInput, NotFound
 from services.events import MediaEvent, MediaEventType
@@ -173,6 +174,13 @@ class GalleryService:
         if media.status is not MediaStatus.COMPLETED or not (await self.visible(viewer, [media])):
             return None
         return await self._blobs.presign_get(media.object_key, expires_in=self._url_ttl_s)
+
+    async def availability(self, viewer: Principal | None, media: Media) -> Availability | None:
+        """Whether the bytes can be read now or must be restored from an archive class first
+        (one HEAD); None unless COMPLETED and visible."""
+        if media.status is not MediaStatus.COMPLETED or not (await self.visible(viewer, [media])):
+            return None
+        return availability_of(await self._blobs.head(media.object_key))
 
     async def completions(self, viewer: Principal | None, media_id: str | None) -> AsyncIterator[Media]:
         """Each of the caller's uploads as it becomes COMPLETED; with `media_id`, just that one.

@@ -61,6 +61,8 @@ class BlobInfo:
     content_type: str | None
     etag: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    storage_class: str | None = None  # None: STANDARD
+    restore: str | None = None  # S3's x-amz-restore header of an archived object
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ import strawberry
 from strawberry import relay
 
 from schema.types.context import Info
-from schema.types.enums import MediaStatus, Visibility
+from schema.types.enums import Availability, MediaStatus, Visibility
 from schema.types.scalars import Long
 from services.errors import NotFound
 from services.media import Media as MediaModel
@@ -68,6 +68,15 @@ class Media(relay.Node):
     async def url(self, info: Info) -> str | None:
         context = info.context
         return await context.services.gallery.url_for(context.principal, self._model)
+
+    @strawberry.field(
+        description="Whether `url` can be read now (one storage lookup): archived originals in "
+        "Glacier Instant Retrieval are AVAILABLE; deeper archive classes say RESTORE_REQUIRED. "
+        "Null unless COMPLETED and visible."
+    )
+    async def availability(self, info: Info) -> Availability | None:
+        context = info.context
+        return await context.services.gallery.availability(context.principal, self._model)
 
     @classmethod
     def from_model(cls, media: MediaModel) -> Self:
