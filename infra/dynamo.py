@@ -7,7 +7,7 @@ DynamoDB table. Every attribute name in an expression is aliased (see stack-note
       gsi3pk=STATUS#<status>[#<visibility>]  gsi3sk=<createdAt>#<id>   everyone's, by status;
                                              COMPLETED is split by visibility: the public timeline;
                                              DELETED sorts by <purgeAfter>#<id>: the purge queue
-      ttl=<epoch>                            only while PENDING: abandoned uploads expire
+      ttl=<epoch>                            only while PENDING (not once deleted): abandoned uploads expire
     pk=TAG#<tag>           sk=<createdAt>#<id>   one per tag of a media: search across users
       gsi1pk=OWNERTAG#<owner>#<tag>          gsi1sk=<createdAt>#<id>   the owner's media by tag
     pk=OWNER#<owner>       sk=COUNTS         c_<STATUS> counters, changed in the same
@@ -75,7 +75,8 @@ def to_item(media: Media) -> dict[str, Any]:
         item["gsi3sk"] = f"{media.purge_after.isoformat()}#{media.id}"
     if not media.tags:
         item.pop("tags", None)
-    if media.expires_at is not None:
+    if media.expires_at is not None and media.status is MediaStatus.PENDING:
+        # Only while PENDING: a deleted upload waits for the purge, which also cleans up counters.
         item["ttl"] = int(media.expires_at.timestamp())
     return _serialize(item)
 

@@ -278,3 +278,16 @@ async def test_init_resources_sets_the_lifecycle_rules(runtime: Runtime) -> None
     assert by_id["uploads-to-glacier-ir"]["Filter"] == {"Prefix": "uploads/"}
     assert by_id["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     assert by_id["expire-noncurrent-versions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+
+
+async def test_a_deleted_upload_loses_its_ttl_and_waits_for_the_purge(runtime: Runtime) -> None:
+    # Real DynamoDB TTL would drop the record behind the counters' back; the purge owns it now.
+    pending = await seed(runtime, "alice", status=MediaStatus.PENDING)
+    key = {"pk": {"S": f"MEDIA#{pending.id}"}, "sk": {"S": "META"}}
+    table = runtime.settings.table
+    assert "ttl" in (await runtime.clients.dynamodb.get_item(TableName=table, Key=key))["Item"]
+    await runtime.retention.delete(ALICE, pending.id)
+    assert "ttl" not in (await runtime.clients.dynamodb.get_item(TableName=table, Key=key))["Item"]
+    restored = await runtime.retention.restore(ALICE, pending.id)
+    assert restored.status is MediaStatus.PENDING
+    assert "ttl" in (await runtime.clients.dynamodb.get_item(TableName=table, Key=key))["Item"]
