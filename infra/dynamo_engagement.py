@@ -102,6 +102,26 @@ class DynamoEngagementStore:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    async def forget_user(self, user_id: str) -> int:
+        # No index maps a user to their likes: an account deletion is rare enough for one
+        # filtered scan, and each unlike keeps its media's counter exact.
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "#sk = :sk",
+            "ProjectionExpression": "#pk",
+            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
+            "ExpressionAttributeValues": {":sk": {"S": f"LIKE#{user_id}"}},
+        }
+        removed = 0
+        while True:
+            response = await self._client.scan(**request)
+            for item in response.get("Items", []):
+                if await self.unlike(item["pk"]["S"].removeprefix("MEDIA#"), user_id):
+                    removed += 1
+            if "LastEvaluatedKey" not in response:
+                return removed
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     async def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for start in range(0, len(keys), _BATCH_GET_LIMIT):

@@ -23,6 +23,7 @@ from infra.redis_snapshots import RedisSnapshotStore
 from infra.s3 import S3BlobStore
 from infra.settings import Settings
 from schema.types.context import Services
+from services.account import AccountService
 from services.audit import Auditor
 from services.editing import EditingService
 from services.engagement import EngagementService
@@ -134,6 +135,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             ),
             retention=retention,
             audit=auditor,
+            accounts=AccountService(repo, blobs, engagement_store, retention),
         )
         yield Runtime(
             settings=settings,

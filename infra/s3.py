@@ -186,6 +186,9 @@ class S3BlobStore:
             for entry in page.get("Contents", []):
                 yield entry["Key"]
 
+    async def write(self, key: str, data: bytes, *, content_type: str) -> None:
+        await self._client.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
+
     async def ping(self) -> None:
         await self._client.head_bucket(Bucket=self._bucket)
 

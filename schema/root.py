@@ -17,6 +17,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
+from resolvers import account as account_resolvers
 from resolvers import editing as editing_resolvers
 from resolvers import media as media_resolvers
 from resolvers import multipart as multipart_resolvers
@@ -24,6 +25,7 @@ from resolvers import retention as retention_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.extensions import ErrorCodes
 from schema.rate_limit import RateLimit
+from schema.types.account import AccountDeletion, DataExport
 from schema.types.audit import AuditEntryConnection
 from schema.types.connection import MediaConnection
 from schema.types.event import MediaEvent
@@ -136,6 +138,17 @@ class Mutation:
     restore_media: Media = strawberry.mutation(
         resolver=retention_resolvers.restore_media,
         description="Bring deleted media back exactly as it was; CONFLICT once the window is over.",
+        extensions=[RateLimit()],
+    )
+    delete_account: AccountDeletion = strawberry.mutation(
+        resolver=account_resolvers.delete_account,
+        description="All your media to the trash at once (purged after the retention window), and "
+        "the likes you gave taken back.",
+        extensions=[RateLimit()],
+    )
+    export_my_data: DataExport = strawberry.mutation(
+        resolver=account_resolvers.export_my_data,
+        description="A download URL for a JSON archive of your media metadata and links to your originals.",
         extensions=[RateLimit()],
     )
 

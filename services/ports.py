@@ -163,6 +163,9 @@ class BlobStore(Protocol):
     def keys(self, prefix: str) -> AsyncIterator[str]:
         """The current objects' keys under `prefix`."""
 
+    async def write(self, key: str, data: bytes, *, content_type: str) -> None:
+        """Store a small object the service itself writes (an export)."""
+
     async def ping(self) -> None:
         """Raises if the store is unreachable."""
 
@@ -204,6 +207,9 @@ class EngagementStore(Protocol):
 
     async def forget(self, media_id: str) -> None:
         """Remove every like and the counters of one media (purge); idempotent."""
+
+    async def forget_user(self, user_id: str) -> int:
+        """Take back every like the user gave (counters follow); returns how many."""
 
 
 class SnapshotStore(Protocol):

@@ -265,6 +265,9 @@ class InMemoryBlobStore:
         _, content_type, held = self.multipart.pop(upload_id)
         self.put(key, b"".join(held[part.part_number] for part in parts), content_type)
 
+    async def write(self, key: str, data: bytes, *, content_type: str) -> None:
+        self.put(key, data, content_type)
+
     async def delete_all_versions(self, prefix: str) -> int:
         doomed = [key for key in self._objects if key.startswith(prefix)]
         for key in doomed:
@@ -449,6 +452,11 @@ class InMemoryEngagementStore:
             )
             for m in media_ids
         }
+
+    async def forget_user(self, user_id: str) -> int:
+        mine = {(m, user) for m, user in self.likes if user == user_id}
+        self.likes -= mine
+        return len(mine)
 
     async def forget(self, media_id: str) -> None:
         self.likes = {(m, user) for m, user in self.likes if m != media_id}

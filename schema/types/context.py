@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from strawberry.dataloader import DataLoader
 
+from services.account import AccountService
 from services.audit import Auditor
 from services.auth import Principal
 from services.editing import EditingService
@@ -30,6 +31,7 @@ class Services:
     rate_limits: RateLimitService | None = None  # None: no limits (unit tests, benchmarks)
     retention: RetentionService | None = None  # None: delete/restore/trash unavailable
     audit: Auditor | None = None
+    accounts: AccountService | None = None
 
 
 @dataclass(slots=True)
