@@ -54,9 +54,9 @@ class AuditPageView:
 
 
 class Auditor:
-    def __init__(self, log: AuditLog, cursors: CursorCodec | None = None) -> None:
+    def __init__(self, log: AuditLog, cursors: CursorCodec) -> None:
         self._log = log
-        self._cursors = cursors or CursorCodec(b"audit")
+        self._cursors = cursors
 
     async def record(
         self,
