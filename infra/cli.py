@@ -1,4 +1,4 @@
-"""`mediagraph`: serve, worker, dev, init-resources, token, sweep, dlq."""
+"""`mediagraph`: serve, worker, dev, init-resources, token, sweep, purge, reconcile, dlq."""
 
 from __future__ import annotations
 
@@ -70,6 +70,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             wait_s=settings.worker_wait_s,
             batch=settings.worker_batch,
             dlq_url=dlq_url,
+            retention=runtime.retention,
+            purge_every_s=settings.purge_every_s,
         )
         if settings.worker_metrics_port:
             metrics_server, _ = start_http_server(settings.worker_metrics_port)
@@ -105,6 +107,22 @@ async def sweep(settings: Settings) -> None:
     async with open_runtime(settings, listen=False) as runtime:
         removed = await runtime.processing.sweep_expired(limit=1000)
     print(json.dumps({"expired_uploads_removed": removed}))
+
+
+async def purge(settings: Settings) -> None:
+    async with open_runtime(settings, listen=False) as runtime:
+        total = 0
+        while purged := await runtime.retention.purge_due(limit=100):
+            total += purged
+    print(json.dumps({"media_purged": total}))
+
+
+async def reconcile(settings: Settings, *, repair: bool) -> int:
+    async with open_runtime(settings, listen=False) as runtime:
+        report = await runtime.reconcile.run(repair=repair)
+    print(json.dumps(report.to_record()))
+    # Non-zero when something was found and left as it was: usable as a monitoring check.
+    return 0 if report.clean or repair else 1
 
 
 async def dlq(settings: Settings, action: str, limit: int) -> None:
@@ -217,6 +235,9 @@ def main(argv: list[str] | None = None) -> None:
     token_cmd.add_argument("--ttl", type=int, default=3600, help="seconds")
     token_cmd.add_argument("--role", action="append", default=[])
     commands.add_parser("sweep", help="remove PENDING uploads past their expiry")
+    commands.add_parser("purge", help="remove deleted media past its retention window, for good")
+    reconcile_cmd = commands.add_parser("reconcile", help="report objects and records that disagree")
+    reconcile_cmd.add_argument("--repair", action="store_true", help="also remove or purge what is orphaned")
     dlq_cmd = commands.add_parser("dlq", help="show or replay dead-lettered S3 events")
     dlq_cmd.add_argument("action", choices=["list", "redrive"])
     dlq_cmd.add_argument("--limit", type=int, default=100)
@@ -240,6 +261,10 @@ def main(argv: list[str] | None = None) -> None:
             print(issue_dev_token(Settings(), args.user, ttl_s=args.ttl, roles=tuple(args.role)))
         elif args.command == "sweep":
             asyncio.run(sweep(Settings()))
+        elif args.command == "purge":
+            asyncio.run(purge(Settings()))
+        elif args.command == "reconcile":
+            sys.exit(asyncio.run(reconcile(Settings(), repair=args.repair)))
         elif args.command == "dlq":
             asyncio.run(dlq(Settings(), args.action, args.limit))
     except KeyboardInterrupt:

@@ -5,10 +5,11 @@ DynamoDB table. Every attribute name in an expression is aliased (see stack-note
       gsi1pk=OWNER#<owner>                   gsi1sk=<createdAt>#<id>   owner's timeline
       gsi2pk=OWNER#<owner>#<status>          gsi2sk=<createdAt>#<id>   owner's timeline by status
       gsi3pk=STATUS#<status>[#<visibility>]  gsi3sk=<createdAt>#<id>   everyone's, by status;
-                                             COMPLETED is split by visibility: the public timeline
+                                             COMPLETED is split by visibility: the public timeline;
+                                             DELETED sorts by <purgeAfter>#<id>: the purge queue
       gsi4pk=SHA#<owner>#<sha256>            gsi4sk=<createdAt>#<id>   only while COMPLETED:
                                              the instant re-upload lookup
-      ttl=<epoch>                            only while PENDING: abandoned uploads expire
+      ttl=<epoch>                            only while PENDING (not once deleted): abandoned uploads expire
     pk=TAG#<tag>           sk=<createdAt>#<id>   one per tag of a media: search across users
       gsi1pk=OWNERTAG#<owner>#<tag>          gsi1sk=<createdAt>#<id>   the owner's media by tag
     pk=OWNER#<owner>       sk=COUNTS         c_<STATUS> counters, changed in the same
@@ -20,6 +21,7 @@ batch-get the records, so a tag item never carries stale copies of mutable field
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
@@ -77,9 +79,12 @@ def to_item(media: Media) -> dict[str, Any]:
     if media.status is MediaStatus.COMPLETED:
         item["gsi4pk"] = f"SHA#{media.owner_id}#{media.sha256}"
         item["gsi4sk"] = sort
+    if media.status is MediaStatus.DELETED and media.purge_after is not None:
+        item["gsi3sk"] = f"{media.purge_after.isoformat()}#{media.id}"
     if not media.tags:
         item.pop("tags", None)
-    if media.expires_at is not None:
+    if media.expires_at is not None and media.status is MediaStatus.PENDING:
+        # Only while PENDING: a deleted upload waits for the purge, which also cleans up counters.
         item["ttl"] = int(media.expires_at.timestamp())
     return _serialize(item)
 
@@ -317,6 +322,23 @@ class DynamoMediaRepository:
             if "LastEvaluatedKey" not in response:
                 return Usage(count=count, bytes=total)
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    async def scan(self, *, limit: int, after: str | None) -> Page:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "#sk = :meta",
+            "ExpressionAttributeNames": {"#sk": "sk"},
+            "ExpressionAttributeValues": {":meta": {"S": "META"}},
+            "Limit": limit,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = json.loads(after)
+        response = await self._client.scan(**request)
+        records = [
+            from_item(item) for item in response.get("Items", []) if item["pk"]["S"].startswith("MEDIA#")
+        ]
+        last = response.get("LastEvaluatedKey")
+        return Page(records, last is not None, json.dumps(last) if last else None)
 
     async def ping(self) -> None:
         await self._client.describe_table(TableName=self._table)

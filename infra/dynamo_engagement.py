@@ -80,6 +80,48 @@ class DynamoEngagementStore:
             for item in await self._batch_get(keys)
         }
 
+    async def forget(self, media_id: str) -> None:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk",
+            "ProjectionExpression": "#pk, #sk",
+            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
+            "ExpressionAttributeValues": {":pk": {"S": f"MEDIA#{media_id}"}},
+        }
+        while True:
+            response = await self._client.query(**request)
+            # The record (sk=META) is the repository's: it goes last, with its index items.
+            keys = [item for item in response.get("Items", []) if item["sk"]["S"] != "META"]
+            for start in range(0, len(keys), 25):
+                writes = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+                pending: dict[str, Any] = {self._table: writes}
+                while pending:
+                    answer = await self._client.batch_write_item(RequestItems=pending)
+                    pending = answer.get("UnprocessedItems") or {}
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    async def forget_user(self, user_id: str) -> int:
+        # No index maps a user to their likes: an account deletion is rare enough for one
+        # filtered scan, and each unlike keeps its media's counter exact.
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "#sk = :sk",
+            "ProjectionExpression": "#pk",
+            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
+            "ExpressionAttributeValues": {":sk": {"S": f"LIKE#{user_id}"}},
+        }
+        removed = 0
+        while True:
+            response = await self._client.scan(**request)
+            for item in response.get("Items", []):
+                if await self.unlike(item["pk"]["S"].removeprefix("MEDIA#"), user_id):
+                    removed += 1
+            if "LastEvaluatedKey" not in response:
+                return removed
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     async def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for start in range(0, len(keys), _BATCH_GET_LIMIT):

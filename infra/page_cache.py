@@ -140,6 +140,9 @@ class CachedMediaRepository:
     async def owner_usage(self, owner_id: str, status: MediaStatus, *, now: datetime) -> Usage:
         return await self._inner.owner_usage(owner_id, status, now=now)
 
+    async def scan(self, *, limit: int, after: str | None) -> Page:
+        return await self._inner.scan(limit=limit, after=after)
+
     def position_of(self, media: Media) -> str:
         return self._inner.position_of(media)
 

@@ -73,7 +73,22 @@ def lifecycle_rules(settings: Settings) -> list[dict[str, Any]]:
             "Status": "Enabled",
             "Filter": {"Prefix": settings.upload_prefix},
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
-        }
+        },
+        # Originals are read rarely once old: Glacier Instant Retrieval still serves a GET in
+        # milliseconds, so URLs keep working (docs/retention.md).
+        {
+            "ID": "uploads-to-glacier-ir",
+            "Status": "Enabled",
+            "Filter": {"Prefix": settings.upload_prefix},
+            "Transitions": [{"Days": settings.archive_after_days, "StorageClass": "GLACIER_IR"}],
+        },
+        # Under versioning a delete or overwrite keeps the old bytes as a noncurrent version.
+        {
+            "ID": "expire-noncurrent-versions",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": settings.noncurrent_version_days},
+        },
     ]
 
 

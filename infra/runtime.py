@@ -7,11 +7,13 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from redis.asyncio import Redis
 
 from infra.aws_clients import AwsClients, open_clients
 from infra.dynamo import DynamoMediaRepository
+from infra.dynamo_audit import DynamoAuditLog
 from infra.dynamo_engagement import DynamoEngagementStore
 from infra.idempotency import DynamoIdempotencyStore
 from infra.jwt import JwtTokenVerifier
@@ -25,6 +27,8 @@ from infra.settings import Settings
 from infra.tracing import OtelTelemetry, traced
 from infra.tracing import session as tracing_session
 from schema.types.context import Services
+from services.account import AccountService
+from services.audit import Auditor
 from services.editing import EditingService
 from services.engagement import EngagementService
 from services.feed import FeedService
@@ -33,6 +37,8 @@ from services.pagination import CursorCodec
 from services.processing import ProcessingService
 from services.quotas import QuotaPolicy, QuotaService
 from services.rate_limits import Limit, RateLimitPolicy, RateLimitService
+from services.reconcile import ReconcileService
+from services.retention import RetentionPolicy, RetentionService
 from services.review import ReviewService
 from services.uploads import UploadPolicy, UploadService
 
@@ -52,6 +58,8 @@ class Runtime:
     services: Services
     rate_limits: RateLimitService
     review: ReviewService
+    retention: RetentionService
+    reconcile: ReconcileService
 
 
 def _cursor_key(settings: Settings) -> bytes:
@@ -116,18 +124,47 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
         cursors = CursorCodec(_cursor_key(settings))
         gallery = GalleryService(repo, blobs, bus, cursors)
         engagement_store = DynamoEngagementStore(clients.dynamodb, settings.table)
-        uploads = UploadService(repo, blobs, bus, policy, quotas=quotas, idempotency=idempotency)
+        auditor = Auditor(DynamoAuditLog(clients.dynamodb, settings.table), cursors)
+        uploads = UploadService(
+            repo, blobs, bus, policy, quotas=quotas, idempotency=idempotency, auditor=auditor
+        )
+        processing = ProcessingService(
+            repo,
+            blobs,
+            bus,
+            upload_prefix=settings.upload_prefix,
+            quarantine_prefix=settings.quarantine_prefix,
+            steps=await open_steps(settings, stack, repo, blobs),
+            notifiers=await open_notifiers(settings, stack, redis),
+            telemetry=OtelTelemetry(),
+            auditor=auditor,
+        )
+        retention = RetentionService(
+            repo,
+            blobs,
+            bus,
+            engagement_store,
+            auditor,
+            cursors,
+            RetentionPolicy(
+                retention=timedelta(days=settings.retention_days),
+                purge_lease=timedelta(seconds=settings.purge_lease_s),
+            ),
+        )
         review = ReviewService(repo, bus)
         services = Services(
             uploads=uploads,
             gallery=gallery,
-            editing=EditingService(repo, bus),
+            editing=EditingService(repo, bus, auditor=auditor),
             engagement=EngagementService(engagement_store, gallery),
             rate_limits=rate_limits,
             review=review,
             feed=FeedService(
                 repo, gallery, engagement_store, RedisSnapshotStore(redis, settings.redis_prefix), cursors
             ),
+            retention=retention,
+            audit=auditor,
+            accounts=AccountService(repo, blobs, engagement_store, retention),
         )
         yield Runtime(
             settings=settings,
@@ -140,16 +177,11 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             uploads=uploads,
             gallery=gallery,
             services=services,
-            processing=ProcessingService(
-                repo,
-                blobs,
-                bus,
-                upload_prefix=settings.upload_prefix,
-                quarantine_prefix=settings.quarantine_prefix,
-                steps=await open_steps(settings, stack, repo, blobs),
-                notifiers=await open_notifiers(settings, stack, redis),
-                telemetry=OtelTelemetry(),
-            ),
+            processing=processing,
             rate_limits=rate_limits,
             review=review,
+            retention=retention,
+            reconcile=ReconcileService(
+                repo, blobs, engagement_store, auditor, processing, upload_prefix=settings.upload_prefix
+            ),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -175,6 +176,38 @@ class S3BlobStore:
                 raise NotFound(f"object {source} is gone") from exc
             raise
 
+    async def delete_all_versions(self, prefix: str) -> int:
+        # Under versioning a plain DELETE only adds a marker: remove each version by id. On an
+        # unversioned bucket the listing still answers, with VersionId "null".
+        removed = 0
+        request: dict[str, Any] = {"Bucket": self._bucket, "Prefix": prefix}
+        while True:
+            response = await self._client.list_object_versions(**request)
+            doomed = [
+                {"Key": entry["Key"], "VersionId": entry["VersionId"]}
+                for entry in [*response.get("Versions", []), *response.get("DeleteMarkers", [])]
+            ]
+            for start in range(0, len(doomed), 1000):
+                chunk = doomed[start : start + 1000]
+                await self._client.delete_objects(
+                    Bucket=self._bucket, Delete={"Objects": chunk, "Quiet": True}
+                )
+                removed += len(chunk)
+            if not response.get("IsTruncated"):
+                return removed
+            request["KeyMarker"] = response["NextKeyMarker"]
+            if response.get("NextVersionIdMarker"):
+                request["VersionIdMarker"] = response["NextVersionIdMarker"]
+
+    async def keys(self, prefix: str) -> AsyncIterator[str]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                yield entry["Key"]
+
+    async def write(self, key: str, data: bytes, *, content_type: str) -> None:
+        await self._client.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
+
     async def ping(self) -> None:
         await self._client.head_bucket(Bucket=self._bucket)
 
@@ -189,4 +222,6 @@ def _info(response: dict[str, Any]) -> BlobInfo:
         content_type=response.get("ContentType"),
         etag=response.get("ETag"),
         metadata=dict(response.get("Metadata") or {}),
+        storage_class=response.get("StorageClass"),
+        restore=response.get("Restore"),
     )

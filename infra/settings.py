@@ -98,6 +98,15 @@ class Settings(BaseSettings):
     event_stream_max_age_s: int = Field(default=24 * 3600, ge=1)
     ws_init_timeout_s: float = Field(default=5.0, gt=0, le=10)
 
+    # Retention (docs/retention.md): deleted media can be restored for this long, then is purged.
+    retention_days: int = Field(default=30, ge=0, le=3650)
+    purge_lease_s: int = Field(default=300, ge=1, le=86400)
+    purge_every_s: float = Field(default=300.0, gt=0)
+    # Bucket lifecycle: originals move to Glacier Instant Retrieval after this many days;
+    # noncurrent versions (left by overwrites and deletes under versioning) expire after this many.
+    archive_after_days: int = Field(default=90, ge=1)
+    noncurrent_version_days: int = Field(default=30, ge=1)
+
     # Worker.
     worker_wait_s: int = Field(default=10, ge=0, le=20)
     worker_batch: int = Field(default=10, ge=1, le=10)

@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind
 from infra import metrics
 from infra.tracing import mark_error, tracer
 from services.processing import ObjectCreated, Outcome, ProcessingService
+from services.retention import RetentionService
 
 log = logging.getLogger("mediagraph.worker")
 MAX_BACKOFF_S = 900
@@ -77,7 +78,11 @@ class SqsWorker:
         retry_base_s: float = 2.0,
         sweep_every_s: float = 60.0,
         dlq_url: str | None = None,
+        retention: RetentionService | None = None,
+        purge_every_s: float = 300.0,
     ) -> None:
+        self._retention = retention
+        self._purge_every_s = purge_every_s
         self._client = client
         self._queue_url = queue_url
         self._processing = processing
@@ -104,12 +109,15 @@ class SqsWorker:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        next_sweep = loop.time()
+        next_sweep = next_purge = loop.time()
         while not self._stopping.is_set():
             if loop.time() >= next_sweep:
                 await self._sweep()
                 await self.refresh_queue_depths()
                 next_sweep = loop.time() + self._sweep_every_s
+            if self._retention is not None and loop.time() >= next_purge:
+                await self._purge()
+                next_purge = loop.time() + self._purge_every_s
             try:
                 await self.poll_once()
             except Exception:
@@ -216,6 +224,16 @@ class SqsWorker:
             return
         if removed:
             log.info("expired uploads removed", extra={"count": removed})
+
+    async def _purge(self) -> None:
+        assert self._retention is not None
+        try:
+            purged = await self._retention.purge_due()
+        except Exception:
+            log.exception("purge of deleted media failed; the next run resumes it")
+            return
+        if purged:
+            log.info("deleted media purged", extra={"count": purged})
 
 
 def _count(notice: ObjectCreated, outcome: Outcome) -> None:

@@ -17,14 +17,18 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
+from resolvers import account as account_resolvers
 from resolvers import editing as editing_resolvers
 from resolvers import media as media_resolvers
 from resolvers import multipart as multipart_resolvers
+from resolvers import retention as retention_resolvers
 from resolvers import review as review_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.extensions import ErrorCodes
 from schema.observability import Observability
 from schema.rate_limit import RateLimit
+from schema.types.account import AccountDeletion, DataExport
+from schema.types.audit import AuditEntryConnection
 from schema.types.connection import MediaConnection
 from schema.types.event import MediaEvent
 from schema.types.media import Media
@@ -84,6 +88,17 @@ class Query:
         resolver=review_resolvers.review_queue,
         description="Admins: QUARANTINED media waiting for review, oldest first.",
     )
+    deleted_media: MediaConnection = strawberry.field(
+        resolver=retention_resolvers.deleted_media,
+        description="Your trash, newest first: deleted media, each restorable until its purgeAfter.",
+        extensions=[RateLimit()],
+    )
+    media_audit_log: AuditEntryConnection = strawberry.field(
+        resolver=retention_resolvers.media_audit_log,
+        description="Who did what to a media item and when, oldest first (owner and admins; kept "
+        "after the purge).",
+        extensions=[RateLimit()],
+    )
 
 
 @strawberry.type
@@ -133,6 +148,28 @@ class Mutation:
     report_media: bool = strawberry.mutation(
         resolver=review_resolvers.report_media,
         description="Send media you can see to the review queue; it is hidden until reviewed.",
+        extensions=[RateLimit()],
+    )
+    delete_media: Media = strawberry.mutation(
+        resolver=retention_resolvers.delete_media,
+        description="Move media to the trash (owner or admin): it vanishes everywhere at once and "
+        "can be restored until purgeAfter.",
+        extensions=[RateLimit()],
+    )
+    restore_media: Media = strawberry.mutation(
+        resolver=retention_resolvers.restore_media,
+        description="Bring deleted media back exactly as it was; CONFLICT once the window is over.",
+        extensions=[RateLimit()],
+    )
+    delete_account: AccountDeletion = strawberry.mutation(
+        resolver=account_resolvers.delete_account,
+        description="All your media to the trash at once (purged after the retention window), and "
+        "the likes you gave taken back.",
+        extensions=[RateLimit()],
+    )
+    export_my_data: DataExport = strawberry.mutation(
+        resolver=account_resolvers.export_my_data,
+        description="A download URL for a JSON archive of your media metadata and links to your originals.",
         extensions=[RateLimit()],
     )
 

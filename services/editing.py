@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.audit import AuditAction, Auditor, changes_between
 from services.auth import Principal, require
 from services.errors import Conflict, NotFound
 from services.events import MediaEvent, MediaEventType
@@ -20,9 +21,10 @@ class MediaChanges:
 
 
 class EditingService:
-    def __init__(self, repo: MediaRepository, bus: EventBus) -> None:
+    def __init__(self, repo: MediaRepository, bus: EventBus, *, auditor: Auditor | None = None) -> None:
         self._repo = repo
         self._bus = bus
+        self._auditor = auditor
 
     async def update(self, viewer: Principal | None, media_id: str, changes: MediaChanges) -> Media:
         """Apply the changes. Raises Unauthenticated, NotFound (not the caller's), BadUserInput
@@ -45,5 +47,17 @@ class EditingService:
             await self._repo.save(updated, expected_version=media.version, previous=media)
         except Conflict:
             raise Conflict("media changed meanwhile; refetch and retry") from None
+        if self._auditor is not None:
+            await self._audit(principal, media, updated)
         await self._bus.publish(MediaEvent(MediaEventType.UPDATED, updated, updated.updated_at))
         return updated
+
+    async def _audit(self, principal: Principal, before: Media, after: Media) -> None:
+        assert self._auditor is not None
+        at = after.updated_at
+        edited = changes_between(before, after, ("title", "tags"))
+        if edited:
+            await self._auditor.record(after, principal.user_id, AuditAction.UPDATED, at, edited)
+        moved = changes_between(before, after, ("visibility",))
+        if moved:
+            await self._auditor.record(after, principal.user_id, AuditAction.VISIBILITY_CHANGED, at, moved)

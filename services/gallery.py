@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from services.archive import Availability, availability_of
 from services.auth import Principal, require
 from services.errors import BadUserInput, NotFound
 from services.events import MediaEvent, MediaEventType, event_position
@@ -88,7 +89,8 @@ class GalleryService:
         after: str | None,
         filter: ListFilter | None = None,
     ) -> MediaPage:
-        """Newest first, every status. Raises Unauthenticated, BadUserInput (bad first/cursor/tag)."""
+        """Newest first, every status but DELETED (see deletedMedia). Raises Unauthenticated,
+        BadUserInput (bad first/cursor/tag)."""
         principal = require(viewer)
         wanted = _normalized(filter or ListFilter())
         scope = f"myMedia|{principal.user_id}|{wanted}"
@@ -103,6 +105,8 @@ class GalleryService:
         )
         if wanted.tag is None and wanted.created_after is None and wanted.created_before is None:
             counts = await self._repo.count_by_status(principal.user_id)
+            # The trash is not part of "your media": deletedMedia lists it.
+            counts.pop(MediaStatus.DELETED, None)
             total = counts.get(wanted.status, 0) if wanted.status else sum(counts.values())
             page = MediaPage(page.items, page.cursors, page.has_next_page, page.end_cursor, max(0, total))
         return page
@@ -180,6 +184,13 @@ class GalleryService:
         if variant is None or media.status is not MediaStatus.COMPLETED or not can_view(media, viewer):
             return None
         return await self._blobs.presign_get(variant.key, expires_in=self._url_ttl_s)
+
+    async def availability(self, viewer: Principal | None, media: Media) -> Availability | None:
+        """Whether the bytes can be read now or must be restored from an archive class first
+        (one HEAD); None unless COMPLETED and visible."""
+        if media.status is not MediaStatus.COMPLETED or not (await self.visible(viewer, [media])):
+            return None
+        return availability_of(await self._blobs.head(media.object_key))
 
     async def completions(self, viewer: Principal | None, media_id: str | None) -> AsyncIterator[Media]:
         """Each of the caller's uploads as it becomes COMPLETED; with `media_id`, just that one.

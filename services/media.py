@@ -38,6 +38,17 @@ TRANSITIONS: dict[MediaStatus, frozenset[MediaStatus]] = {
 }
 
 
+_DATETIMES = (
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "completed_at",
+    "deleted_at",
+    "purge_after",
+    "purge_lease_until",
+)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -75,6 +86,13 @@ class Media:
     request_id: str | None = None  # the request that created it, carried into the worker's logs
     multipart_upload_id: str | None = None  # S3's UploadId while a multipart upload is open
     part_size: int | None = None  # bytes per part (the last may be smaller) of a multipart upload
+    # Soft delete (services/retention.py): who and when, until when it can be restored, and
+    # the status restore brings back. `purge_lease_until`: a purger's claim (see retention).
+    deleted_at: datetime | None = None
+    deleted_by: str | None = None
+    purge_after: datetime | None = None
+    status_before_delete: MediaStatus | None = None
+    purge_lease_until: datetime | None = None
     # Filled in by the processing pipeline (see services/pipeline.py).
     width: int | None = None
     height: int | None = None
@@ -108,6 +126,33 @@ class Media:
             self, status=to, updated_at=now, version=self.version + 1, **{**extra, **changes}
         )
 
+    def soft_delete(self, now: datetime, actor: str, purge_after: datetime) -> Media:
+        """The record in the trash, remembering its status. Raises ValueError if already DELETED."""
+        return self.transition(
+            MediaStatus.DELETED,
+            now,
+            deleted_at=now,
+            deleted_by=actor,
+            purge_after=purge_after,
+            status_before_delete=self.status,
+        )
+
+    def restored(self, now: datetime) -> Media:
+        """The record as it was before the soft delete. Raises ValueError unless DELETED."""
+        if self.status is not MediaStatus.DELETED or self.status_before_delete is None:
+            raise ValueError(f"{self.status} cannot be restored")
+        return dataclasses.replace(
+            self,
+            status=self.status_before_delete,
+            updated_at=now,
+            version=self.version + 1,
+            deleted_at=None,
+            deleted_by=None,
+            purge_after=None,
+            status_before_delete=None,
+            purge_lease_until=None,
+        )
+
     def edit(self, now: datetime, **changes: Any) -> Media:
         """The record with owner-editable fields changed, as a new version."""
         return dataclasses.replace(self, updated_at=now, version=self.version + 1, **changes)
@@ -130,10 +175,12 @@ class Media:
     def from_record(cls, record: dict[str, Any]) -> Media:
         names = {field.name for field in dataclasses.fields(cls)}
         values = {key: value for key, value in record.items() if key in names}
-        for key in ("created_at", "updated_at", "expires_at", "completed_at"):
+        for key in _DATETIMES:
             if values.get(key) is not None:
                 values[key] = datetime.fromisoformat(values[key])
         values["status"] = MediaStatus(values["status"])
+        if values.get("status_before_delete") is not None:
+            values["status_before_delete"] = MediaStatus(values["status_before_delete"])
         values["visibility"] = Visibility(values["visibility"])
         values["tags"] = tuple(values.get("tags") or ())
         values["size"] = int(values["size"])

@@ -61,6 +61,8 @@ class BlobInfo:
     content_type: str | None
     etag: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    storage_class: str | None = None  # None: STANDARD
+    restore: str | None = None  # S3's x-amz-restore header of an archived object
 
 
 @dataclass(slots=True)
@@ -115,6 +117,9 @@ class MediaRepository(Protocol):
     async def owner_usage(self, owner_id: str, status: MediaStatus, *, now: datetime) -> Usage:
         """Count and total size of the owner's records in `status`; expired PENDING ones excluded."""
 
+    async def scan(self, *, limit: int, after: str | None) -> Page:
+        """Every record, in no particular order, a page at a time: what reconcile walks."""
+
     async def ping(self) -> None:
         """Raises if the store is unreachable."""
 
@@ -160,6 +165,16 @@ class BlobStore(Protocol):
     async def copy(self, source: str, destination: str) -> None:
         """Server-side copy; the bytes never pass through us. Raises if `source` is absent."""
 
+    async def delete_all_versions(self, prefix: str) -> int:
+        """Remove every object under `prefix` with all its versions and delete markers;
+        returns how many were removed (0 when nothing is left: idempotent)."""
+
+    def keys(self, prefix: str) -> AsyncIterator[str]:
+        """The current objects' keys under `prefix`."""
+
+    async def write(self, key: str, data: bytes, *, content_type: str) -> None:
+        """Store a small object the service itself writes (an export)."""
+
     async def ping(self) -> None:
         """Raises if the store is unreachable."""
 
@@ -201,6 +216,12 @@ class EngagementStore(Protocol):
 
     async def stats(self, media_ids: list[str]) -> dict[str, MediaStats]:
         """Counters of each media, in one batched read (absent means zero)."""
+
+    async def forget(self, media_id: str) -> None:
+        """Remove every like and the counters of one media (purge); idempotent."""
+
+    async def forget_user(self, user_id: str) -> int:
+        """Take back every like the user gave (counters follow); returns how many."""
 
 
 class SnapshotStore(Protocol):
@@ -244,6 +265,34 @@ class IdempotencyStore(Protocol):
 class RateLimiter(Protocol):
     async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
         """Take `cost` tokens from the bucket: 0.0 if granted, else the seconds until they would be."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One step in a media's life. `entry_id` orders entries (a ULID; the purge tombstone has
+    a fixed id that sorts last, so writing it twice keeps one)."""
+
+    media_id: str
+    owner_id: str
+    entry_id: str
+    actor: str
+    action: str
+    at: datetime
+    changes: dict[str, tuple[object, object]] = field(default_factory=dict)  # field: (before, after)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    entries: list[AuditEntry]
+    has_more: bool
+
+
+class AuditLog(Protocol):
+    async def record(self, entry: AuditEntry) -> None:
+        """Store the entry; storing the same `entry_id` again changes nothing."""
+
+    async def entries(self, media_id: str, *, limit: int, after: str | None) -> AuditPage:
+        """Oldest first; `after` is an `entry_id`."""
 
 
 class TokenVerifier(Protocol):

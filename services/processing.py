@@ -28,6 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import BinaryIO
 
+from services.audit import Auditor
 from services.errors import Conflict
 from services.events import MediaEvent, MediaEventType
 from services.inspection import MediaRefused
@@ -84,7 +85,9 @@ class ProcessingService:
         workdir: str | None = None,
         notifiers: Sequence[Notifier] = (),
         telemetry: Telemetry | None = None,
+        auditor: Auditor | None = None,
     ) -> None:
+        self._auditor = auditor
         self._repo = repo
         self._blobs = blobs
         self._bus = bus
@@ -147,6 +150,8 @@ class ProcessingService:
                 await self._settle(current)
             return Outcome.DUPLICATE
         with self._telemetry.step("announce"):
+            if self._auditor is not None:
+                await self._auditor.outcome(done)
             await self._settle(done)
         log.info(
             "media processed",

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from ulid import ULID
 
+from services.audit import AuditAction, Auditor
 from services.auth import Principal
 from services.errors import BadUserInput, Conflict, NotFound
 from services.events import MediaEvent, MediaEventType
@@ -97,7 +98,9 @@ class UploadService:
         *,
         quotas: QuotaService | None = None,
         idempotency: IdempotencyStore | None = None,
+        auditor: Auditor | None = None,
     ) -> None:
+        self._auditor = auditor
         self._repo = repo
         self._blobs = blobs
         self._bus = bus
@@ -165,6 +168,9 @@ class UploadService:
             if store is not None and key is not None:
                 await store.release(principal.user_id, key, claim)
             raise
+        if self._auditor is not None:
+            created = {"status": (None, media.status.value), "visibility": (None, media.visibility.value)}
+            await self._auditor.record(ticket.media, principal.user_id, AuditAction.CREATED, now, created)
         if ticket.media.status is MediaStatus.PENDING:  # an instant upload announced COMPLETED
             await self._bus.publish(MediaEvent(MediaEventType.CREATED, ticket.media, now))
         return ticket

@@ -7,8 +7,12 @@ from services.media import Media, MediaStatus, Visibility
 
 
 def can_view(media: Media, viewer: Principal | None, *, is_friend: bool = False) -> bool:
+    # Deleted media vanishes from every read path, the owner's too; only the trash
+    # (deletedMedia) and restoreMedia reach it.
+    if media.status is MediaStatus.DELETED:
+        return False
     if viewer is not None and (viewer.user_id == media.owner_id or viewer.is_admin):
-        return media.status is not MediaStatus.DELETED or viewer.user_id == media.owner_id
+        return True
     # Everyone but the owner only ever sees finished, checked media.
     if media.status is not MediaStatus.COMPLETED:
         return False

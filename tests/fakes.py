@@ -18,6 +18,8 @@ from services.errors import Conflict, NotFound
 from services.events import MediaEvent, event_position
 from services.media import Media, MediaStatus, Visibility, utcnow
 from services.ports import (
+    AuditEntry,
+    AuditPage,
     BlobInfo,
     BlobStream,
     IdempotencyClaim,
@@ -30,7 +32,15 @@ from services.ports import (
 )
 
 if TYPE_CHECKING:
-    from services.ports import BlobStore, EventBus, IdempotencyStore, MediaRepository, RateLimiter
+    from services.ports import (
+        AuditLog,
+        BlobStore,
+        EngagementStore,
+        EventBus,
+        IdempotencyStore,
+        MediaRepository,
+        RateLimiter,
+    )
 
 
 class InMemoryMediaRepository:
@@ -121,10 +131,21 @@ class InMemoryMediaRepository:
         )
 
     async def oldest_with_status(self, status: MediaStatus, *, limit: int) -> list[Media]:
-        matching = sorted(
-            (media for media in self._items.values() if media.status is status), key=self.position_of
-        )
+        def order(media: Media) -> str:
+            # As the table's index: DELETED by when it is due for purge.
+            if media.status is MediaStatus.DELETED and media.purge_after is not None:
+                return f"{media.purge_after.isoformat()}#{media.id}"
+            return self.position_of(media)
+
+        matching = sorted((media for media in self._items.values() if media.status is status), key=order)
         return matching[:limit]
+
+    async def scan(self, *, limit: int, after: str | None) -> Page:
+        ids = sorted(self._items)
+        if after is not None:
+            ids = [media_id for media_id in ids if media_id > after]
+        items = [self._items[media_id] for media_id in ids[:limit]]
+        return Page(items, len(ids) > limit, items[-1].id if items else None)
 
     async def delete(self, media: Media) -> None:
         current = self._items.get(media.id)
@@ -251,6 +272,20 @@ class InMemoryBlobStore:
     async def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> None:
         _, content_type, held = self.multipart.pop(upload_id)
         self.put(key, b"".join(held[part.part_number] for part in parts), content_type)
+
+    async def write(self, key: str, data: bytes, *, content_type: str) -> None:
+        self.put(key, data, content_type)
+
+    async def delete_all_versions(self, prefix: str) -> int:
+        doomed = [key for key in self._objects if key.startswith(prefix)]
+        for key in doomed:
+            del self._objects[key]
+        return len(doomed)
+
+    async def keys(self, prefix: str) -> AsyncIterator[str]:
+        for key in sorted(self._objects):
+            if key.startswith(prefix):
+                yield key
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         self.multipart.pop(upload_id, None)
@@ -413,15 +448,6 @@ def make_media(
     )
 
 
-if TYPE_CHECKING:
-    # The fakes must keep up with the ports: mypy fails here when a port grows a method.
-    _repository: MediaRepository = InMemoryMediaRepository()
-    _blobs: BlobStore = InMemoryBlobStore()
-    _bus: EventBus = InMemoryEventBus()
-    _idempotency: IdempotencyStore = InMemoryIdempotencyStore()
-    _limiter: RateLimiter = InMemoryRateLimiter()
-
-
 class InMemoryEngagementStore:
     """Likes as a set of (media, user); counters derived from it."""
 
@@ -452,6 +478,29 @@ class InMemoryEngagementStore:
             for m in media_ids
         }
 
+    async def forget_user(self, user_id: str) -> int:
+        mine = {(m, user) for m, user in self.likes if user == user_id}
+        self.likes -= mine
+        return len(mine)
+
+    async def forget(self, media_id: str) -> None:
+        self.likes = {(m, user) for m, user in self.likes if m != media_id}
+        self.views.pop(media_id, None)
+
+
+class InMemoryAuditLog:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], AuditEntry] = {}
+
+    async def record(self, entry: AuditEntry) -> None:
+        self.items.setdefault((entry.media_id, entry.entry_id), entry)
+
+    async def entries(self, media_id: str, *, limit: int, after: str | None) -> AuditPage:
+        ids = sorted(entry_id for media, entry_id in self.items if media == media_id)
+        if after is not None:
+            ids = [entry_id for entry_id in ids if entry_id > after]
+        return AuditPage([self.items[(media_id, i)] for i in ids[:limit]], len(ids) > limit)
+
 
 class InMemorySnapshotStore:
     def __init__(self) -> None:
@@ -464,3 +513,14 @@ class InMemorySnapshotStore:
 
     async def load(self, snapshot_id: str) -> list[str] | None:
         return self.snapshots.get(snapshot_id)
+
+
+if TYPE_CHECKING:
+    # The fakes must keep up with the ports: mypy fails here when a port grows a method.
+    _repository: MediaRepository = InMemoryMediaRepository()
+    _blobs: BlobStore = InMemoryBlobStore()
+    _bus: EventBus = InMemoryEventBus()
+    _idempotency: IdempotencyStore = InMemoryIdempotencyStore()
+    _limiter: RateLimiter = InMemoryRateLimiter()
+    _engagement: EngagementStore = InMemoryEngagementStore()
+    _audit: AuditLog = InMemoryAuditLog()

@@ -8,6 +8,8 @@ from typing import Any
 import strawberry
 from strawberry.dataloader import DataLoader
 
+from services.account import AccountService
+from services.audit import Auditor
 from services.auth import Principal
 from services.editing import EditingService
 from services.engagement import EngagementService
@@ -15,6 +17,7 @@ from services.feed import FeedService
 from services.gallery import GalleryService
 from services.ports import MediaStats
 from services.rate_limits import RateLimitService
+from services.retention import RetentionService
 from services.review import ReviewService
 from services.uploads import UploadService
 
@@ -28,6 +31,9 @@ class Services:
     feed: FeedService
     review: ReviewService
     rate_limits: RateLimitService | None = None  # None: no limits (unit tests, benchmarks)
+    retention: RetentionService | None = None  # None: delete/restore/trash unavailable
+    audit: Auditor | None = None
+    accounts: AccountService | None = None
 
 
 @dataclass(slots=True)

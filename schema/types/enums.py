@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import strawberry
 
+from services.archive import Availability
 from services.events import MediaEventType
 from services.media import MediaStatus, Visibility
 from services.ranking import Ranking
 
 strawberry.enum(MediaStatus, description="Where an upload is in its life.")
 strawberry.enum(Visibility, description="Who may see a media item besides its owner.")
+strawberry.enum(
+    Availability,
+    description="Whether the bytes can be read now. Glacier Instant Retrieval is AVAILABLE; "
+    "RESTORE_REQUIRED: archived in Glacier Flexible Retrieval or Deep Archive, the url cannot be "
+    "read until the object is restored; MISSING: the bytes are gone (see `mediagraph reconcile`).",
+)
 strawberry.enum(MediaEventType, description="What happened to the media.")
 strawberry.enum(
     Ranking,
@@ -18,4 +25,4 @@ strawberry.enum(
     description="RECENT: newest first. POPULAR: all-time engagement. TRENDING: engagement with time decay.",
 )
 
-__all__ = ["MediaEventType", "MediaStatus", "Ranking", "Visibility"]
+__all__ = ["Availability", "MediaEventType", "MediaStatus", "Ranking", "Visibility"]

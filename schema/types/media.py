@@ -9,7 +9,7 @@ import strawberry
 from strawberry import relay
 
 from schema.types.context import Info
-from schema.types.enums import MediaStatus, Visibility
+from schema.types.enums import Availability, MediaStatus, Visibility
 from schema.types.scalars import Long
 from schema.types.variant import MediaVariant
 from services.errors import NotFound
@@ -47,6 +47,11 @@ class Media(relay.Node):
     blurhash: str | None = strawberry.field(description="A BlurHash placeholder to show while loading.")
     quarantine_kind: str | None = strawberry.field(
         description="Why it is QUARANTINED: malware, moderation or report."
+    )
+    deleted_at: datetime | None = strawberry.field(description="When it went to the trash.")
+    deleted_by: strawberry.ID | None = strawberry.field(description="Who deleted it: the owner or an admin.")
+    purge_after: datetime | None = strawberry.field(
+        description="While DELETED: restorable until then; afterwards it is purged for good.",
     )
     _model: strawberry.Private[MediaModel]
 
@@ -105,6 +110,15 @@ class Media(relay.Node):
         context = info.context
         return await context.services.gallery.url_for(context.principal, self._model)
 
+    @strawberry.field(
+        description="Whether `url` can be read now (one storage lookup): archived originals in "
+        "Glacier Instant Retrieval are AVAILABLE; deeper archive classes say RESTORE_REQUIRED. "
+        "Null unless COMPLETED and visible."
+    )
+    async def availability(self, info: Info) -> Availability | None:
+        context = info.context
+        return await context.services.gallery.availability(context.principal, self._model)
+
     @classmethod
     def from_model(cls, media: MediaModel) -> Self:
         return cls(
@@ -127,6 +141,9 @@ class Media(relay.Node):
             height=media.height,
             blurhash=media.blurhash,
             quarantine_kind=media.quarantine_kind,
+            deleted_at=media.deleted_at,
+            deleted_by=strawberry.ID(media.deleted_by) if media.deleted_by else None,
+            purge_after=media.purge_after,
             _model=media,
         )
 

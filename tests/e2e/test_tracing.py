@@ -97,7 +97,8 @@ async def test_an_upload_is_traced_from_request_to_worker(
     first = next(span.name for span in _children(finished, steps["pipeline.save"]))
     assert first == "DynamoDB.TransactWriteItems"
     redis_calls = _children(finished, steps["pipeline.announce"])
-    assert redis_calls and all(
+    # The audit entry, then the publish: Redis carries the event.
+    assert any(
         span.attributes is not None and span.attributes.get("db.system") == "redis" for span in redis_calls
     )
     assert message.context is not None and http.context is not None

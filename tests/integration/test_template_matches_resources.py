@@ -375,3 +375,40 @@ def test_cfn_lint_catches_a_broken_template(tmp_path: Path) -> None:
     result = run_cfn_lint(broken)
     assert result.returncode & 2, result.stdout + result.stderr  # bit 2: errors
     assert "AES257" in result.stdout
+
+
+# ---------------------------------------------------------------- S3 lifecycle
+
+
+def _lifecycle_rule_from_template(rule: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's spelling of a rule → the S3 API's (what put_bucket_lifecycle_configuration takes)."""
+    converted: dict[str, Any] = {
+        "ID": rule["Id"],
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
+    if "Transitions" in rule:
+        converted["Transitions"] = [
+            {"Days": int(t["TransitionInDays"]), "StorageClass": t["StorageClass"]}
+            for t in rule["Transitions"]
+        ]
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+    if "NoncurrentVersionExpiration" in rule:
+        days = int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        converted["NoncurrentVersionExpiration"] = {"NoncurrentDays": days}
+    return converted
+
+
+async def test_bucket_lifecycle_equals_lifecycle_rules(stack: Stack) -> None:
+    bucket_name, _ = stack.only("AWS::S3::Bucket")
+    requests = await _bucket_requests(default_settings(), "<queue>")
+    by_code = requests["put_bucket_lifecycle_configuration"]["LifecycleConfiguration"]["Rules"]
+    by_template = [
+        _lifecycle_rule_from_template(rule)
+        for rule in stack.properties(bucket_name)["LifecycleConfiguration"]["Rules"]
+    ]
+    assert sorted(by_template, key=lambda rule: rule["ID"]) == sorted(by_code, key=lambda rule: rule["ID"])
+    kinds = {key for rule in by_code for key in rule} - {"ID", "Status", "Filter"}
+    assert kinds == {"Transitions", "AbortIncompleteMultipartUpload", "NoncurrentVersionExpiration"}

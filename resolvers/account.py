@@ -1,0 +1,23 @@
+"""deleteAccount, exportMyData."""
+
+from __future__ import annotations
+
+from schema.types.account import AccountDeletion, DataExport
+from schema.types.context import Info
+from services.account import AccountService
+from services.errors import MediagraphError
+
+
+def _accounts(info: Info) -> AccountService:
+    service = info.context.services.accounts
+    if service is None:
+        raise MediagraphError("accounts are not configured")
+    return service
+
+
+async def delete_account(info: Info) -> AccountDeletion:
+    return AccountDeletion.from_model(await _accounts(info).delete_account(info.context.principal))
+
+
+async def export_my_data(info: Info) -> DataExport:
+    return DataExport.from_model(await _accounts(info).export(info.context.principal))

@@ -1,0 +1,79 @@
+"""AuditEntry: one step in a media's life, and pages of them."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Self
+
+import strawberry
+from strawberry import relay
+
+from services.audit import AuditPageView
+from services.ports import AuditEntry as AuditEntryModel
+
+
+@strawberry.type(description="One field an audited step changed, as JSON values.")
+class AuditChange:
+    field: str
+    before: str | None = strawberry.field(description="JSON of the value before; null if none.")
+    after: str | None = strawberry.field(description="JSON of the value after; null if none.")
+
+
+@strawberry.type(description="Who did what to a media item, and when.")
+class AuditEntry:
+    entry_id: strawberry.ID
+    media_id: strawberry.ID
+    actor: str = strawberry.field(description="A user id, or `system` (worker, purge) or `reconcile`.")
+    action: str = strawberry.field(
+        description="CREATED, COMPLETED, REJECTED, QUARANTINED, UPDATED, VISIBILITY_CHANGED, DELETED, "
+        "RESTORED or PURGED."
+    )
+    at: datetime
+    changes: list[AuditChange]
+
+    @classmethod
+    def from_model(cls, entry: AuditEntryModel) -> Self:
+        return cls(
+            entry_id=strawberry.ID(entry.entry_id),
+            media_id=strawberry.ID(entry.media_id),
+            actor=entry.actor,
+            action=entry.action,
+            at=entry.at,
+            changes=[
+                AuditChange(field=name, before=_json(before), after=_json(after))
+                for name, (before, after) in sorted(entry.changes.items())
+            ],
+        )
+
+
+def _json(value: object) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+@strawberry.type
+class AuditEntryEdge:
+    cursor: str
+    node: AuditEntry
+
+
+@strawberry.type(description="A media's audit log, oldest first.")
+class AuditEntryConnection:
+    edges: list[AuditEntryEdge]
+    page_info: relay.PageInfo
+
+    @classmethod
+    def from_page(cls, page: AuditPageView, *, has_previous_page: bool) -> Self:
+        edges = [
+            AuditEntryEdge(cursor=cursor, node=AuditEntry.from_model(entry))
+            for entry, cursor in zip(page.entries, page.cursors, strict=True)
+        ]
+        return cls(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=has_previous_page,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )

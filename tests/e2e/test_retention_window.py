@@ -1,0 +1,78 @@
+"""The retention window, through the public API with a zero-day window (a setting): once it is
+over, restore answers CONFLICT and the worker's periodic purge removes the media for good."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from infra.runtime import Runtime
+from infra.settings import Settings
+from infra.sqs_worker import SqsWorker
+from tests.client import error_codes, gql
+from tests.conftest import make_settings
+from tests.e2e.test_listing import seed
+
+pytestmark = pytest.mark.e2e
+
+DELETE = "mutation($id: ID!) { deleteMedia(id: $id) { status deletedAt purgeAfter } }"
+RESTORE = "mutation($id: ID!) { restoreMedia(id: $id) { status } }"
+AUDIT = "query($id: ID!) { mediaAuditLog(id: $id) { edges { node { action actor } } } }"
+
+
+@pytest.fixture
+def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
+    settings = make_settings(moto_endpoint, redis_url, retention_days=0, purge_every_s=0.2)
+    yield settings
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+async def test_restore_after_the_window_is_a_conflict(
+    api: str, runtime: Runtime, token: Callable[..., str]
+) -> None:
+    alice = token("alice")
+    media = await seed(runtime, "alice")
+    body = await gql(api, DELETE, {"id": media.id}, token=alice)
+    assert body["data"]["deleteMedia"]["purgeAfter"] == body["data"]["deleteMedia"]["deletedAt"]
+    assert error_codes(await gql(api, RESTORE, {"id": media.id}, token=alice)) == ["CONFLICT"]
+    stored = await runtime.repo.get(media.id)
+    assert stored is not None and stored.status.value == "DELETED"
+
+
+async def test_the_worker_purges_periodically(
+    api: str, runtime: Runtime, settings: Settings, resources: object, token: Callable[..., str]
+) -> None:
+    alice = token("alice")
+    media = await seed(runtime, "alice")
+    assert "errors" not in await gql(api, DELETE, {"id": media.id}, token=alice)
+    queue_url = (await runtime.clients.sqs.get_queue_url(QueueName=settings.queue))["QueueUrl"]
+    worker = SqsWorker(
+        runtime.clients.sqs,
+        queue_url,
+        runtime.processing,
+        wait_s=0,
+        retention=runtime.retention,
+        purge_every_s=settings.purge_every_s,
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        for _ in range(200):
+            if await runtime.repo.get(media.id) is None:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, timeout=15)
+    assert await runtime.repo.get(media.id) is None
+    body = await gql(api, AUDIT, {"id": media.id}, token=alice)
+    assert [edge["node"]["action"] for edge in body["data"]["mediaAuditLog"]["edges"]] == [
+        "DELETED",
+        "PURGED",
+    ]
