@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -83,6 +85,9 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         principal: Principal | None = None
         if isinstance(request, Request):
             principal = request.scope.get("state", {}).get("principal")
+            if principal is not None and self.services.social is not None:
+                # A user exists once they have called the API with a valid token.
+                await self.services.social.touch(principal)
         peer = request.client.host if request.client else None
         # RequestLog chose the id (and logs it); the same one goes into the record and the worker.
         request_id = request.scope.get("state", {}).get("request_id") or request_id_from(request.headers)
@@ -102,7 +107,27 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             context.principal = await self.tokens.verify(token)
         except Unauthenticated as exc:
             raise ConnectionRejectionError() from exc
+        if self.services.social is not None:
+            await self.services.social.touch(context.principal)
         return None
+
+
+async def _flush_once(runtime: Runtime) -> None:
+    views = runtime.services.views
+    if views is None:
+        return
+    try:
+        await views.flush()
+    except Exception:
+        log.exception("view counts could not be flushed; they stay pending in Redis")
+
+
+async def _flush_views(runtime: Runtime, every_s: float) -> None:
+    """Move view counts from Redis to DynamoDB now and then (any API process may do it: the
+    take is atomic)."""
+    while True:
+        await asyncio.sleep(every_s)
+        await _flush_once(runtime)
 
 
 class _GraphQLEndpoint:
@@ -123,7 +148,14 @@ def create_app(settings: Settings) -> Starlette:
             # process: keep it out of the cyclic GC, whose full passes over it stalled every
             # subscriber for a few hundred ms under load (docs/realtime.md).
             gc.freeze()
-            yield {}
+            flusher = asyncio.create_task(_flush_views(runtime, settings.view_flush_every_s))
+            try:
+                yield {}
+            finally:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
+                await _flush_once(runtime)  # counted views are not lost at shutdown
 
     graphql = _GraphQLEndpoint()
 

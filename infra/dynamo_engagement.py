@@ -122,6 +122,16 @@ class DynamoEngagementStore:
                 return removed
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    async def add_views(self, counts: dict[str, int]) -> None:
+        for media_id, count in counts.items():
+            await self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"MEDIA#{media_id}"}, "sk": {"S": "STATS"}},
+                UpdateExpression="ADD #views :count",
+                ExpressionAttributeNames={"#views": "view_count"},
+                ExpressionAttributeValues={":count": {"N": str(count)}},
+            )
+
     async def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for start in range(0, len(keys), _BATCH_GET_LIMIT):

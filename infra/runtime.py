@@ -12,15 +12,18 @@ from datetime import timedelta
 from redis.asyncio import Redis
 
 from infra.aws_clients import AwsClients, open_clients
+from infra.cloudfront import CloudFrontUrlSigner, PresignedGetSigner
 from infra.dynamo import DynamoMediaRepository
 from infra.dynamo_audit import DynamoAuditLog
 from infra.dynamo_engagement import DynamoEngagementStore
+from infra.dynamo_social import DynamoSocialStore
 from infra.idempotency import DynamoIdempotencyStore
 from infra.jwt import JwtTokenVerifier
 from infra.page_cache import CachedMediaRepository
 from infra.pipeline import open_notifiers, open_steps
 from infra.rate_limit import RedisRateLimiter
 from infra.redis_bus import RedisEventBus
+from infra.redis_delivery import RedisUrlCache, RedisViewRecorder
 from infra.redis_snapshots import RedisSnapshotStore
 from infra.s3 import S3BlobStore
 from infra.settings import Settings
@@ -29,18 +32,22 @@ from infra.tracing import session as tracing_session
 from schema.types.context import Services
 from services.account import AccountService
 from services.audit import Auditor
+from services.delivery import UrlMinter
 from services.editing import EditingService
 from services.engagement import EngagementService
 from services.feed import FeedService
 from services.gallery import GalleryService
 from services.pagination import CursorCodec
+from services.ports import UrlSigner
 from services.processing import ProcessingService
 from services.quotas import QuotaPolicy, QuotaService
 from services.rate_limits import Limit, RateLimitPolicy, RateLimitService
 from services.reconcile import ReconcileService
 from services.retention import RetentionPolicy, RetentionService
 from services.review import ReviewService
+from services.social import SocialService
 from services.uploads import UploadPolicy, UploadService
+from services.views import ViewService
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,16 @@ def _cursor_key(settings: Settings) -> bytes:
     assert source is not None  # enforced by Settings
     secret = source.get_secret_value()
     return hashlib.sha256(b"mediagraph-cursor\0" + secret.encode()).digest()
+
+
+def _url_signer(settings: Settings, blobs: S3BlobStore) -> UrlSigner:
+    if settings.cloudfront_domain and settings.cloudfront_key_pair_id and settings.cloudfront_private_key:
+        return CloudFrontUrlSigner(
+            settings.cloudfront_domain,
+            settings.cloudfront_key_pair_id,
+            settings.cloudfront_private_key.get_secret_value().encode(),
+        )
+    return PresignedGetSigner(blobs)
 
 
 @asynccontextmanager
@@ -122,8 +139,25 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
         )
         idempotency = DynamoIdempotencyStore(clients.dynamodb, settings.table)
         cursors = CursorCodec(_cursor_key(settings))
-        gallery = GalleryService(repo, blobs, bus, cursors)
+        urls = UrlMinter(
+            _url_signer(settings, blobs),
+            RedisUrlCache(redis, settings.redis_prefix),
+            ttl_s=settings.url_ttl_s,
+        )
+        social_store = DynamoSocialStore(clients.dynamodb, settings.table)
+        gallery = GalleryService(
+            repo,
+            blobs,
+            bus,
+            cursors,
+            friends=social_store,
+            urls=urls,
+            anonymous_reads=settings.anonymous_public_reads,
+            url_ttl_s=settings.url_ttl_s,
+        )
         engagement_store = DynamoEngagementStore(clients.dynamodb, settings.table)
+        view_recorder = RedisViewRecorder(redis, settings.redis_prefix, log_length=settings.view_log_length)
+        views = ViewService(view_recorder, engagement_store, repo, cursors, window_s=settings.view_window_s)
         auditor = Auditor(DynamoAuditLog(clients.dynamodb, settings.table), cursors)
         uploads = UploadService(
             repo, blobs, bus, policy, quotas=quotas, idempotency=idempotency, auditor=auditor
@@ -156,7 +190,9 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             uploads=uploads,
             gallery=gallery,
             editing=EditingService(repo, bus, auditor=auditor),
-            engagement=EngagementService(engagement_store, gallery),
+            engagement=EngagementService(engagement_store, gallery, views=view_recorder),
+            social=SocialService(social_store, cursors, urls),
+            views=views,
             rate_limits=rate_limits,
             review=review,
             feed=FeedService(

@@ -91,6 +91,18 @@ class Settings(BaseSettings):
     # Listing pages cached in Redis (invalidated by every write; the TTL only bounds memory).
     page_cache_ttl_s: int = Field(default=60, ge=1, le=3600)
 
+    # Viewing. Anonymous callers may read PUBLIC media unless this is off.
+    anonymous_public_reads: bool = True
+    # Read URLs: S3 presigned GETs, or CloudFront signed URLs when all three are set.
+    url_ttl_s: int = Field(default=300, ge=30, le=3600)
+    cloudfront_domain: str | None = None
+    cloudfront_key_pair_id: str | None = None
+    cloudfront_private_key: SecretStr | None = None
+    # Views: the same viewer counts once per window; the log keeps the newest N per media.
+    view_window_s: int = Field(default=600, ge=1)
+    view_log_length: int = Field(default=1000, ge=1, le=100_000)
+    view_flush_every_s: float = Field(default=5.0, gt=0)
+
     # Realtime.
     subscriber_queue_size: int = Field(default=100, ge=1, le=10_000)
     # Replay (mediaEvents(since:)): each user's last events, bounded by count AND by age.
@@ -177,6 +189,11 @@ class Settings(BaseSettings):
                 raise ValueError("MEDIAGRAPH_JWT_SECRET must be at least 32 bytes of real secret")
         if uses_keys and not self.jwt_jwks_url:
             raise ValueError("MEDIAGRAPH_JWT_JWKS_URL is required for RS*/ES* algorithms")
+        cloudfront = (self.cloudfront_domain, self.cloudfront_key_pair_id, self.cloudfront_private_key)
+        if any(cloudfront) and not all(cloudfront):
+            raise ValueError(
+                "CloudFront URLs need MEDIAGRAPH_CLOUDFRONT_DOMAIN, _KEY_PAIR_ID and _PRIVATE_KEY"
+            )
         if self.cursor_secret is None and self.jwt_secret is None:
             raise ValueError("MEDIAGRAPH_CURSOR_SECRET is required when no JWT secret is set")
         for proxy in self.trusted_proxies:

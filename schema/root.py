@@ -23,6 +23,7 @@ from resolvers import media as media_resolvers
 from resolvers import multipart as multipart_resolvers
 from resolvers import retention as retention_resolvers
 from resolvers import review as review_resolvers
+from resolvers import social as social_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.extensions import ErrorCodes
 from schema.observability import Observability
@@ -34,6 +35,7 @@ from schema.types.event import MediaEvent
 from schema.types.media import Media
 from schema.types.multipart import UploadPartUrl, UploadProgress
 from schema.types.scalars import SCALARS
+from schema.types.social import Friendship, MediaViewConnection, UserConnection
 from schema.types.upload import CreateUploadPayload
 from subscriptions import media as media_subscriptions
 
@@ -99,6 +101,19 @@ class Query:
         "after the purge).",
         extensions=[RateLimit()],
     )
+    friends: UserConnection = strawberry.field(
+        resolver=social_resolvers.friends, description="Your friends.", extensions=[RateLimit()]
+    )
+    friend_requests: UserConnection = strawberry.field(
+        resolver=social_resolvers.friend_requests,
+        description="Friend requests waiting for your answer.",
+        extensions=[RateLimit()],
+    )
+    media_views: MediaViewConnection = strawberry.field(
+        resolver=social_resolvers.media_views,
+        description="Who viewed your media and when, newest first (owner and admins).",
+        extensions=[RateLimit()],
+    )
 
 
 @strawberry.type
@@ -139,6 +154,26 @@ class Mutation:
     )
     unlike_media: Media = strawberry.mutation(
         resolver=editing_resolvers.unlike_media, description="Take a like back.", extensions=[RateLimit()]
+    )
+    request_friend: Friendship = strawberry.mutation(
+        resolver=social_resolvers.request_friend,
+        description="Ask a user to be friends (accepts at once if they already asked you).",
+        extensions=[RateLimit()],
+    )
+    accept_friend: Friendship = strawberry.mutation(
+        resolver=social_resolvers.accept_friend,
+        description="Accept a pending friend request.",
+        extensions=[RateLimit()],
+    )
+    remove_friend: bool = strawberry.mutation(
+        resolver=social_resolvers.remove_friend,
+        description="End a friendship, or withdraw/decline a request.",
+        extensions=[RateLimit()],
+    )
+    block_user: bool = strawberry.mutation(
+        resolver=social_resolvers.block_user,
+        description="Hide everything of each of you from the other, and end any friendship.",
+        extensions=[RateLimit()],
     )
     review_media: Media = strawberry.mutation(
         resolver=review_resolvers.review_media,

@@ -5,13 +5,16 @@ from __future__ import annotations
 from services.auth import Principal, require
 from services.gallery import GalleryService
 from services.media import Media
-from services.ports import EngagementStore, MediaStats
+from services.ports import EngagementStore, MediaStats, ViewRecorder
 
 
 class EngagementService:
-    def __init__(self, store: EngagementStore, gallery: GalleryService) -> None:
+    def __init__(
+        self, store: EngagementStore, gallery: GalleryService, views: ViewRecorder | None = None
+    ) -> None:
         self._store = store
         self._gallery = gallery
+        self._views = views
 
     async def like(self, viewer: Principal | None, media_id: str) -> Media:
         """Like media the viewer may see (liking twice counts once). Raises NotFound."""
@@ -27,7 +30,19 @@ class EngagementService:
         return media
 
     async def stats(self, media_ids: list[str]) -> dict[str, MediaStats]:
-        return await self._store.stats(media_ids)
+        """Durable counters plus views counted but not flushed yet."""
+        stats = await self._store.stats(media_ids)
+        if self._views is None:
+            return stats
+        pending = await self._views.pending(media_ids)
+        return {
+            media_id: MediaStats(
+                like_count=stats.get(media_id, MediaStats()).like_count,
+                view_count=stats.get(media_id, MediaStats()).view_count + pending.get(media_id, 0),
+            )
+            for media_id in media_ids
+            if media_id in stats or media_id in pending  # absent stays absent (zero)
+        }
 
     async def liked_by(self, viewer: Principal | None, media_ids: list[str]) -> set[str]:
         if viewer is None:

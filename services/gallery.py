@@ -9,11 +9,21 @@ from datetime import UTC, datetime
 
 from services.archive import Availability, availability_of
 from services.auth import Principal, require
+from services.delivery import UrlMinter
 from services.errors import BadUserInput, NotFound
 from services.events import MediaEvent, MediaEventType, event_position
 from services.media import Media, MediaStatus, utcnow
 from services.pagination import CursorCodec, page_size
-from services.ports import BlobStore, EventBus, FriendGraph, ListFilter, MediaRepository, NoFriends, Page
+from services.ports import (
+    BlobStore,
+    EventBus,
+    FriendGraph,
+    ListFilter,
+    MediaRepository,
+    NoFriends,
+    Page,
+    Relations,
+)
 from services.validation import normalize_tag
 from services.visibility import can_view
 
@@ -42,6 +52,8 @@ class GalleryService:
         cursors: CursorCodec,
         *,
         friends: FriendGraph | None = None,
+        urls: UrlMinter | None = None,
+        anonymous_reads: bool = True,
         url_ttl_s: int = 300,
     ) -> None:
         self._repo = repo
@@ -49,6 +61,8 @@ class GalleryService:
         self._bus = bus
         self._cursors = cursors
         self._friends = friends or NoFriends()
+        self._urls = urls
+        self._anonymous_reads = anonymous_reads
         self._url_ttl_s = url_ttl_s
 
     async def get(self, viewer: Principal | None, media_id: str) -> Media:
@@ -67,18 +81,27 @@ class GalleryService:
         return media
 
     async def visible(self, viewer: Principal | None, candidates: list[Media]) -> list[Media]:
-        """Those of `candidates` the viewer may see, in order; friendships read in one batch."""
+        """Those of `candidates` the viewer may see, in order; friendships and blocks are read
+        in one batch."""
         now = utcnow()
-        owners = {m.owner_id for m in candidates}
-        friends = set()
-        if viewer is not None:
-            owners.discard(viewer.user_id)
+        relations = Relations()
+        if viewer is None:
+            if not self._anonymous_reads:
+                return []  # the setting: anonymous callers see nothing, PUBLIC included
+        else:
+            owners = {m.owner_id for m in candidates} - {viewer.user_id}
             if owners:
-                friends = await self._friends.friends_among(viewer.user_id, owners)
+                relations = await self._friends.relations(viewer.user_id, owners)
         return [
             m
             for m in candidates
-            if not m.is_expired(now) and can_view(m, viewer, is_friend=m.owner_id in friends)
+            if not m.is_expired(now)
+            and can_view(
+                m,
+                viewer,
+                is_friend=m.owner_id in relations.friends,
+                is_blocked=m.owner_id in relations.blocked,
+            )
         ]
 
     async def list_mine(
@@ -176,14 +199,21 @@ class GalleryService:
             return None
         display = media.variant("display")
         key = display.key if display is not None else media.object_key
-        return await self._blobs.presign_get(key, expires_in=self._url_ttl_s)
+        return await self._mint(media, key)
 
     async def variant_url(self, viewer: Principal | None, media: Media, name: str) -> str | None:
         """A short-lived URL for one derived variant, under the same rules as `url_for`."""
         variant = media.variant(name)
-        if variant is None or media.status is not MediaStatus.COMPLETED or not can_view(media, viewer):
+        if variant is None or media.status is not MediaStatus.COMPLETED:
             return None
-        return await self._blobs.presign_get(variant.key, expires_in=self._url_ttl_s)
+        if not (await self.visible(viewer, [media])):
+            return None
+        return await self._mint(media, variant.key)
+
+    async def _mint(self, media: Media, key: str) -> str:
+        if self._urls is not None:
+            return await self._urls.url(media, key)
+        return await self._blobs.presign_get(key, expires_in=self._url_ttl_s)
 
     async def availability(self, viewer: Principal | None, media: Media) -> Availability | None:
         """Whether the bytes can be read now or must be restored from an archive class first

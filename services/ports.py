@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from services.auth import Principal
@@ -217,6 +218,9 @@ class EngagementStore(Protocol):
     async def stats(self, media_ids: list[str]) -> dict[str, MediaStats]:
         """Counters of each media, in one batched read (absent means zero)."""
 
+    async def add_views(self, counts: dict[str, int]) -> None:
+        """Add flushed view counts to the durable counters."""
+
     async def forget(self, media_id: str) -> None:
         """Remove every like and the counters of one media (purge); idempotent."""
 
@@ -232,16 +236,91 @@ class SnapshotStore(Protocol):
         """The ranked list, or None once expired."""
 
 
+@dataclass(frozen=True, slots=True)
+class Relations:
+    friends: frozenset[str] = frozenset()
+    blocked: frozenset[str] = frozenset()  # blocked by the user, or blocking the user
+
+
+class FriendshipState(StrEnum):
+    NONE = "NONE"
+    REQUESTED = "REQUESTED"  # the user asked the other
+    INCOMING = "INCOMING"  # the other asked the user
+    FRIENDS = "FRIENDS"
+    BLOCKED = "BLOCKED"
+
+
 class FriendGraph(Protocol):
-    async def friends_among(self, user_id: str, others: set[str]) -> set[str]:
-        """Which of `others` are accepted friends of `user_id` (one batched read)."""
+    async def relations(self, user_id: str, others: set[str]) -> Relations:
+        """Friendships and blocks between `user_id` and each of `others` (one batched read)."""
 
 
 class NoFriends:
     """The friend graph before any friendship exists: FRIENDS media is then owner-only."""
 
-    async def friends_among(self, user_id: str, others: set[str]) -> set[str]:
-        return set()
+    async def relations(self, user_id: str, others: set[str]) -> Relations:
+        return Relations()
+
+
+class SocialStore(FriendGraph, Protocol):
+    async def touch_user(self, user_id: str) -> None:
+        """Record that the user exists (idempotent)."""
+
+    async def user_exists(self, user_id: str) -> bool: ...
+
+    async def state(self, user_id: str, other: str) -> FriendshipState:
+        """How `user_id` stands with `other`."""
+
+    async def request(self, user_id: str, other: str) -> None:
+        """Record a pending request from `user_id` to `other`."""
+
+    async def befriend(self, user_id: str, other: str) -> None:
+        """Both directions become friends; pending requests between them go."""
+
+    async def unfriend(self, user_id: str, other: str) -> None:
+        """Friendship and pending requests between them go (no error if none)."""
+
+    async def block(self, user_id: str, other: str) -> None:
+        """`user_id` blocks `other`; friendship and requests between them go."""
+
+    async def list_related(
+        self, user_id: str, state: FriendshipState, *, limit: int, after: str | None
+    ) -> tuple[list[str], bool]:
+        """User ids in `state` with `user_id` (FRIENDS or INCOMING), ordered, keyset paged."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedUrl:
+    url: str
+    expires_at: datetime
+
+
+class UrlSigner(Protocol):
+    async def sign(self, key: str, *, expires_in: int) -> str:
+        """A URL for reading object `key` that stops working after `expires_in` seconds."""
+
+
+class UrlCache(Protocol):
+    async def get(self, owner_id: str, key: str) -> CachedUrl | None: ...
+
+    async def put(self, owner_id: str, key: str, url: CachedUrl) -> None: ...
+
+    async def forget_owner(self, owner_id: str) -> None:
+        """Drop every cached URL of the owner's media at once."""
+
+
+class ViewRecorder(Protocol):
+    async def record(self, media_id: str, viewer_id: str, at: datetime, *, window_s: int) -> bool:
+        """Count a view unless this viewer was counted within `window_s`; logs it (bounded)."""
+
+    async def pending(self, media_ids: list[str]) -> dict[str, int]:
+        """Views counted but not yet flushed to the durable counter."""
+
+    async def take_pending(self) -> dict[str, int]:
+        """Atomically take every pending count (for the flush)."""
+
+    async def log(self, media_id: str, *, offset: int, limit: int) -> tuple[list[tuple[str, datetime]], bool]:
+        """Newest first: (viewer, when); and whether more remain."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -470,6 +470,10 @@ class InMemoryEngagementStore:
     async def liked(self, user_id: str, media_ids: list[str]) -> set[str]:
         return {m for m in media_ids if (m, user_id) in self.likes}
 
+    async def add_views(self, counts: dict[str, int]) -> None:
+        for media_id, count in counts.items():
+            self.views[media_id] = self.views.get(media_id, 0) + count
+
     async def stats(self, media_ids: list[str]) -> dict[str, MediaStats]:
         return {
             m: MediaStats(

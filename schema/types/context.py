@@ -19,7 +19,9 @@ from services.ports import MediaStats
 from services.rate_limits import RateLimitService
 from services.retention import RetentionService
 from services.review import ReviewService
+from services.social import SocialService
 from services.uploads import UploadService
+from services.views import ViewService
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,8 @@ class Services:
     retention: RetentionService | None = None  # None: delete/restore/trash unavailable
     audit: Auditor | None = None
     accounts: AccountService | None = None
+    social: SocialService | None = None  # None: friends unavailable (unit tests, benchmarks)
+    views: ViewService | None = None
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ import strawberry
 from services.archive import Availability
 from services.events import MediaEventType
 from services.media import MediaStatus, Visibility
+from services.ports import FriendshipState
 from services.ranking import Ranking
 
 strawberry.enum(MediaStatus, description="Where an upload is in its life.")
@@ -25,4 +26,6 @@ strawberry.enum(
     description="RECENT: newest first. POPULAR: all-time engagement. TRENDING: engagement with time decay.",
 )
 
-__all__ = ["Availability", "MediaEventType", "MediaStatus", "Ranking", "Visibility"]
+strawberry.enum(FriendshipState, name="FriendshipStatus", description="How you stand with another user.")
+
+__all__ = ["Availability", "FriendshipState", "MediaEventType", "MediaStatus", "Ranking", "Visibility"]
