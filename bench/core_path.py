@@ -58,7 +58,7 @@ def _env(settings: Settings) -> dict[str, str]:
     }
 
 
-async def _prepare(settings: Settings) -> str:
+async def prepare_resources(settings: Settings) -> str:
     async with AsyncExitStack() as stack:
         clients = await open_clients(settings, stack)
         resources = await ensure_resources(clients, settings)
@@ -110,7 +110,7 @@ async def _ours(settings: Settings, uploads: int, warmup: int) -> tuple[list[flo
 
 async def _bare(settings: Settings, uploads: int, warmup: int) -> list[float]:
     port = free_port()
-    queue_url = await _prepare(settings)
+    queue_url = await prepare_resources(settings)
     args = [
         "-m",
         "bench.bare_relay",
@@ -151,7 +151,7 @@ async def _bare(settings: Settings, uploads: int, warmup: int) -> list[float]:
 async def run(redis_url: str, uploads: int = 100, warmup: int = 5) -> dict[str, Any]:
     with moto_server() as endpoint:
         ours_settings = _settings(endpoint, redis_url, "bench-ours")
-        await _prepare(ours_settings)
+        await prepare_resources(ours_settings)
         ours, moto_rps = await _ours(ours_settings, uploads, warmup)
         bare = await _bare(_settings(endpoint, redis_url, "bench-bare"), uploads, warmup)
     result: dict[str, Any] = {"uploads": uploads}

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from redis.asyncio import Redis
 from ulid import ULID
 
-from bench.core_path import _env, _settings
+from bench.core_path import _env, _settings, prepare_resources
 from bench.harness import free_port, median, percentile, subprocess_server
 from bench.ws_counter import CountingClient, open_client
 from infra.embedded import moto_server
@@ -177,6 +177,7 @@ async def run(
     with moto_server() as endpoint:
         settings = _settings(endpoint, redis_url, f"bench-rt-{str(ULID()).lower()[-6:]}")
         env = _env(settings)
+        await prepare_resources(settings)  # the API records users in DynamoDB on connect
         token = issue_dev_token(settings, USER)
         redis = Redis.from_url(redis_url)
         bus = RedisEventBus(redis, prefix=settings.redis_prefix)

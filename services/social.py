@@ -11,6 +11,7 @@ URLs, so nobody newly refused is handed one.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from services.auth import Principal, require
@@ -20,6 +21,7 @@ from services.pagination import CursorCodec, page_size
 from services.ports import FriendshipState, SocialStore
 
 MAX_USER_ID_LENGTH = 128
+log = logging.getLogger("mediagraph.social")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +40,14 @@ class SocialService:
         self._known: set[str] = set()  # users this process has recorded: one write per process
 
     async def touch(self, principal: Principal) -> None:
+        """Best effort: a failing user directory must not refuse an otherwise valid call (the
+        next call records the user)."""
         if principal.user_id not in self._known:
-            await self._store.touch_user(principal.user_id)
+            try:
+                await self._store.touch_user(principal.user_id)
+            except Exception:
+                log.warning("could not record the user; will retry on their next call", exc_info=True)
+                return
             if len(self._known) > 100_000:
                 self._known.clear()
             self._known.add(principal.user_id)
