@@ -70,7 +70,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             wait_s=settings.worker_wait_s,
             batch=settings.worker_batch,
             dlq_url=dlq_url,
-            retention=runtime.retention,
+            # Purges (like the expired-upload sweep) run in the home region only.
+            retention=runtime.retention if settings.is_home_region else None,
             purge_every_s=settings.purge_every_s,
         )
         if settings.worker_metrics_port:
