@@ -175,6 +175,12 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("home_region", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # An empty variable (a template parameter left blank) means one region.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("region_buckets", mode="before")
     @classmethod
     def _split_pairs(cls, value: object) -> object:
