@@ -31,6 +31,13 @@ LABEL org.opencontainers.image.title="mediagraph" \
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
+# ffmpeg/ffprobe: videos are accepted only after ffprobe has checked the container, and ffmpeg
+# grabs the poster frame (MEDIAGRAPH_FFPROBE_PATH / MEDIAGRAPH_FFMPEG_PATH default to them). The
+# same Debian package `make system-deps` installs for the tests. ClamAV is not in the image:
+# clamd runs as its own service (MEDIAGRAPH_CLAMD_HOST), as in the tests.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 mediagraph \
  && useradd --system --uid 10001 --gid mediagraph --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin mediagraph

@@ -29,18 +29,26 @@ def _config(settings: Settings, **extra: Any) -> AioConfig:
     )
 
 
-async def open_clients(settings: Settings, stack: AsyncExitStack) -> AwsClients:
-    session = aioboto3.Session(region_name=settings.aws_region)
+async def open_s3(settings: Settings, stack: AsyncExitStack, *, region: str | None = None) -> Any:
+    """An S3 client for `region` (default: the region this process serves). A replica region
+    opens one for the home region too: presigned URLs are signed for one region's endpoint."""
+    session = aioboto3.Session(region_name=region or settings.aws_region)
     endpoint = settings.aws_endpoint_url
     # Path-style addressing keeps presigned URLs valid against a local endpoint (no DNS buckets).
     s3_options = {"addressing_style": "path"} if endpoint else {}
-    s3 = await stack.enter_async_context(
+    return await stack.enter_async_context(
         session.client(
             "s3",
             endpoint_url=endpoint,
             config=_config(settings, signature_version="s3v4", s3=s3_options),
         )
     )
+
+
+async def open_clients(settings: Settings, stack: AsyncExitStack) -> AwsClients:
+    session = aioboto3.Session(region_name=settings.aws_region)
+    endpoint = settings.aws_endpoint_url
+    s3 = await open_s3(settings, stack)
     dynamodb = await stack.enter_async_context(
         session.client("dynamodb", endpoint_url=endpoint, config=_config(settings))
     )

@@ -70,7 +70,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             wait_s=settings.worker_wait_s,
             batch=settings.worker_batch,
             dlq_url=dlq_url,
-            retention=runtime.retention,
+            # Purges (like the expired-upload sweep) run in the home region only.
+            retention=runtime.retention if settings.is_home_region else None,
             purge_every_s=settings.purge_every_s,
         )
         if settings.worker_metrics_port:
@@ -110,6 +111,10 @@ async def sweep(settings: Settings) -> None:
 
 
 async def purge(settings: Settings) -> None:
+    if not settings.is_home_region:
+        # Deletes race the home region's writes across the global table: the home region purges.
+        print(json.dumps({"media_purged": 0, "skipped": "not the home region"}))
+        return
     async with open_runtime(settings, listen=False) as runtime:
         total = 0
         while purged := await runtime.retention.purge_due(limit=100):

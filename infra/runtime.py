@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from redis.asyncio import Redis
 
-from infra.aws_clients import AwsClients, open_clients
+from infra.aws_clients import AwsClients, open_clients, open_s3
 from infra.cloudfront import CloudFrontUrlSigner, PresignedGetSigner
 from infra.dynamo import DynamoMediaRepository
 from infra.dynamo_audit import DynamoAuditLog
@@ -25,6 +25,7 @@ from infra.rate_limit import RedisRateLimiter
 from infra.redis_bus import RedisEventBus
 from infra.redis_delivery import RedisUrlCache, RedisViewRecorder
 from infra.redis_snapshots import RedisSnapshotStore
+from infra.regions import ReplicaAwareBlobStore
 from infra.s3 import S3BlobStore
 from infra.settings import Settings
 from infra.tracing import OtelTelemetry, traced
@@ -87,6 +88,14 @@ def _url_signer(settings: Settings, blobs: S3BlobStore) -> UrlSigner:
     return PresignedGetSigner(blobs)
 
 
+def _await_records_for(settings: Settings) -> timedelta:
+    # Multi-region only: an upload created through another region may reach the worker before
+    # its record reaches this region's table; retry its event for as long as the URL was valid.
+    if settings.home_region is None:
+        return timedelta(0)
+    return timedelta(seconds=settings.upload_url_ttl_s + 300)
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncIterator[Runtime]:
     """Open everything; `listen` starts the bus's pub/sub reader (the API needs it, the worker not)."""
@@ -112,6 +121,21 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             ttl_s=settings.page_cache_ttl_s,
         )
         blobs = S3BlobStore(clients.s3, settings.bucket)
+        # Multi-region (docs/multi-region.md): uploads go to the home bucket, reads prefer the
+        # local replica. One region: both are this region's bucket.
+        upload_blobs: S3BlobStore = blobs
+        read_blobs: S3BlobStore = blobs
+        if not settings.is_home_region:
+            upload_blobs = S3BlobStore(
+                await open_s3(settings, stack, region=settings.home_region), settings.home_bucket
+            )
+            read_blobs = ReplicaAwareBlobStore(
+                clients.s3,
+                settings.bucket,
+                home=upload_blobs,
+                hit_ttl_s=settings.replica_hit_cache_s,
+                miss_ttl_s=settings.replica_miss_cache_s,
+            )
         policy = UploadPolicy(
             allowed_content_types=settings.allowed_content_types,
             max_upload_bytes=settings.max_upload_bytes,
@@ -140,14 +164,17 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
         idempotency = DynamoIdempotencyStore(clients.dynamodb, settings.table)
         cursors = CursorCodec(_cursor_key(settings))
         urls = UrlMinter(
-            _url_signer(settings, blobs),
-            RedisUrlCache(redis, settings.redis_prefix),
+            _url_signer(settings, read_blobs),
+            # In a replica region the URL depends on whether CRR has landed the object yet (the
+            # replica-aware store checks); caching would pin the home bucket, so only the home
+            # region caches minted URLs.
+            RedisUrlCache(redis, settings.redis_prefix) if settings.is_home_region else None,
             ttl_s=settings.url_ttl_s,
         )
         social_store = DynamoSocialStore(clients.dynamodb, settings.table)
         gallery = GalleryService(
             repo,
-            blobs,
+            read_blobs,
             bus,
             cursors,
             friends=social_store,
@@ -160,7 +187,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
         views = ViewService(view_recorder, engagement_store, repo, cursors, window_s=settings.view_window_s)
         auditor = Auditor(DynamoAuditLog(clients.dynamodb, settings.table), cursors)
         uploads = UploadService(
-            repo, blobs, bus, policy, quotas=quotas, idempotency=idempotency, auditor=auditor
+            repo, upload_blobs, bus, policy, quotas=quotas, idempotency=idempotency, auditor=auditor
         )
         processing = ProcessingService(
             repo,
@@ -172,6 +199,8 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             notifiers=await open_notifiers(settings, stack, redis),
             telemetry=OtelTelemetry(),
             auditor=auditor,
+            announce_only=not settings.is_home_region,
+            await_records_for=_await_records_for(settings),
         )
         retention = RetentionService(
             repo,
@@ -189,7 +218,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
         services = Services(
             uploads=uploads,
             gallery=gallery,
-            editing=EditingService(repo, bus, auditor=auditor),
+            editing=EditingService(repo, bus, auditor=auditor, settled_only=not settings.is_home_region),
             engagement=EngagementService(engagement_store, gallery, views=view_recorder),
             social=SocialService(social_store, cursors, urls),
             views=views,

@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     queue_visibility_timeout_s: int = Field(default=60, ge=0, le=43200)
     upload_prefix: str = "uploads/"
 
+    # Multi-region (docs/multi-region.md). This process serves `aws_region`. The home region takes
+    # every upload and runs the pipeline; a replica region serves reads and re-announces, on its
+    # own Redis, what replicates to it. No home region: one region, as before.
+    home_region: str | None = None
+    replica_regions: Annotated[tuple[str, ...], NoDecode] = ()
+    # Media bucket of each OTHER region (CRR buckets differ by name): "us-east-1=bucket-a,...".
+    region_buckets: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    # Whether an object has replicated here (one HEAD) is remembered this long: briefly when it
+    # has not (it may land any second), longer when it has (keys are never overwritten).
+    replica_miss_cache_s: float = Field(default=5.0, ge=0, le=300)
+    replica_hit_cache_s: float = Field(default=300.0, ge=0, le=86400)
+
     # Redis: the conventional REDIS_URL is honoured too.
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
@@ -166,12 +178,34 @@ class Settings(BaseSettings):
         "trusted_proxies",
         "moderation_blocked_terms",
         "moderation_blocked_sha256",
+        "replica_regions",
         mode="before",
     )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("home_region", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # An empty variable (a template parameter left blank) means one region.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("region_buckets", mode="before")
+    @classmethod
+    def _split_pairs(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = {}
+            for part in (p.strip() for p in value.split(",")):
+                if not part:
+                    continue
+                region, sep, bucket = part.partition("=")
+                if not sep or not region.strip() or not bucket.strip():
+                    raise ValueError(f"MEDIAGRAPH_REGION_BUCKETS: {part!r} is not region=bucket")
+                pairs[region.strip()] = bucket.strip()
+            return pairs
         return value
 
     @model_validator(mode="after")
@@ -209,6 +243,15 @@ class Settings(BaseSettings):
             if prefix.startswith(self.upload_prefix) or self.upload_prefix.startswith(prefix):
                 # Objects written there would trigger the worker again, or be taken for uploads.
                 raise ValueError("derived and quarantine prefixes must lie outside the upload prefix")
+        if self.home_region is not None:
+            if self.home_region in self.replica_regions:
+                raise ValueError("MEDIAGRAPH_HOME_REGION must not be one of MEDIAGRAPH_REPLICA_REGIONS")
+            if self.aws_region != self.home_region and self.aws_region not in self.replica_regions:
+                raise ValueError("MEDIAGRAPH_AWS_REGION must be the home region or a replica region")
+            if self.aws_region != self.home_region and self.home_region not in self.region_buckets:
+                raise ValueError("a replica region needs the home bucket in MEDIAGRAPH_REGION_BUCKETS")
+        elif self.replica_regions:
+            raise ValueError("MEDIAGRAPH_REPLICA_REGIONS needs MEDIAGRAPH_HOME_REGION")
         if self.profile is Profile.PRODUCTION and self.aws_endpoint_url:
             raise ValueError("the production profile talks to real AWS: unset MEDIAGRAPH_AWS_ENDPOINT_URL")
         return self
@@ -216,3 +259,16 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.profile is Profile.PRODUCTION
+
+    @property
+    def is_home_region(self) -> bool:
+        """True in a single-region deployment, and in the home region of a multi-region one."""
+        return self.home_region is None or self.home_region == self.aws_region
+
+    @property
+    def home_bucket(self) -> str:
+        """Where uploads go: this region's bucket at home, the home region's bucket elsewhere."""
+        if self.is_home_region:
+            return self.bucket
+        assert self.home_region is not None  # is_home_region
+        return self.region_buckets[self.home_region]

@@ -21,7 +21,18 @@ class MediaChanges:
 
 
 class EditingService:
-    def __init__(self, repo: MediaRepository, bus: EventBus, *, auditor: Auditor | None = None) -> None:
+    def __init__(
+        self,
+        repo: MediaRepository,
+        bus: EventBus,
+        *,
+        auditor: Auditor | None = None,
+        settled_only: bool = False,
+    ) -> None:
+        # A replica region (docs/multi-region.md) edits only media whose status is settled: a
+        # whole-item write there, racing the home region's status move, could win last-writer-
+        # wins and take the status back to PENDING everywhere.
+        self._settled_only = settled_only
         self._repo = repo
         self._bus = bus
         self._auditor = auditor
@@ -33,6 +44,8 @@ class EditingService:
         media = await self._repo.get(media_id)
         if media is None or media.owner_id != principal.user_id or media.status is MediaStatus.DELETED:
             raise NotFound("media not found")
+        if self._settled_only and media.status in (MediaStatus.PENDING, MediaStatus.PROCESSING):
+            raise Conflict("this upload is still being processed; retry once it is COMPLETED")
         values: dict[str, object] = {}
         if changes.title is not None:
             values["title"] = normalize_title(changes.title)

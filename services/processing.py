@@ -24,9 +24,11 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import BinaryIO
+
+from ulid import ULID
 
 from services.audit import Auditor
 from services.errors import Conflict
@@ -48,6 +50,11 @@ class ObjectCreated:
     size: int | None = None
     event_time: datetime | None = None
     sequencer: str | None = None  # absent from moto's events; present on real S3
+
+
+class RecordNotHereYet(Exception):
+    """Retryable: this region's table has not received the record the event is about yet
+    (multi-region: the row replicates separately from the bytes). SQS redelivers the event."""
 
 
 class Outcome(StrEnum):
@@ -86,7 +93,16 @@ class ProcessingService:
         notifiers: Sequence[Notifier] = (),
         telemetry: Telemetry | None = None,
         auditor: Auditor | None = None,
+        announce_only: bool = False,
+        await_records_for: timedelta = timedelta(0),
     ) -> None:
+        # Multi-region (docs/multi-region.md). `announce_only`: a replica region's worker, whose
+        # events are CRR replicas of objects the home region processes; it never runs the
+        # pipeline or writes, it re-announces the replicated outcome on this region's bus.
+        # `await_records_for`: an event for an upload younger than this whose record is not in
+        # this region's table yet (created through another region) is retried, not ignored.
+        self._announce_only = announce_only
+        self._await_records_for = await_records_for
         self._auditor = auditor
         self._repo = repo
         self._blobs = blobs
@@ -106,7 +122,11 @@ class ProcessingService:
             return Outcome.IGNORED
         with self._telemetry.step("load"):
             media = await self._repo.get(media_id)
+        if self._announce_only:
+            return await self._announce_replica(media_id, media)
         if media is None:
+            if self._may_still_arrive(media_id):
+                raise RecordNotHereYet(f"no record for {media_id} in this region yet")
             return Outcome.IGNORED
         # The request that created the upload: S3 events carry none, the record does.
         self._telemetry.annotate(media_id=media_id, request_id=media.request_id)
@@ -158,6 +178,31 @@ class ProcessingService:
             extra={"media_id": media_id, "status": done.status.value, "request_id": media.request_id},
         )
         return _OUTCOME_FOR[done.status]
+
+    async def _announce_replica(self, media_id: str, media: Media | None) -> Outcome:
+        """A replica region: say what the home region decided, once this region's table has it.
+        Until then the event is retried (the table usually replicates within a second)."""
+        if media is not None and media.status is MediaStatus.DELETED:
+            return Outcome.IGNORED
+        if media is None or media.status not in TERMINAL:
+            if media is None and not self._may_still_arrive(media_id):
+                return Outcome.IGNORED
+            raise RecordNotHereYet(f"the outcome of {media_id} has not replicated here yet")
+        event_type = _EVENT_FOR.get(media.status)
+        if event_type is not None:
+            with self._telemetry.step("announce"):
+                # The bus only: notifiers (SNS, webhook) fire in the home region, once.
+                await self._bus.publish(MediaEvent(event_type, media, media.completed_at or media.updated_at))
+        return Outcome.DUPLICATE
+
+    def _may_still_arrive(self, media_id: str) -> bool:
+        if self._await_records_for <= timedelta(0):
+            return False
+        try:
+            created = ULID.from_str(media_id).datetime
+        except ValueError:
+            return False
+        return utcnow() - created < self._await_records_for
 
     async def _recheck(self, media: Media, notice: ObjectCreated) -> Outcome:
         """A newer object event for a key already COMPLETED: the object was replaced after it
@@ -262,7 +307,10 @@ class ProcessingService:
 
     async def sweep_expired(self, *, limit: int = 100) -> int:
         """Remove PENDING uploads whose bytes never came (moto never runs DynamoDB TTL, and real
-        TTL deletes up to days late). Oldest first; stops at the first one still in time."""
+        TTL deletes up to days late). Oldest first; stops at the first one still in time.
+        Only the home region sweeps: a replica's delete would race the home's completion."""
+        if self._announce_only:
+            return 0
         now = utcnow()
         removed = 0
         for media in await self._repo.oldest_with_status(MediaStatus.PENDING, limit=limit):
