@@ -56,7 +56,11 @@ class JwtTokenVerifier:
         if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
             raise Unauthenticated("invalid or expired token")
         roles = claims.get("roles") or []
-        return Principal(user_id=subject, roles=frozenset(r for r in roles if isinstance(r, str)))
+        return Principal(
+            user_id=subject,
+            roles=frozenset(r for r in roles if isinstance(r, str)),
+            expires_at=float(claims["exp"]),
+        )
 
 
 def issue_dev_token(

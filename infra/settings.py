@@ -83,8 +83,10 @@ class Settings(BaseSettings):
     # Proxies (addresses or CIDRs) whose X-Forwarded-For is believed; empty: the TCP peer is the client.
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
 
-    # HTTP.
+    # HTTP. The production profile turns GraphiQL, introspection and suggestions off whatever
+    # `graphiql` says (docs/security.md).
     graphiql: bool = True
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     public_url: str = "http://127.0.0.1:8000"
 
@@ -97,6 +99,11 @@ class Settings(BaseSettings):
     event_stream_maxlen: int = Field(default=1000, ge=1, le=100_000)
     event_stream_max_age_s: int = Field(default=24 * 3600, ge=1)
     ws_init_timeout_s: float = Field(default=5.0, gt=0, le=10)
+    # WebSocket limits, per API process (docs/security.md).
+    ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    ws_max_subscriptions: int = Field(default=20, ge=1, le=1000)
+    ws_max_connections_per_user: int = Field(default=10, ge=1)
+    ws_max_connections_per_address: int = Field(default=100, ge=1)
 
     # Retention (docs/retention.md): deleted media can be restored for this long, then is purged.
     retention_days: int = Field(default=30, ge=0, le=3650)

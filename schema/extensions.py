@@ -8,6 +8,7 @@ is a bug: clients see "Internal server error" and a request id, the log has the 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -18,9 +19,11 @@ from strawberry.types.execution import ExecutionResult
 from services.errors import MediagraphError
 
 log = logging.getLogger("mediagraph.graphql")
+# graphql-core's hints name fields, arguments, types and enum values the client did not ask for.
+_SUGGESTION = re.compile(r" Did you mean [^?]*\?")
 
 
-def shape_error(error: GraphQLError, request_id: str) -> GraphQLError:
+def shape_error(error: GraphQLError, request_id: str, *, hide_suggestions: bool = False) -> GraphQLError:
     original = error.original_error
     if isinstance(original, MediagraphError):
         extensions = {"code": original.code, **original.extensions}
@@ -36,6 +39,8 @@ def shape_error(error: GraphQLError, request_id: str) -> GraphQLError:
         )
         extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
         message = "Internal server error"
+    if hide_suggestions:
+        message = _SUGGESTION.sub("", message)
     return GraphQLError(
         message,
         nodes=error.nodes,
@@ -73,5 +78,8 @@ class ErrorCodes(SchemaExtension):
 
     def _shape(self, result: object) -> None:
         if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
-            request_id = getattr(self.execution_context.context, "request_id", "-")
-            result.errors = [shape_error(error, request_id) for error in result.errors]
+            context = self.execution_context.context
+            request_id = getattr(context, "request_id", "-")
+            # Production: suggestions would map the schema for a client without introspection.
+            hide = bool(getattr(context, "production", False))
+            result.errors = [shape_error(error, request_id, hide_suggestions=hide) for error in result.errors]

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 
 import strawberry
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
 from strawberry.extensions import (
-    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -24,6 +25,7 @@ from resolvers import multipart as multipart_resolvers
 from resolvers import retention as retention_resolvers
 from resolvers import review as review_resolvers
 from resolvers import uploads as upload_resolvers
+from schema.cost import cost_limit_rule
 from schema.extensions import ErrorCodes
 from schema.observability import Observability
 from schema.rate_limit import RateLimit
@@ -35,17 +37,23 @@ from schema.types.media import Media
 from schema.types.multipart import UploadPartUrl, UploadProgress
 from schema.types.scalars import SCALARS
 from schema.types.upload import CreateUploadPayload
+from services.pagination import MAX_PAGE_SIZE
 from subscriptions import media as media_subscriptions
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
+# Fields times page sizes (schema/cost.py): a full page of 100 media with ~40 fields fits.
+MAX_COST = 5000
 # Built once: the limiters make a new rule class per instance, and ValidationCache keys on the
 # rule classes, so per-request limiters would make every validation a cache miss (~4x slower).
 _LIMIT_RULES = [
     *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
     *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+    cost_limit_rule(MAX_COST, MAX_PAGE_SIZE),
 ]
+# The production profile: the same rules, and no introspection.
+_PRODUCTION_RULES = [*_LIMIT_RULES, NoSchemaIntrospectionCustomRule]
 
 
 @strawberry.type
@@ -198,6 +206,17 @@ class Subscription:
             yield event
 
 
+class ProfileRules(SchemaExtension):
+    """The limits; and, for a request of the production profile (the view says so in the
+    context), no introspection. One schema serves both: Strawberry builds a type once."""
+
+    def on_operation(self) -> Iterator[None]:
+        production = getattr(self.execution_context.context, "production", False)
+        rules = _PRODUCTION_RULES if production else _LIMIT_RULES
+        self.execution_context.validation_rules = (*self.execution_context.validation_rules, *rules)
+        yield
+
+
 @functools.cache
 def build_schema() -> strawberry.Schema:
     """The schema, built once per process (Strawberry's type registry is global)."""
@@ -212,7 +231,7 @@ def build_schema() -> strawberry.Schema:
             ErrorCodes,
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
-            lambda: AddValidationRules(_LIMIT_RULES),
+            ProfileRules,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         ],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),

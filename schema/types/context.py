@@ -42,6 +42,7 @@ class Context:
     request_id: str
     principal: Principal | None = None
     client_ip: str | None = None  # the TCP peer, or the client named by a trusted proxy
+    production: bool = False  # the production profile: no introspection, no suggestions
     # graphql-transport-ws: the connection_init payload; Strawberry sets it on the context.
     connection_params: dict[str, Any] | None = field(default=None)
     _loaders: dict[str, DataLoader[str, Any]] = field(default_factory=dict)

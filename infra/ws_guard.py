@@ -1,0 +1,120 @@
+"""WebSocket limits besides the protocol's own: connections per user and per client address,
+message size, and a token that expires while the socket is open.
+
+The counts live in this process (one registry per API process): behind a load balancer with N
+processes a user may hold up to N * the limit. That bounds what one client can pin on one
+process, which is what protects its memory; a global count would need Redis on every connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from typing import Any
+
+from starlette.types import Message, Receive, Send
+
+from subscriptions.fanout import SharedTransportWSHandler
+
+MESSAGE_TOO_BIG = 1009  # RFC 6455
+TOKEN_EXPIRED = 4403  # graphql-transport-ws "Forbidden", with the reason "Token expired"
+
+
+class ConnectionLimits:
+    """Open WebSockets per user and per client address, in this process."""
+
+    def __init__(self, per_user: int, per_address: int) -> None:
+        self.per_user = per_user
+        self.per_address = per_address
+        self._users: Counter[str] = Counter()
+        self._addresses: Counter[str] = Counter()
+        self._held: dict[int, str] = {}  # connection key -> user
+
+    def acquire_address(self, address: str) -> bool:
+        if self._addresses[address] >= self.per_address:
+            return False
+        self._addresses[address] += 1
+        return True
+
+    def release_address(self, address: str) -> None:
+        _decrement(self._addresses, address)
+
+    def acquire_user(self, key: int, user: str) -> bool:
+        if key in self._held:
+            return True
+        if self._users[user] >= self.per_user:
+            return False
+        self._users[user] += 1
+        self._held[key] = user
+        return True
+
+    def release_user(self, key: int) -> None:
+        user = self._held.pop(key, None)
+        if user is not None:
+            _decrement(self._users, user)
+
+    def users(self, user: str) -> int:
+        return self._users[user]
+
+
+def _decrement(counter: Counter[str], name: str) -> None:
+    counter[name] -= 1
+    if counter[name] <= 0:
+        del counter[name]
+
+
+def limit_message_size(receive: Receive, send: Send, max_bytes: int) -> Receive:
+    """`receive`, except that a message over `max_bytes` closes the socket with 1009 and looks
+    like a disconnect to the app (which then cleans up its subscriptions)."""
+
+    async def limited() -> Message:
+        message = await receive()
+        if message["type"] == "websocket.receive":
+            text = message.get("text")
+            size = len(text.encode()) if text is not None else len(message.get("bytes") or b"")
+            if size > max_bytes:
+                with contextlib.suppress(Exception):
+                    await send(
+                        {"type": "websocket.close", "code": MESSAGE_TOO_BIG, "reason": "Message too big"}
+                    )
+                return {"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG}
+        return message
+
+    return limited
+
+
+class GuardedTransportWSHandler(SharedTransportWSHandler):
+    """graphql-transport-ws (with shared fan-out) that ends the connection when the token it
+    was opened with expires, and gives back its per-user slot when it ends."""
+
+    _expiry: asyncio.Task[None] | None = None
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            if self._expiry is not None:
+                self._expiry.cancel()
+            limits: ConnectionLimits | None = getattr(self.view, "limits", None)
+            if limits is not None:
+                limits.release_user(id(self.context))
+
+    async def handle_connection_init(self, message: Any) -> None:
+        await super().handle_connection_init(message)
+        principal = getattr(self.context, "principal", None)
+        expires_at = getattr(principal, "expires_at", None)
+        if self.connection_acknowledged and expires_at is not None and self._expiry is None:
+            self._expiry = asyncio.create_task(self._close_at(expires_at))
+
+    async def _close_at(self, expires_at: float) -> None:
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        # Closing ends every subscription of the socket; the client reconnects with a fresh token.
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code=TOKEN_EXPIRED, reason="Token expired")
+
+
+async def refuse_handshake(send: Send) -> None:
+    """Refuse before accepting: the client sees HTTP 403 and no socket is held."""
+    await send({"type": "websocket.close", "code": 1008})
