@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from graphql import GraphQLError
 from starlette.types import Message, Receive, Send
 
 from subscriptions.fanout import SharedTransportWSHandler
@@ -100,6 +101,23 @@ class GuardedTransportWSHandler(SharedTransportWSHandler):
             limits: ConnectionLimits | None = getattr(self.view, "limits", None)
             if limits is not None:
                 limits.release_user(id(self.context))
+
+    async def handle_subscribe(self, message: Any) -> None:
+        # Strawberry's own refusal carries no extensions.code; every error here has one.
+        limit = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and message["id"] not in self.operations
+            and limit is not None
+            and len(self.operations) >= limit
+        ):
+            error = GraphQLError(
+                f"at most {limit} subscriptions per connection",
+                extensions={"code": "RATE_LIMITED", "reason": "TOO_MANY_SUBSCRIPTIONS"},
+            )
+            await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
+            return
+        await super().handle_subscribe(message)
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)

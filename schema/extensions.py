@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.error import GraphQLError
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
@@ -28,7 +29,11 @@ def shape_error(error: GraphQLError, request_id: str, *, hide_suggestions: bool 
     if isinstance(original, MediagraphError):
         extensions = {"code": original.code, **original.extensions}
         message = original.message
-    elif original is None or (isinstance(original, ValueError | TypeError) and _is_coercion(error)):
+    elif (
+        original is None
+        or isinstance(original, StrawberryInputCoercionError)  # e.g. node(id:) with no global id
+        or (isinstance(original, ValueError | TypeError) and _is_coercion(error))
+    ):
         extensions = {"code": "BAD_USER_INPUT"}
         message = error.message
     else:
