@@ -20,7 +20,9 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
 from infra.body_limit import BodyLimit
 from infra.client_ip import client_address, parse_networks
@@ -30,6 +32,7 @@ from infra.request_log import RequestLog, WebSocketRegistry
 from infra.runtime import Runtime, open_runtime
 from infra.settings import Settings
 from infra.ws_guard import ConnectionLimits, GuardedTransportWSHandler, limit_message_size, refuse_handshake
+from schema.extensions import shape_error
 from schema.root import build_schema
 from schema.types.context import Context, Services
 from services.auth import Principal
@@ -118,6 +121,19 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             await super().__call__(scope, limit_message_size(receive, send, self.ws_max_message_bytes), send)
         finally:
             self.limits.release_address(address)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # Syntax errors raised by the parser cache bypass the ErrorCodes extension: shape here
+        # whatever still has no code, so every error a client sees carries one.
+        if result.errors and any("code" not in (error.extensions or {}) for error in result.errors):
+            request_id = request.scope.get("state", {}).get("request_id", "-")
+            result.errors = [
+                error
+                if "code" in (error.extensions or {})
+                else shape_error(error, request_id, hide_suggestions=self.production)
+                for error in result.errors
+            ]
+        return process_result(result)
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         principal: Principal | None = None

@@ -61,7 +61,8 @@ def _is_coercion(error: GraphQLError) -> bool:
     # Scalar parsers raise ValueError/TypeError while graphql-core coerces variables: the
     # client's input. The same exception types raised anywhere else (a subscription generator,
     # a resolver) are bugs, and must stay masked.
-    return error.path is None and error.message.startswith("Variable '$")
+    # Literals in the document are coerced during validation ("Expected value of type ...").
+    return error.path is None and error.message.startswith(("Variable '$", "Expected value of type"))
 
 
 class ErrorCodes(SchemaExtension):

@@ -9,10 +9,8 @@ import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
 from strawberry.extensions import (
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
@@ -25,8 +23,8 @@ from resolvers import multipart as multipart_resolvers
 from resolvers import retention as retention_resolvers
 from resolvers import review as review_resolvers
 from resolvers import uploads as upload_resolvers
-from schema.cost import cost_limit_rule
 from schema.extensions import ErrorCodes
+from schema.limits import limit_rules
 from schema.observability import Observability
 from schema.rate_limit import RateLimit
 from schema.types.account import AccountDeletion, DataExport
@@ -47,11 +45,7 @@ MAX_TOKENS = 2000
 MAX_COST = 5000
 # Built once: the limiters make a new rule class per instance, and ValidationCache keys on the
 # rule classes, so per-request limiters would make every validation a cache miss (~4x slower).
-_LIMIT_RULES = [
-    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
-    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
-    cost_limit_rule(MAX_COST, MAX_PAGE_SIZE),
-]
+_LIMIT_RULES = limit_rules(MAX_DEPTH, MAX_ALIASES, MAX_COST, MAX_PAGE_SIZE)
 # The production profile: the same rules, and no introspection.
 _PRODUCTION_RULES = [*_LIMIT_RULES, NoSchemaIntrospectionCustomRule]
 
