@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     ws_max_subscriptions: int = Field(default=20, ge=1, le=1000)
     ws_max_connections_per_user: int = Field(default=10, ge=1)
     ws_max_connections_per_address: int = Field(default=100, ge=1)
+    # A send to a client that does not read for this long disconnects it (a stalled reader).
+    ws_send_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
     # Retention (docs/retention.md): deleted media can be restored for this long, then is purged.
     retention_days: int = Field(default=30, ge=0, le=3650)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import Counter
 from typing import Any
@@ -19,7 +20,10 @@ from starlette.types import Message, Receive, Send
 
 from subscriptions.fanout import SharedTransportWSHandler
 
+log = logging.getLogger("mediagraph.websocket")
+
 MESSAGE_TOO_BIG = 1009  # RFC 6455
+CLIENT_STALLED = 1008  # policy violation: the client does not read what it subscribed to
 TOKEN_EXPIRED = 4403  # graphql-transport-ws "Forbidden", with the reason "Token expired"
 
 
@@ -84,6 +88,56 @@ def limit_message_size(receive: Receive, send: Send, max_bytes: int) -> Receive:
         return message
 
     return limited
+
+
+class StalledReader:
+    """A client that stops reading fills its TCP window, then the server's buffers, and every
+    send to it waits forever. Each send gets `timeout_s`: past it the connection counts as
+    stalled, its messages are dropped, and the app is told the client disconnected, so it ends
+    every subscription of the socket (bounded memory; uvicorn then closes the transport)."""
+
+    def __init__(self, receive: Receive, send: Send, timeout_s: float) -> None:
+        self._receive = receive
+        self._send = send
+        self._timeout_s = timeout_s
+        self.stalled = asyncio.Event()
+
+    async def send(self, message: Message) -> None:
+        if self.stalled.is_set():
+            return
+        if message["type"] != "websocket.send":
+            await self._send(message)
+            return
+        # A loop timer, neither a task (wait_for) nor asyncio.timeout: the fan-out steps sends by
+        # hand in another task (subscriptions/fanout.py), and a send that does not block must
+        # not suspend. The blocked send itself is cancelled with its subscription.
+        timer = asyncio.get_running_loop().call_later(self._timeout_s, self._stall)
+        try:
+            await self._send(message)
+        finally:
+            timer.cancel()
+
+    def _stall(self) -> None:
+        if not self.stalled.is_set():
+            log.warning("websocket client stopped reading; disconnecting it")
+            self.stalled.set()
+
+    async def receive(self) -> Message:
+        if self.stalled.is_set():
+            return {"type": "websocket.disconnect", "code": CLIENT_STALLED}
+        received = asyncio.ensure_future(self._receive())
+        stalled = asyncio.ensure_future(self.stalled.wait())
+        try:
+            await asyncio.wait({received, stalled}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            received.cancel()
+            raise
+        finally:
+            stalled.cancel()
+        if received.done():
+            return received.result()
+        received.cancel()
+        return {"type": "websocket.disconnect", "code": CLIENT_STALLED}
 
 
 class GuardedTransportWSHandler(SharedTransportWSHandler):
