@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     jwt_algorithms: Annotated[tuple[str, ...], NoDecode] = ("HS256",)
     jwt_leeway_s: int = Field(default=10, ge=0, le=30)
     jwks_cache_s: int = Field(default=300, ge=10)
+    # An unknown kid refetches the JWKS at most once per this many seconds (key rotation).
+    jwks_min_refetch_s: int = Field(default=30, ge=1)
     # Signs pagination cursors. Defaults to a key derived from jwt_secret; required with JWKS.
     cursor_secret: SecretStr | None = None
 

@@ -170,3 +170,9 @@ async def test_a_token_that_expires_closes_the_socket(api: str, token: Callable[
     # A fresh token opens a new connection at once.
     fresh = await initialised(api, token("alice"))
     await fresh.close()
+
+
+async def test_the_legacy_graphql_ws_protocol_is_not_served(api: str) -> None:
+    ws = await connect(ws_url(api), subprotocols=["graphql-ws"])  # type: ignore[list-item]
+    assert ws.subprotocol is None
+    assert await closed_with(ws) == (4406, "Subprotocol not acceptable")
