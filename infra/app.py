@@ -198,6 +198,10 @@ def create_app(settings: Settings) -> Starlette:
 
     graphql = _GraphQLEndpoint()
 
+    async def jwks(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        return JSONResponse(runtime.issuer.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -241,6 +245,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            Route("/.well-known/jwks.json", jwks),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),

@@ -21,8 +21,10 @@ from infra.page_cache import CachedMediaRepository
 from infra.pipeline import open_notifiers, open_steps
 from infra.rate_limit import RedisRateLimiter
 from infra.redis_bus import RedisEventBus
+from infra.redis_sessions import RedisRefreshTokenStore
 from infra.redis_snapshots import RedisSnapshotStore
 from infra.s3 import S3BlobStore
+from infra.session_issuer import IssuerAwareVerifier, SessionIssuer
 from infra.settings import Settings
 from infra.tracing import OtelTelemetry, traced
 from infra.tracing import session as tracing_session
@@ -34,12 +36,14 @@ from services.engagement import EngagementService
 from services.feed import FeedService
 from services.gallery import GalleryService
 from services.pagination import CursorCodec
+from services.ports import TokenVerifier
 from services.processing import ProcessingService
 from services.quotas import QuotaPolicy, QuotaService
 from services.rate_limits import Limit, RateLimitPolicy, RateLimitService
 from services.reconcile import ReconcileService
 from services.retention import RetentionPolicy, RetentionService
 from services.review import ReviewService
+from services.sessions import SessionService
 from services.uploads import UploadPolicy, UploadService
 
 
@@ -51,7 +55,8 @@ class Runtime:
     bus: RedisEventBus
     repo: CachedMediaRepository
     blobs: S3BlobStore
-    tokens: JwtTokenVerifier
+    tokens: TokenVerifier
+    issuer: SessionIssuer
     uploads: UploadService
     gallery: GalleryService
     processing: ProcessingService
@@ -68,6 +73,34 @@ def _cursor_key(settings: Settings) -> bytes:
     assert source is not None  # enforced by Settings
     secret = source.get_secret_value()
     return hashlib.sha256(b"mediagraph-cursor\0" + secret.encode()).digest()
+
+
+def _sessions(settings: Settings, redis: Redis) -> tuple[SessionIssuer, TokenVerifier, SessionService | None]:
+    """The service's own issuer, the verifier taking its tokens and the upstream ones, and the
+    session service (None without an upstream identity provider)."""
+    key = settings.session_signing_key
+    issuer = SessionIssuer(
+        key.get_secret_value() if key else None,
+        issuer=settings.public_url.rstrip("/"),
+        audience=settings.jwt_audience,
+        ttl_s=settings.session_access_ttl_s,
+    )
+    tokens = IssuerAwareVerifier(issuer, JwtTokenVerifier(settings), leeway=settings.jwt_leeway_s)
+    if not settings.idp_jwks_url:
+        return issuer, tokens, None
+    idp = settings.model_copy(
+        update={
+            "jwt_issuer": settings.idp_issuer,
+            "jwt_audience": settings.idp_audience,
+            "jwt_jwks_url": settings.idp_jwks_url,
+            "jwt_algorithms": ("RS256", "ES256"),
+            "jwt_secret": None,
+        }
+    )
+    store = RedisRefreshTokenStore(
+        redis, prefix=f"{settings.redis_prefix}session:", ttl_s=settings.session_refresh_ttl_s
+    )
+    return issuer, tokens, SessionService(JwtTokenVerifier(idp), issuer, store)
 
 
 @asynccontextmanager
@@ -152,6 +185,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             ),
         )
         review = ReviewService(repo, bus)
+        issuer, tokens, sessions = _sessions(settings, redis)
         services = Services(
             uploads=uploads,
             gallery=gallery,
@@ -165,6 +199,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             retention=retention,
             audit=auditor,
             accounts=AccountService(repo, blobs, engagement_store, retention),
+            sessions=sessions,
         )
         yield Runtime(
             settings=settings,
@@ -173,7 +208,8 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             bus=bus,
             repo=repo,
             blobs=blobs,
-            tokens=JwtTokenVerifier(settings),
+            tokens=tokens,
+            issuer=issuer,
             uploads=uploads,
             gallery=gallery,
             services=services,

@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     jwks_cache_s: int = Field(default=300, ge=10)
     # An unknown kid refetches the JWKS at most once per this many seconds (key rotation).
     jwks_min_refetch_s: int = Field(default=30, ge=1)
+    # Sessions (docs/security.md): the upstream identity provider whose ID tokens exchangeToken
+    # accepts (unset: exchangeToken is unavailable), and this service's own ES256 key (PEM;
+    # generated per process when unset, which only development may do).
+    idp_jwks_url: str | None = None
+    idp_issuer: str = ""
+    idp_audience: str = "mediagraph"
+    session_signing_key: SecretStr | None = None
+    session_access_ttl_s: int = Field(default=300, ge=30, le=3600)
+    session_refresh_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
     # Signs pagination cursors. Defaults to a key derived from jwt_secret; required with JWKS.
     cursor_secret: SecretStr | None = None
 
@@ -203,6 +212,10 @@ class Settings(BaseSettings):
             if prefix.startswith(self.upload_prefix) or self.upload_prefix.startswith(prefix):
                 # Objects written there would trigger the worker again, or be taken for uploads.
                 raise ValueError("derived and quarantine prefixes must lie outside the upload prefix")
+        if self.profile is Profile.PRODUCTION and self.session_signing_key is None:
+            raise ValueError("the production profile needs MEDIAGRAPH_SESSION_SIGNING_KEY (EC P-256 PEM)")
+        if self.idp_jwks_url and not self.idp_issuer:
+            raise ValueError("MEDIAGRAPH_IDP_ISSUER is required with MEDIAGRAPH_IDP_JWKS_URL")
         if self.profile is Profile.PRODUCTION and self.aws_endpoint_url:
             raise ValueError("the production profile talks to real AWS: unset MEDIAGRAPH_AWS_ENDPOINT_URL")
         return self

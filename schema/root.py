@@ -22,6 +22,7 @@ from resolvers import media as media_resolvers
 from resolvers import multipart as multipart_resolvers
 from resolvers import retention as retention_resolvers
 from resolvers import review as review_resolvers
+from resolvers import sessions as session_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.extensions import ErrorCodes
 from schema.limits import limit_rules
@@ -34,6 +35,7 @@ from schema.types.event import MediaEvent
 from schema.types.media import Media
 from schema.types.multipart import UploadPartUrl, UploadProgress
 from schema.types.scalars import SCALARS
+from schema.types.session import SessionTokens
 from schema.types.upload import CreateUploadPayload
 from services.pagination import MAX_PAGE_SIZE
 from subscriptions import media as media_subscriptions
@@ -172,6 +174,22 @@ class Mutation:
     export_my_data: DataExport = strawberry.mutation(
         resolver=account_resolvers.export_my_data,
         description="A download URL for a JSON archive of your media metadata and links to your originals.",
+        extensions=[RateLimit()],
+    )
+    exchange_token: SessionTokens = strawberry.mutation(
+        resolver=session_resolvers.exchange_token,
+        description="Sign in: trade an ID token of the identity provider for this service's access "
+        "token and a refresh token.",
+        extensions=[RateLimit()],
+    )
+    refresh_session: SessionTokens = strawberry.mutation(
+        resolver=session_resolvers.refresh_session,
+        description="A fresh access token and the next refresh token (each refresh token works once).",
+        extensions=[RateLimit()],
+    )
+    revoke_session: bool = strawberry.mutation(
+        resolver=session_resolvers.revoke_session,
+        description="Sign out: the refresh token and every token of its session stop working.",
         extensions=[RateLimit()],
     )
 

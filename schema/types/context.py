@@ -19,6 +19,7 @@ from services.ports import MediaStats
 from services.rate_limits import RateLimitService
 from services.retention import RetentionService
 from services.review import ReviewService
+from services.sessions import SessionService
 from services.uploads import UploadService
 
 
@@ -34,6 +35,7 @@ class Services:
     retention: RetentionService | None = None  # None: delete/restore/trash unavailable
     audit: Auditor | None = None
     accounts: AccountService | None = None
+    sessions: SessionService | None = None  # None: no upstream identity provider configured
 
 
 @dataclass(slots=True)

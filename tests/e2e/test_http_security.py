@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import httpx
 import pytest
 import redis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from infra.app import MediagraphGraphQL
 from infra.runtime import Runtime
@@ -177,7 +179,12 @@ async def test_development_profile_keeps_introspection_graphiql_and_suggestions(
 async def production(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     """The production profile's view (it refuses an AWS endpoint, so it runs on the dev runtime's
     services, in process)."""
-    settings = Settings(_env_file=None, profile="production", jwt_secret=TEST_SECRET)
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    settings = Settings(
+        _env_file=None, profile="production", jwt_secret=TEST_SECRET, session_signing_key=key.decode()
+    )
     view = MediagraphGraphQL(settings, runtime.services, runtime.tokens)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=view), base_url="http://api") as client:
         yield client
