@@ -60,9 +60,6 @@ class ConnectionLimits:
         if user is not None:
             _decrement(self._users, user)
 
-    def users(self, user: str) -> int:
-        return self._users[user]
-
 
 def _decrement(counter: Counter[str], name: str) -> None:
     counter[name] -= 1
