@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -21,14 +22,25 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
+from infra.body_limit import BodyLimit
 from infra.client_ip import client_address, parse_networks
 from infra.metrics import metrics_endpoint
 from infra.request_context import request_id_from
 from infra.request_log import RequestLog, WebSocketRegistry
 from infra.runtime import Runtime, open_runtime
 from infra.settings import Settings
+from infra.ws_guard import (
+    ConnectionLimits,
+    GuardedTransportWSHandler,
+    StalledReader,
+    limit_message_size,
+    refuse_handshake,
+)
+from schema.extensions import shape_error
 from schema.root import build_schema
 from schema.types.context import Context, Services
 from services.auth import Principal
@@ -46,23 +58,48 @@ def _bearer(value: object) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
 
 
+def _refusal(status: int, message: str, reason: str) -> JSONResponse:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT", "reason": reason}}]},
+        status_code=status,
+    )
+
+
 class MediagraphGraphQL(GraphQL[Context, None]):
     def __init__(self, settings: Settings, services: Services, tokens: TokenVerifier) -> None:
         super().__init__(
             build_schema(),
-            graphql_ide="graphiql" if settings.graphiql else None,
+            graphql_ide="graphiql" if settings.graphiql and not settings.is_production else None,
             allow_queries_via_get=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_s),
-            max_subscriptions_per_connection=20,
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
             allowed_origins=settings.cors_origins,
         )
         self.services = services
         self.tokens = tokens
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        self.production = settings.is_production
+        self.ws_max_message_bytes = settings.ws_max_message_bytes
+        self.ws_send_timeout_s = settings.ws_send_timeout_s
+        self.limits = ConnectionLimits(
+            settings.ws_max_connections_per_user, settings.ws_max_connections_per_address
+        )
         fanout.install(self, settings.subscriber_queue_size)
+        self.graphql_transport_ws_handler_class = GuardedTransportWSHandler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["method"] == "POST":
+            # CSRF: a browser sends text/plain, form-encoded and multipart bodies cross-site
+            # without a preflight; JSON needs one, which the CORS allow-list then refuses.
+            media_type = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
+            if media_type != "application/json":
+                response = _refusal(415, "POST /graphql takes application/json", "UNSUPPORTED_MEDIA_TYPE")
+                await response(scope, receive, send)
+                return
         if scope["type"] == "http":
             # Authenticate before GraphQL runs: a bad token is a 401, not a partial result.
             token = _bearer(Request(scope).headers.get("authorization"))
@@ -81,6 +118,35 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             scope.setdefault("state", {})["principal"] = principal
         await super().__call__(scope, receive, send)
 
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        peer = scope["client"][0] if scope.get("client") else None
+        address = client_address(peer, headers.get("x-forwarded-for"), self.trusted_proxies) or "-"
+        if not self.limits.acquire_address(address):
+            log.warning("websocket refused: too many from one address")
+            await refuse_handshake(send)
+            return
+        reader = StalledReader(receive, send, self.ws_send_timeout_s)
+        try:
+            await super().__call__(
+                scope, limit_message_size(reader.receive, reader.send, self.ws_max_message_bytes), reader.send
+            )
+        finally:
+            self.limits.release_address(address)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # Syntax errors raised by the parser cache bypass the ErrorCodes extension: shape here
+        # whatever still has no code, so every error a client sees carries one.
+        if result.errors and any("code" not in (error.extensions or {}) for error in result.errors):
+            request_id = request.scope.get("state", {}).get("request_id", "-")
+            result.errors = [
+                error
+                if "code" in (error.extensions or {})
+                else shape_error(error, request_id, hide_suggestions=self.production)
+                for error in result.errors
+            ]
+        return process_result(result)
+
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         principal: Principal | None = None
         if isinstance(request, Request):
@@ -96,6 +162,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             request_id=request_id,
             principal=principal,
             client_ip=client_address(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies),
+            production=self.production,
         )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
@@ -104,9 +171,13 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         if not token:
             raise ConnectionRejectionError()
         try:
-            context.principal = await self.tokens.verify(token)
+            principal = await self.tokens.verify(token)
         except Unauthenticated as exc:
             raise ConnectionRejectionError() from exc
+        if not self.limits.acquire_user(id(context), principal.user_id):
+            log.warning("websocket refused: too many for one user")
+            raise ConnectionRejectionError({"reason": "TOO_MANY_CONNECTIONS"})
+        context.principal = principal
         if self.services.social is not None:
             await self.services.social.touch(context.principal)
         return None
@@ -159,6 +230,10 @@ def create_app(settings: Settings) -> Starlette:
 
     graphql = _GraphQLEndpoint()
 
+    async def jwks(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        return JSONResponse(runtime.issuer.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -184,7 +259,10 @@ def create_app(settings: Settings) -> Starlette:
         )
 
     websockets = WebSocketRegistry()
-    middleware = [Middleware(RequestLog, websockets=websockets)]
+    middleware = [
+        Middleware(RequestLog, websockets=websockets),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -199,6 +277,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            Route("/.well-known/jwks.json", jwks),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),

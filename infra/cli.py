@@ -255,7 +255,13 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "serve":
             settings = Settings()
             config = uvicorn.Config(
-                create_app(settings), host=args.host, port=args.port, log_config=None, proxy_headers=False
+                create_app(settings),
+                host=args.host,
+                port=args.port,
+                log_config=None,
+                proxy_headers=False,
+                # Frames over the limit are refused by the protocol layer before they are buffered.
+                ws_max_size=settings.ws_max_message_bytes,
             )
             ApiServer(config).run()
         elif args.command == "worker":

@@ -1,18 +1,18 @@
 """JwtTokenVerifier (pyjwt) and the development token issuer.
 
 Algorithms are pinned by settings and never taken from the token; exp, iat, sub, iss and aud
-are required. HS* verifies with the shared secret; RS*/ES* with keys from a JWKS URL, fetched
-off the event loop (PyJWKClient uses blocking urllib) and cached by PyJWKClient.
+are required. HS* verifies with the shared secret; RS*/ES* with keys from a JWKS URL
+(infra/jwks.py: cached, refetched at most once per interval for unknown kids, weak keys ignored).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import jwt
 
+from infra.jwks import JwksKeys
 from infra.settings import Settings
 from services.auth import Principal
 from services.errors import Unauthenticated
@@ -28,18 +28,21 @@ class JwtTokenVerifier:
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_s
         self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
-        self._jwks: jwt.PyJWKClient | None = None
+        self._jwks: JwksKeys | None = None
         if settings.jwt_jwks_url:
-            self._jwks = jwt.PyJWKClient(
-                settings.jwt_jwks_url, cache_keys=True, lifespan=settings.jwks_cache_s
+            self._jwks = JwksKeys(
+                settings.jwt_jwks_url,
+                cache_s=settings.jwks_cache_s,
+                min_refetch_s=settings.jwks_min_refetch_s,
             )
 
     async def verify(self, token: str) -> Principal:
         try:
             key: Any = self._secret
             if self._jwks is not None:
-                signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
-                key = signing_key.key
+                key = await self._jwks.key(jwt.get_unverified_header(token).get("kid"))
+                if key is None:
+                    raise Unauthenticated("invalid or expired token")
             claims = jwt.decode(
                 token,
                 key,
@@ -56,7 +59,11 @@ class JwtTokenVerifier:
         if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
             raise Unauthenticated("invalid or expired token")
         roles = claims.get("roles") or []
-        return Principal(user_id=subject, roles=frozenset(r for r in roles if isinstance(r, str)))
+        return Principal(
+            user_id=subject,
+            roles=frozenset(r for r in roles if isinstance(r, str)),
+            expires_at=float(claims["exp"]),
+        )
 
 
 def issue_dev_token(

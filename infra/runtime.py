@@ -24,9 +24,11 @@ from infra.pipeline import open_notifiers, open_steps
 from infra.rate_limit import RedisRateLimiter
 from infra.redis_bus import RedisEventBus
 from infra.redis_delivery import RedisUrlCache, RedisViewRecorder
+from infra.redis_sessions import RedisRefreshTokenStore
 from infra.redis_snapshots import RedisSnapshotStore
 from infra.regions import ReplicaAwareBlobStore
 from infra.s3 import S3BlobStore
+from infra.session_issuer import IssuerAwareVerifier, SessionIssuer
 from infra.settings import Settings
 from infra.tracing import OtelTelemetry, traced
 from infra.tracing import session as tracing_session
@@ -39,13 +41,14 @@ from services.engagement import EngagementService
 from services.feed import FeedService
 from services.gallery import GalleryService
 from services.pagination import CursorCodec
-from services.ports import UrlSigner
+from services.ports import TokenVerifier, UrlSigner
 from services.processing import ProcessingService
 from services.quotas import QuotaPolicy, QuotaService
 from services.rate_limits import Limit, RateLimitPolicy, RateLimitService
 from services.reconcile import ReconcileService
 from services.retention import RetentionPolicy, RetentionService
 from services.review import ReviewService
+from services.sessions import SessionService
 from services.social import SocialService
 from services.uploads import UploadPolicy, UploadService
 from services.views import ViewService
@@ -59,7 +62,8 @@ class Runtime:
     bus: RedisEventBus
     repo: CachedMediaRepository
     blobs: S3BlobStore
-    tokens: JwtTokenVerifier
+    tokens: TokenVerifier
+    issuer: SessionIssuer
     uploads: UploadService
     gallery: GalleryService
     processing: ProcessingService
@@ -94,6 +98,34 @@ def _await_records_for(settings: Settings) -> timedelta:
     if settings.home_region is None:
         return timedelta(0)
     return timedelta(seconds=settings.upload_url_ttl_s + 300)
+
+
+def _sessions(settings: Settings, redis: Redis) -> tuple[SessionIssuer, TokenVerifier, SessionService | None]:
+    """The service's own issuer, the verifier taking its tokens and the upstream ones, and the
+    session service (None without an upstream identity provider)."""
+    key = settings.session_signing_key
+    issuer = SessionIssuer(
+        key.get_secret_value() if key else None,
+        issuer=settings.public_url.rstrip("/"),
+        audience=settings.jwt_audience,
+        ttl_s=settings.session_access_ttl_s,
+    )
+    tokens = IssuerAwareVerifier(issuer, JwtTokenVerifier(settings), leeway=settings.jwt_leeway_s)
+    if not settings.idp_jwks_url:
+        return issuer, tokens, None
+    idp = settings.model_copy(
+        update={
+            "jwt_issuer": settings.idp_issuer,
+            "jwt_audience": settings.idp_audience,
+            "jwt_jwks_url": settings.idp_jwks_url,
+            "jwt_algorithms": ("RS256", "ES256"),
+            "jwt_secret": None,
+        }
+    )
+    store = RedisRefreshTokenStore(
+        redis, prefix=f"{settings.redis_prefix}session:", ttl_s=settings.session_refresh_ttl_s
+    )
+    return issuer, tokens, SessionService(JwtTokenVerifier(idp), issuer, store)
 
 
 @asynccontextmanager
@@ -215,6 +247,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             ),
         )
         review = ReviewService(repo, bus)
+        issuer, tokens, sessions = _sessions(settings, redis)
         services = Services(
             uploads=uploads,
             gallery=gallery,
@@ -230,6 +263,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             retention=retention,
             audit=auditor,
             accounts=AccountService(repo, blobs, engagement_store, retention),
+            sessions=sessions,
         )
         yield Runtime(
             settings=settings,
@@ -238,7 +272,8 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             bus=bus,
             repo=repo,
             blobs=blobs,
-            tokens=JwtTokenVerifier(settings),
+            tokens=tokens,
+            issuer=issuer,
             uploads=uploads,
             gallery=gallery,
             services=services,

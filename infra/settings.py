@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     jwt_algorithms: Annotated[tuple[str, ...], NoDecode] = ("HS256",)
     jwt_leeway_s: int = Field(default=10, ge=0, le=30)
     jwks_cache_s: int = Field(default=300, ge=10)
+    # An unknown kid refetches the JWKS at most once per this many seconds (key rotation).
+    jwks_min_refetch_s: int = Field(default=30, ge=1)
+    # Sessions (docs/security.md): the upstream identity provider whose ID tokens exchangeToken
+    # accepts (unset: exchangeToken is unavailable), and this service's own ES256 key (PEM;
+    # generated per process when unset, which only development may do).
+    idp_jwks_url: str | None = None
+    idp_issuer: str = ""
+    idp_audience: str = "mediagraph"
+    session_signing_key: SecretStr | None = None
+    session_access_ttl_s: int = Field(default=300, ge=30, le=3600)
+    session_refresh_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
     # Signs pagination cursors. Defaults to a key derived from jwt_secret; required with JWKS.
     cursor_secret: SecretStr | None = None
 
@@ -95,8 +106,10 @@ class Settings(BaseSettings):
     # Proxies (addresses or CIDRs) whose X-Forwarded-For is believed; empty: the TCP peer is the client.
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
 
-    # HTTP.
+    # HTTP. The production profile turns GraphiQL, introspection and suggestions off whatever
+    # `graphiql` says (docs/security.md).
     graphiql: bool = True
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     public_url: str = "http://127.0.0.1:8000"
 
@@ -121,6 +134,13 @@ class Settings(BaseSettings):
     event_stream_maxlen: int = Field(default=1000, ge=1, le=100_000)
     event_stream_max_age_s: int = Field(default=24 * 3600, ge=1)
     ws_init_timeout_s: float = Field(default=5.0, gt=0, le=10)
+    # WebSocket limits, per API process (docs/security.md).
+    ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    ws_max_subscriptions: int = Field(default=20, ge=1, le=1000)
+    ws_max_connections_per_user: int = Field(default=10, ge=1)
+    ws_max_connections_per_address: int = Field(default=100, ge=1)
+    # A send to a client that does not read for this long disconnects it (a stalled reader).
+    ws_send_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
     # Retention (docs/retention.md): deleted media can be restored for this long, then is purged.
     retention_days: int = Field(default=30, ge=0, le=3650)
@@ -252,6 +272,10 @@ class Settings(BaseSettings):
                 raise ValueError("a replica region needs the home bucket in MEDIAGRAPH_REGION_BUCKETS")
         elif self.replica_regions:
             raise ValueError("MEDIAGRAPH_REPLICA_REGIONS needs MEDIAGRAPH_HOME_REGION")
+        if self.profile is Profile.PRODUCTION and self.session_signing_key is None:
+            raise ValueError("the production profile needs MEDIAGRAPH_SESSION_SIGNING_KEY (EC P-256 PEM)")
+        if self.idp_jwks_url and not self.idp_issuer:
+            raise ValueError("MEDIAGRAPH_IDP_ISSUER is required with MEDIAGRAPH_IDP_JWKS_URL")
         if self.profile is Profile.PRODUCTION and self.aws_endpoint_url:
             raise ValueError("the production profile talks to real AWS: unset MEDIAGRAPH_AWS_ENDPOINT_URL")
         return self

@@ -8,24 +8,32 @@ is a bug: clients see "Internal server error" and a request id, the log has the 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.error import GraphQLError
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
 from services.errors import MediagraphError
 
 log = logging.getLogger("mediagraph.graphql")
+# graphql-core's hints name fields, arguments, types and enum values the client did not ask for.
+_SUGGESTION = re.compile(r" Did you mean [^?]*\?")
 
 
-def shape_error(error: GraphQLError, request_id: str) -> GraphQLError:
+def shape_error(error: GraphQLError, request_id: str, *, hide_suggestions: bool = False) -> GraphQLError:
     original = error.original_error
     if isinstance(original, MediagraphError):
         extensions = {"code": original.code, **original.extensions}
         message = original.message
-    elif original is None or (isinstance(original, ValueError | TypeError) and _is_coercion(error)):
+    elif (
+        original is None
+        or isinstance(original, StrawberryInputCoercionError)  # e.g. node(id:) with no global id
+        or (isinstance(original, ValueError | TypeError) and _is_coercion(error))
+    ):
         extensions = {"code": "BAD_USER_INPUT"}
         message = error.message
     else:
@@ -36,6 +44,8 @@ def shape_error(error: GraphQLError, request_id: str) -> GraphQLError:
         )
         extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
         message = "Internal server error"
+    if hide_suggestions:
+        message = _SUGGESTION.sub("", message)
     return GraphQLError(
         message,
         nodes=error.nodes,
@@ -51,7 +61,8 @@ def _is_coercion(error: GraphQLError) -> bool:
     # Scalar parsers raise ValueError/TypeError while graphql-core coerces variables: the
     # client's input. The same exception types raised anywhere else (a subscription generator,
     # a resolver) are bugs, and must stay masked.
-    return error.path is None and error.message.startswith("Variable '$")
+    # Literals in the document are coerced during validation ("Expected value of type ...").
+    return error.path is None and error.message.startswith(("Variable '$", "Expected value of type"))
 
 
 class ErrorCodes(SchemaExtension):
@@ -73,5 +84,8 @@ class ErrorCodes(SchemaExtension):
 
     def _shape(self, result: object) -> None:
         if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
-            request_id = getattr(self.execution_context.context, "request_id", "-")
-            result.errors = [shape_error(error, request_id) for error in result.errors]
+            context = self.execution_context.context
+            request_id = getattr(context, "request_id", "-")
+            # Production: suggestions would map the schema for a client without introspection.
+            hide = bool(getattr(context, "production", False))
+            result.errors = [shape_error(error, request_id, hide_suggestions=hide) for error in result.errors]

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 
 import strawberry
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
 from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -23,9 +22,11 @@ from resolvers import media as media_resolvers
 from resolvers import multipart as multipart_resolvers
 from resolvers import retention as retention_resolvers
 from resolvers import review as review_resolvers
+from resolvers import sessions as session_resolvers
 from resolvers import social as social_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.extensions import ErrorCodes
+from schema.limits import limit_rules
 from schema.observability import Observability
 from schema.rate_limit import RateLimit
 from schema.types.account import AccountDeletion, DataExport
@@ -35,19 +36,22 @@ from schema.types.event import MediaEvent
 from schema.types.media import Media
 from schema.types.multipart import UploadPartUrl, UploadProgress
 from schema.types.scalars import SCALARS
+from schema.types.session import SessionTokens
 from schema.types.social import Friendship, MediaViewConnection, UserConnection
 from schema.types.upload import CreateUploadPayload
+from services.pagination import MAX_PAGE_SIZE
 from subscriptions import media as media_subscriptions
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
+# Fields times page sizes (schema/cost.py): a full page of 100 media with ~40 fields fits.
+MAX_COST = 5000
 # Built once: the limiters make a new rule class per instance, and ValidationCache keys on the
 # rule classes, so per-request limiters would make every validation a cache miss (~4x slower).
-_LIMIT_RULES = [
-    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
-    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
-]
+_LIMIT_RULES = limit_rules(MAX_DEPTH, MAX_ALIASES, MAX_COST, MAX_PAGE_SIZE)
+# The production profile: the same rules, and no introspection.
+_PRODUCTION_RULES = [*_LIMIT_RULES, NoSchemaIntrospectionCustomRule]
 
 
 @strawberry.type
@@ -207,6 +211,22 @@ class Mutation:
         description="A download URL for a JSON archive of your media metadata and links to your originals.",
         extensions=[RateLimit()],
     )
+    exchange_token: SessionTokens = strawberry.mutation(
+        resolver=session_resolvers.exchange_token,
+        description="Sign in: trade an ID token of the identity provider for this service's access "
+        "token and a refresh token.",
+        extensions=[RateLimit()],
+    )
+    refresh_session: SessionTokens = strawberry.mutation(
+        resolver=session_resolvers.refresh_session,
+        description="A fresh access token and the next refresh token (each refresh token works once).",
+        extensions=[RateLimit()],
+    )
+    revoke_session: bool = strawberry.mutation(
+        resolver=session_resolvers.revoke_session,
+        description="Sign out: the refresh token and every token of its session stop working.",
+        extensions=[RateLimit()],
+    )
 
 
 @strawberry.type
@@ -233,6 +253,17 @@ class Subscription:
             yield event
 
 
+class ProfileRules(SchemaExtension):
+    """The limits; and, for a request of the production profile (the view says so in the
+    context), no introspection. One schema serves both: Strawberry builds a type once."""
+
+    def on_operation(self) -> Iterator[None]:
+        production = getattr(self.execution_context.context, "production", False)
+        rules = _PRODUCTION_RULES if production else _LIMIT_RULES
+        self.execution_context.validation_rules = (*self.execution_context.validation_rules, *rules)
+        yield
+
+
 @functools.cache
 def build_schema() -> strawberry.Schema:
     """The schema, built once per process (Strawberry's type registry is global)."""
@@ -247,7 +278,7 @@ def build_schema() -> strawberry.Schema:
             ErrorCodes,
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
-            lambda: AddValidationRules(_LIMIT_RULES),
+            ProfileRules,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         ],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.errors import Unauthenticated
 
@@ -11,6 +11,9 @@ from services.errors import Unauthenticated
 class Principal:
     user_id: str
     roles: frozenset[str] = frozenset()
+    # When the token behind this principal expires (epoch seconds); a WebSocket opened with it
+    # closes then. Not part of identity: two tokens of one user are the same principal.
+    expires_at: float | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_admin(self) -> bool:

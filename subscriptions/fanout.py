@@ -110,6 +110,10 @@ async def _resume(coroutine: Coroutine[Any, Any, Any], blocked: Any) -> None:
             if blocked is None:
                 await asyncio.sleep(0)
             else:
+                # What asyncio's Task does with a future a coroutine yields: clear its
+                # "blocking" flag, or awaiting it raises "await wasn't used with future" (a
+                # send that really blocked, to a client that stopped reading, failed this way).
+                blocked._asyncio_future_blocking = False
                 with contextlib.suppress(Exception):
                     await blocked  # its outcome reaches the coroutine when it resumes
         except asyncio.CancelledError:

@@ -19,6 +19,7 @@ from services.ports import MediaStats
 from services.rate_limits import RateLimitService
 from services.retention import RetentionService
 from services.review import ReviewService
+from services.sessions import SessionService
 from services.social import SocialService
 from services.uploads import UploadService
 from services.views import ViewService
@@ -38,6 +39,7 @@ class Services:
     accounts: AccountService | None = None
     social: SocialService | None = None  # None: friends unavailable (unit tests, benchmarks)
     views: ViewService | None = None
+    sessions: SessionService | None = None  # None: no upstream identity provider configured
 
 
 @dataclass(slots=True)
@@ -46,6 +48,7 @@ class Context:
     request_id: str
     principal: Principal | None = None
     client_ip: str | None = None  # the TCP peer, or the client named by a trusted proxy
+    production: bool = False  # the production profile: no introspection, no suggestions
     # graphql-transport-ws: the connection_init payload; Strawberry sets it on the context.
     connection_params: dict[str, Any] | None = field(default=None)
     _loaders: dict[str, DataLoader[str, Any]] = field(default_factory=dict)

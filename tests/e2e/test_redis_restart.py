@@ -1,0 +1,123 @@
+"""Redis restarted under live subscriptions: the API keeps serving, tells subscribers to resume,
+and a resumed subscription gets what was published after the restart. A private redis-server
+on a free port: the shared one is never restarted."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from infra.embedded import free_port
+from infra.settings import Settings
+from tests.client import WsClient, create_upload, gql
+from tests.conftest import make_settings
+from tests.media_files import jpeg_bytes
+
+pytestmark = pytest.mark.e2e
+
+EVENTS = "subscription($since: String) { mediaEvents(since: $since) { eventId type media { mediaId } } }"
+
+
+class RedisProcess:
+    """A redis-server of this test's own that can be stopped and started on the same port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mg-redis-restart-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if redis.Redis.from_url(self.url, socket_connect_timeout=1).ping():
+                    return
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def private_redis_server() -> Iterator[RedisProcess]:
+    server = RedisProcess()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def settings(moto_endpoint: str, private_redis_server: RedisProcess) -> Settings:
+    return make_settings(moto_endpoint, private_redis_server.url)
+
+
+async def test_subscriptions_survive_a_redis_restart(
+    api: str, token: Callable[..., str], private_redis_server: RedisProcess
+) -> None:
+    alice = token("alice")
+    async with WsClient(api, alice) as ws:
+        op = await ws.subscribe(EVENTS)
+        await ws.expect_nothing(0.3)  # subscribed before publishing
+        await create_upload(api, alice, jpeg_bytes())
+        first = await ws.receive()
+        assert first["type"] == "next" and "errors" not in first["payload"], first
+        last_event = first["payload"]["data"]["mediaEvents"]["eventId"]
+
+        private_redis_server.stop()
+        private_redis_server.start()
+
+        # The subscription is told to resume (it may have missed events), then completes.
+        interrupted = await ws.receive()
+        assert interrupted["id"] == op, interrupted
+        assert interrupted["type"] == "next", interrupted
+        [error] = interrupted["payload"]["errors"]
+        assert error["extensions"]["reason"] == "RESUBSCRIBE", interrupted
+        assert "Traceback" not in str(interrupted)
+        assert await ws.receive() == {"id": op, "type": "complete"}
+
+    # The process is alive and serves HTTP.
+    assert (await gql(api, "{ __typename }"))["data"] == {"__typename": "Query"}
+    # The restarted Redis lost the history (no persistence): resume live, then a new event arrives.
+    async with WsClient(api, alice) as ws:
+        op = await ws.subscribe(EVENTS)
+        await ws.expect_nothing(0.3)
+        media_id = (await create_upload(api, alice, jpeg_bytes(2000)))["media"]["mediaId"]
+        message = await ws.receive()
+        assert message["type"] == "next" and message["id"] == op, message
+        assert message["payload"]["data"]["mediaEvents"]["media"]["mediaId"] == media_id
+        assert message["payload"]["data"]["mediaEvents"]["eventId"] != last_event

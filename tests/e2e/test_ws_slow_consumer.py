@@ -1,0 +1,120 @@
+"""A client that subscribes and never reads: the server stops sending to it, ends its
+subscriptions and lets the connection go, instead of buffering for it without bound."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+import redis
+import uvicorn
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection, connect
+
+from infra.app import create_app
+from infra.resources import Resources
+from infra.runtime import Runtime
+from infra.settings import Settings
+from services.events import MediaEvent, MediaEventType
+from services.media import utcnow
+from tests.conftest import make_settings
+from tests.fakes import make_media
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
+    settings = make_settings(moto_endpoint, redis_url, subscriber_queue_size=50, ws_send_timeout_s=0.5)
+    yield settings
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[int]:
+    """The app under uvicorn, on a listening socket whose small send buffer (inherited by the
+    accepted sockets) makes a client that does not read block the server's sends early."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)
+
+
+async def until(condition: Callable[[], bool], attempts: int = 600) -> bool:
+    for _ in range(attempts):
+        if condition():
+            return True
+        await asyncio.sleep(0.05)
+    return condition()
+
+
+async def test_a_client_that_never_reads_is_disconnected(
+    settings: Settings, resources: Resources, runtime: Runtime, token: Callable[..., str]
+) -> None:
+    app = create_app(settings)
+    async with serving(app) as port:
+        # A small receive buffer, and a client library that stops reading after one message.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        sock.setblocking(False)
+        ws = await connect(
+            f"ws://127.0.0.1:{port}/graphql",
+            sock=sock,
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            max_queue=1,
+            ping_interval=None,
+        )
+        try:
+            await never_reads(app, ws, runtime, token)
+        finally:
+            ws.transport.abort()  # the server may still hold unsent bytes for it
+
+
+async def never_reads(
+    app: Starlette, ws: ClientConnection, runtime: Runtime, token: Callable[..., str]
+) -> None:
+    """Subscribe, then never read again while events pile up."""
+    await ws.send(
+        json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token('alice')}"}})
+    )
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    query = "subscription { mediaEvents { eventId media { mediaId title } } }"
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+    bus = app.state.runtime.bus
+    assert await until(lambda: bus.local_subscribers == 1)
+
+    title = "x" * 2000
+    published = 0
+    while bus.local_subscribers and published < 5000:
+        media = dataclasses.replace(make_media(b"x", owner_id="alice"), title=title)
+        await runtime.bus.publish(MediaEvent(MediaEventType.CREATED, media, utcnow()))
+        published += 1
+        if published % 10 == 0:
+            await asyncio.sleep(0.01)  # let the server's reader keep up
+
+    # Its subscription ended and its socket is gone from the server's books: nothing is
+    # held for it any more, however much is published.
+    assert await until(lambda: bus.local_subscribers == 0), published
+    assert await until(lambda: len(app.state.websockets) == 0)
+    assert app.state.graphql.fanout.groups == 0
