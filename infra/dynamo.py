@@ -30,6 +30,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from infra.dynamo_batch import batch_get
 from services.errors import Conflict
 from services.media import Media, MediaStatus, Visibility
 from services.ports import ListFilter, Page, Usage
@@ -45,7 +46,6 @@ INDEXES = {
     # and restores by itself (a separate SHA item would need a second write on every change).
     "gsi4": ("gsi4pk", "gsi4sk"),
 }
-_BATCH_GET_LIMIT = 100
 
 
 def sort_key(media: Media) -> str:
@@ -144,18 +144,9 @@ class DynamoMediaRepository:
         return from_item(item) if item else None
 
     async def get_many(self, media_ids: list[str]) -> dict[str, Media]:
-        found: dict[str, Media] = {}
-        unique = list(dict.fromkeys(media_ids))
-        for start in range(0, len(unique), _BATCH_GET_LIMIT):
-            keys = [_media_key(media_id) for media_id in unique[start : start + _BATCH_GET_LIMIT]]
-            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
-            while request:
-                response = await self._client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self._table, []):
-                    media = from_item(item)
-                    found[media.id] = media
-                request = response.get("UnprocessedKeys") or {}
-        return found
+        keys = [_media_key(media_id) for media_id in dict.fromkeys(media_ids)]
+        items = await batch_get(self._client, self._table, keys, consistent=True)
+        return {media.id: media for media in map(from_item, items)}
 
     async def save(self, media: Media, *, expected_version: int, previous: Media | None = None) -> None:
         if previous is None or previous.version != expected_version:

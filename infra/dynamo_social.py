@@ -14,9 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from infra.dynamo_batch import batch_get
 from services.ports import FriendshipState, Relations
-
-_BATCH_GET_LIMIT = 100
 
 
 def _key(user: str, other: str) -> dict[str, Any]:
@@ -136,11 +135,4 @@ class DynamoSocialStore:
                 raise
 
     async def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(keys), _BATCH_GET_LIMIT):
-            request: dict[str, Any] = {self._table: {"Keys": keys[start : start + _BATCH_GET_LIMIT]}}
-            while request:
-                response = await self._client.batch_get_item(RequestItems=request)
-                found.extend(response.get("Responses", {}).get(self._table, []))
-                request = response.get("UnprocessedKeys") or {}
-        return found
+        return await batch_get(self._client, self._table, keys)
