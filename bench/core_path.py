@@ -54,6 +54,9 @@ def _env(settings: Settings) -> dict[str, str]:
         "MEDIAGRAPH_LOG_LEVEL": "WARNING",
         # One client hammering on purpose: the benchmark measures latency, not the limiter.
         "MEDIAGRAPH_RATE_LIMIT_ENABLED": "false",
+        # A thousand sockets of one bench user from one address: the limits are for the internet.
+        "MEDIAGRAPH_WS_MAX_CONNECTIONS_PER_USER": "5000",
+        "MEDIAGRAPH_WS_MAX_CONNECTIONS_PER_ADDRESS": "5000",
         "AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
     }
 
