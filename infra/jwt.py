@@ -55,15 +55,20 @@ class JwtTokenVerifier:
         except (jwt.PyJWTError, ValueError) as exc:
             # The reason stays server-side: clients learn only that the token was refused.
             raise Unauthenticated("invalid or expired token") from exc
-        subject = claims["sub"]
-        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
-            raise Unauthenticated("invalid or expired token")
-        roles = claims.get("roles") or []
-        return Principal(
-            user_id=subject,
-            roles=frozenset(r for r in roles if isinstance(r, str)),
-            expires_at=float(claims["exp"]),
-        )
+        return principal_from_claims(claims)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    """The principal of verified claims; a subject that is not a short string is refused."""
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+        raise Unauthenticated("invalid or expired token")
+    roles = claims.get("roles") or []
+    return Principal(
+        user_id=subject,
+        roles=frozenset(r for r in roles if isinstance(r, str)),
+        expires_at=float(claims["exp"]),
+    )
 
 
 def issue_dev_token(

@@ -14,7 +14,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from infra.jwt import MAX_SUBJECT_LENGTH, REQUIRED_CLAIMS
+from infra.jwt import REQUIRED_CLAIMS, principal_from_claims
 from services.auth import Principal
 from services.errors import Unauthenticated
 from services.ports import TokenVerifier
@@ -70,15 +70,7 @@ class SessionIssuer:
             )
         except (jwt.PyJWTError, ValueError) as exc:
             raise Unauthenticated("invalid or expired token") from exc
-        subject = claims["sub"]
-        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
-            raise Unauthenticated("invalid or expired token")
-        roles = claims.get("roles") or []
-        return Principal(
-            user_id=subject,
-            roles=frozenset(r for r in roles if isinstance(r, str)),
-            expires_at=float(claims["exp"]),
-        )
+        return principal_from_claims(claims)
 
 
 class IssuerAwareVerifier:
