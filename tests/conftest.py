@@ -16,18 +16,16 @@ from dataclasses import dataclass
 
 import pytest
 import redis
-import uvicorn
 from ulid import ULID
 
-from infra.app import create_app
 from infra.aws_clients import AwsClients, open_clients
 from infra.embedded import free_port, moto_server
 from infra.jwt import issue_dev_token
 from infra.resources import Resources, ensure_resources
 from infra.runtime import Runtime, open_runtime
-from infra.server import ApiServer
 from infra.settings import Settings
 from infra.sqs_worker import SqsWorker
+from tests.servers import serving
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/13"
@@ -171,18 +169,8 @@ async def worker(runtime: Runtime, resources: Resources) -> AsyncIterator[SqsWor
 @pytest.fixture
 async def api(settings: Settings, resources: Resources) -> AsyncIterator[str]:
     """The real app under uvicorn on a free port; yields its base URL."""
-    port = free_port()
-    server = ApiServer(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await asyncio.wait_for(task, timeout=15)
+    async with serving(settings) as url:
+        yield url
 
 
 @pytest.fixture

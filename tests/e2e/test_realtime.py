@@ -4,42 +4,20 @@ processes on one Redis, per-user isolation of live and replayed events, expired 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import uvicorn
 
-from infra.app import create_app
-from infra.embedded import free_port
 from infra.resources import Resources
 from infra.settings import Settings
 from tests.client import WsClient, create_upload, gql
 from tests.media_files import jpeg_bytes
+from tests.servers import serving
 
 pytestmark = pytest.mark.e2e
 
 EVENTS = "subscription($since: String) { mediaEvents(since: $since) { eventId type media { mediaId } } }"
-
-
-@contextlib.asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[str]:
-    """One more API process-equivalent: its own app, runtime and Redis pub/sub connection."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
 
 
 async def _upload(api: str, token: str) -> str:

@@ -18,11 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
-import uvicorn
 
-from infra.app import create_app
 from infra.aws_clients import AwsClients, open_clients
-from infra.embedded import free_port
 from infra.jwt import issue_dev_token
 from infra.regions import ReplicaAwareBlobStore
 from infra.resources import ensure_resources
@@ -33,6 +30,7 @@ from infra.sqs_worker import SqsWorker
 from tests.client import WsClient, create_upload, error_codes, gql, put_upload
 from tests.conftest import make_settings
 from tests.media_files import jpeg_bytes
+from tests.servers import serving
 
 HOME, AWAY = "us-east-1", "eu-west-1"
 MEDIA = "query($id: ID!) { media(id: $id) { id mediaId status url title } }"
@@ -102,24 +100,6 @@ class Replicator:
                 )
                 copied.append(key)
         return copied
-
-
-@contextlib.asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
 
 
 @contextlib.asynccontextmanager

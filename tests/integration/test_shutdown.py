@@ -30,6 +30,7 @@ from services.uploads import UploadRequest
 from tests.client import WsClient
 from tests.media_files import jpeg_bytes
 from tests.pipeline import real_steps
+from tests.servers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -86,14 +87,6 @@ async def _upload(runtime: Runtime) -> str:
         Bucket=runtime.settings.bucket, Key=ticket.media.object_key, Body=data, ContentType="image/jpeg"
     )
     return ticket.media.id
-
-
-async def _until(predicate: Callable[[], object], timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():  # type: ignore[misc]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def _queue_is_empty(runtime: Runtime, queue_url: str) -> bool:
@@ -168,8 +161,8 @@ async def test_stop_past_the_grace_period_returns_the_message_and_a_restart_proc
         current = await runtime.repo.get(media_id)
         return current is not None and current.status is MediaStatus.COMPLETED
 
-    await _until(completed)
-    await _until(lambda: _queue_is_empty(runtime, resources.queue_url))
+    await eventually(completed)
+    await eventually(lambda: _queue_is_empty(runtime, resources.queue_url))
     await stop_worker(worker, task, grace_s=30)
     assert await _completions_announced(runtime) == 1
     assert _completed() - completed_before == 1
@@ -202,7 +195,7 @@ async def test_websocket_clients_are_told_going_away(
         async def subscribed() -> bool:
             return _active() == before + 1
 
-        await _until(subscribed)
+        await eventually(subscribed)
         server.should_exit = True
         with pytest.raises(ConnectionClosed) as closed:
             await ws.receive(timeout=20)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 
 import pytest
 
@@ -16,6 +15,7 @@ from services.events import MediaEvent, MediaEventType
 from services.media import MediaStatus
 from services.uploads import UploadRequest
 from tests.media_files import jpeg_bytes
+from tests.servers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -38,14 +38,6 @@ async def _upload(runtime: Runtime, data: bytes) -> str:
     return ticket.media.id
 
 
-async def _wait_for(predicate: Callable[[], object], timeout: float = 15) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():  # type: ignore[misc]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
-
-
 async def _events(runtime: Runtime, user: str) -> list[MediaEvent]:
     entries = await runtime.redis.xrange(runtime.bus.stream_key(user))
     return [MediaEvent.from_record(json.loads(fields[b"e"])) for _, fields in entries]
@@ -60,7 +52,7 @@ async def test_the_same_s3_event_twice_changes_and_announces_once(
         media = await runtime.repo.get(media_id)
         return media is not None and media.status is MediaStatus.COMPLETED
 
-    await _wait_for(completed)
+    await eventually(completed)
     first = await runtime.repo.get(media_id)
     # Replay the notification S3 already delivered (S3 is at-least-once).
     record = {
@@ -86,7 +78,7 @@ async def test_the_same_s3_event_twice_changes_and_announces_once(
             values["ApproximateNumberOfMessages"] == values["ApproximateNumberOfMessagesNotVisible"] == "0"
         )
 
-    await _wait_for(drained)
+    await eventually(drained)
     again = await runtime.repo.get(media_id)
     assert again == first  # no second write: same version, same timestamps
     types = [event.type for event in await _events(runtime, "alice")]
@@ -105,7 +97,7 @@ async def test_poison_message_lands_in_the_dlq_and_the_worker_goes_on(
         )
         return bool(attributes["Attributes"]["ApproximateNumberOfMessages"] == "1")
 
-    await _wait_for(in_dlq, timeout=30)
+    await eventually(in_dlq, timeout=30)
     # The worker still processes good uploads afterwards.
     media_id = await _upload(runtime, jpeg_bytes())
 
@@ -113,7 +105,7 @@ async def test_poison_message_lands_in_the_dlq_and_the_worker_goes_on(
         media = await runtime.repo.get(media_id)
         return media is not None and media.status is MediaStatus.COMPLETED
 
-    await _wait_for(completed)
+    await eventually(completed)
     message = await sqs.receive_message(QueueUrl=resources.dlq_url, WaitTimeSeconds=1)
     assert message["Messages"][0]["Body"] == "this is not an S3 event"
 
@@ -124,7 +116,7 @@ async def test_an_event_for_an_unknown_upload_is_acknowledged_not_dead_lettered(
     """A well-formed event for a key with no record (swept, or never ours) is not an error:
     retrying could never help, so it is deleted rather than filling the DLQ."""
     media_id = await _upload(runtime, jpeg_bytes())
-    await _wait_for(lambda: _is_completed(runtime, media_id))
+    await eventually(lambda: _is_completed(runtime, media_id))
     body = json.dumps(
         {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": "uploads/ZZZZ"}}}]}
     )

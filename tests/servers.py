@@ -1,0 +1,43 @@
+"""Running the real API in a test: uvicorn on a free port, and waiting for a condition."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import uvicorn
+
+from infra.app import create_app
+from infra.embedded import free_port
+from infra.server import ApiServer
+from infra.settings import Settings
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """One API process-equivalent (its own app, runtime and Redis pub/sub connection) under the
+    same server class `mediagraph serve` uses; yields its base URL."""
+    port = free_port()
+    server = ApiServer(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)
+
+
+async def eventually(predicate: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
+    """Poll `predicate` until it holds; fail after `timeout` seconds (a bound, not a measurement)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
