@@ -9,6 +9,7 @@ from typing import Self
 import strawberry
 from strawberry import relay
 
+from schema.types.connection import page_info
 from services.audit import AuditPageView
 from services.ports import AuditEntry as AuditEntryModel
 
@@ -70,10 +71,10 @@ class AuditEntryConnection:
         ]
         return cls(
             edges=edges,
-            page_info=relay.PageInfo(
+            page_info=page_info(
+                [edge.cursor for edge in edges],
                 has_next_page=page.has_next_page,
                 has_previous_page=has_previous_page,
-                start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,
             ),
         )

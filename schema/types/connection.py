@@ -11,6 +11,18 @@ from schema.types.media import Media
 from services.gallery import MediaPage
 
 
+def page_info(
+    cursors: list[str], *, has_next_page: bool, has_previous_page: bool, end_cursor: str | None
+) -> relay.PageInfo:
+    """Relay page info of one page; `end_cursor` may lie past the last edge (a hidden item read)."""
+    return relay.PageInfo(
+        has_next_page=has_next_page,
+        has_previous_page=has_previous_page,
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=end_cursor,
+    )
+
+
 @strawberry.type
 class MediaEdge:
     cursor: str
@@ -35,10 +47,10 @@ class MediaConnection:
         return cls(
             total_count=page.total_count,
             edges=edges,
-            page_info=relay.PageInfo(
+            page_info=page_info(
+                [edge.cursor for edge in edges],
                 has_next_page=page.has_next_page,
                 has_previous_page=has_previous_page,
-                start_cursor=edges[0].cursor if edges else None,
                 end_cursor=page.end_cursor,
             ),
         )

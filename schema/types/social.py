@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry import relay
 
+from schema.types.connection import page_info
 from schema.types.enums import FriendshipState
 from schema.types.media import User
 from services.social import UserPage
@@ -38,10 +39,10 @@ class UserConnection:
         ]
         return cls(
             edges=edges,
-            page_info=relay.PageInfo(
+            page_info=page_info(
+                [edge.cursor for edge in edges],
                 has_next_page=page.has_next_page,
                 has_previous_page=has_previous_page,
-                start_cursor=edges[0].cursor if edges else None,
                 end_cursor=page.end_cursor,
             ),
         )
@@ -72,10 +73,10 @@ class MediaViewConnection:
         ]
         return cls(
             edges=edges,
-            page_info=relay.PageInfo(
+            page_info=page_info(
+                [edge.cursor for edge in edges],
                 has_next_page=page.has_next_page,
                 has_previous_page=has_previous_page,
-                start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,
             ),
         )
