@@ -33,13 +33,7 @@ from infra.request_context import request_id_from
 from infra.request_log import RequestLog, WebSocketRegistry
 from infra.runtime import Runtime, open_runtime
 from infra.settings import Settings
-from infra.ws_guard import (
-    ConnectionLimits,
-    GuardedTransportWSHandler,
-    StalledReader,
-    limit_message_size,
-    refuse_handshake,
-)
+from infra.ws_guard import ConnectionLimits, GuardedTransportWSHandler, refuse_handshake
 from schema.extensions import shape_error
 from schema.root import build_schema
 from schema.types.context import Context, Services
@@ -80,8 +74,6 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         self.tokens = tokens
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self.production = settings.is_production
-        self.ws_max_message_bytes = settings.ws_max_message_bytes
-        self.ws_send_timeout_s = settings.ws_send_timeout_s
         self.limits = ConnectionLimits(
             settings.ws_max_connections_per_user, settings.ws_max_connections_per_address
         )
@@ -126,11 +118,9 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             log.warning("websocket refused: too many from one address")
             await refuse_handshake(send)
             return
-        reader = StalledReader(receive, send, self.ws_send_timeout_s)
+        # Message size and clients that stop reading are the protocol's (infra/ws_protocol.py).
         try:
-            await super().__call__(
-                scope, limit_message_size(reader.receive, reader.send, self.ws_max_message_bytes), reader.send
-            )
+            await super().__call__(scope, receive, send)
         finally:
             self.limits.release_address(address)
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from prometheus_client import start_http_server
 
 from infra.app import create_app
@@ -24,7 +23,7 @@ from infra.jwt import issue_dev_token
 from infra.logs import configure_logging
 from infra.resources import ensure_resources
 from infra.runtime import open_runtime
-from infra.server import ApiServer
+from infra.server import ApiServer, server_config
 from infra.settings import Settings
 from infra.sqs_worker import SqsWorker
 
@@ -179,7 +178,7 @@ async def dev(host: str, port: int) -> None:
         settings = Settings(aws_endpoint_url=endpoint_url, worker_wait_s=2, worker_metrics_port=0)
         await init_resources(settings)
         token = issue_dev_token(settings, "alice", ttl_s=24 * 3600)
-        server = _QuietServer(uvicorn.Config(create_app(settings), host=host, port=port, log_config=None))
+        server = _QuietServer(server_config(create_app(settings), settings, host=host, port=port))
         stop = asyncio.Event()
 
         def shut_down() -> None:
@@ -254,16 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(dev(args.host, args.port))
         elif args.command == "serve":
             settings = Settings()
-            config = uvicorn.Config(
-                create_app(settings),
-                host=args.host,
-                port=args.port,
-                log_config=None,
-                proxy_headers=False,
-                # Frames over the limit are refused by the protocol layer before they are buffered.
-                ws_max_size=settings.ws_max_message_bytes,
-            )
-            ApiServer(config).run()
+            ApiServer(server_config(create_app(settings), settings, host=args.host, port=args.port)).run()
         elif args.command == "worker":
             asyncio.run(run_worker(Settings()))
         elif args.command == "init-resources":

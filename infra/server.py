@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import Any
 
 import uvicorn
 
 from infra.request_log import GOING_AWAY, WebSocketRegistry
+from infra.settings import Settings
+from infra.ws_protocol import websocket_protocol
 
 log = logging.getLogger("mediagraph.api")
 
@@ -27,3 +30,19 @@ class ApiServer(uvicorn.Server):
             log.info("closing websockets", extra={"count": len(registry), "close_code": GOING_AWAY})
             await registry.close_all(GOING_AWAY)
         await super().shutdown(sockets)
+
+
+def server_config(app: Any, settings: Settings, *, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """How every API server here runs: `mediagraph serve`, `dev`, the tests and the benchmarks."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        # Client addresses come from MEDIAGRAPH_TRUSTED_PROXIES (infra/client_ip.py), not uvicorn.
+        proxy_headers=False,
+        ws=websocket_protocol(settings.ws_send_timeout_s),
+        # A message over the limit closes the socket with 1009 before it is buffered.
+        ws_max_size=settings.ws_max_message_bytes,
+        **options,
+    )

@@ -6,8 +6,9 @@ and principal), that work is identical: here the first such subscription runs it
 group), every event is executed and encoded once, and each member gets the encoded payload on
 its own bounded queue, wrapped with its operation id. A member that falls `queue_size` events
 behind gets RATE_LIMITED and completes, like a slow consumer of the bus; the others go on.
-Sends start in the group's task (see `_eager`), so an event costs one execution, one encoding
-and one write per subscriber, and no task switch per subscriber.
+Under `mediagraph serve` the group writes each member's frame at once (the protocol's
+SEND_TEXT_NOW, infra/ws_protocol.py), so an event costs one execution, one encoding and one
+write per subscriber, and no coroutine or task switch per subscriber.
 
 Only live-only operations are shared: joining a group half way must give what a fresh
 subscription would. `mediaEvents` without `since` qualifies; a replay (`since`) or
@@ -44,6 +45,11 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 log = logging.getLogger("mediagraph.fanout")
+
+# The ASGI extension a server offers to write a text frame without awaiting:
+# scope["extensions"][SEND_TEXT_NOW](text) -> True once written, False when the socket's buffer
+# is full (then the ordinary ASGI send waits for it). infra/ws_protocol.py provides it.
+SEND_TEXT_NOW = "mediagraph.websocket.send_text_now"
 
 # Root subscription fields that may be shared, and the argument that makes one a replay.
 SHAREABLE = {"mediaEvents": "since"}
@@ -92,52 +98,25 @@ def share_key(
     return (who, query, encoded_variables, operation_name)
 
 
-def _eager(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[None] | None:
-    """Run `coroutine` now, in the caller's task, up to its first suspension. None if it
-    finished without suspending (uvicorn's default WebSocket send writes to the transport and
-    returns); otherwise a task that carries it on. Python 3.12's eager tasks, by hand: one
-    event to 1,000 subscribers costs 1,000 writes, not 1,000 task switches."""
-    try:
-        blocked = coroutine.send(None)
-    except StopIteration:
-        return None
-    return asyncio.ensure_future(_resume(coroutine, blocked))
-
-
-async def _resume(coroutine: Coroutine[Any, Any, Any], blocked: Any) -> None:
-    while True:
-        try:
-            if blocked is None:
-                await asyncio.sleep(0)
-            else:
-                # What asyncio's Task does with a future a coroutine yields: clear its
-                # "blocking" flag, or awaiting it raises "await wasn't used with future" (a
-                # send that really blocked, to a client that stopped reading, failed this way).
-                blocked._asyncio_future_blocking = False
-                with contextlib.suppress(Exception):
-                    await blocked  # its outcome reaches the coroutine when it resumes
-        except asyncio.CancelledError:
-            coroutine.close()
-            raise
-        try:
-            blocked = coroutine.send(None)
-        except StopIteration:
-            return
-
-
 class _Member:
-    """One subscriber of a group: sends as events come, keeps at most `limit` waiting behind a
-    send in progress, and ends with the reason it ended."""
+    """One subscriber of a group: writes each event at once when its socket can take it,
+    otherwise keeps at most `limit` waiting behind one send in progress, and ends with the
+    reason it ended."""
 
-    __slots__ = ("backlog", "ended", "finishing", "head", "limit", "pending", "send")
+    __slots__ = ("backlog", "ended", "finishing", "head", "limit", "pending", "send", "send_now")
 
     def __init__(
-        self, operation_id: str, send: Callable[[str], Coroutine[Any, Any, Any]], limit: int
+        self,
+        operation_id: str,
+        send: Callable[[str], Coroutine[Any, Any, Any]],
+        send_now: Callable[[str], bool] | None,
+        limit: int,
     ) -> None:
         self.head = '{"id":' + json.dumps(operation_id) + ',"type":"'
         self.send = send
+        self.send_now = send_now
         self.limit = limit
-        self.backlog: deque[str] = deque()
+        self.backlog: deque[str] | None = None  # made when a send has to wait
         self.pending: asyncio.Task[None] | None = None
         self.finishing: str | None = None
         self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -148,7 +127,9 @@ class _Member:
         text = f'{self.head}{kind}","payload":{payload}}}'
         if self.pending is None:
             self._start(text)
-        elif len(self.backlog) < self.limit:
+        elif self.backlog is None or len(self.backlog) < self.limit:
+            if self.backlog is None:
+                self.backlog = deque()
             self.backlog.append(text)
         else:
             self._end("overflow")  # bounded: a client that does not read is cut off
@@ -162,12 +143,15 @@ class _Member:
 
     def _start(self, text: str) -> None:
         try:
-            self.pending = _eager(self.send(text))
+            if self.send_now is not None and self.send_now(text):
+                return  # written: nothing to wait for
+            # The socket's buffer is full (or the server has no SEND_TEXT_NOW): a task waits
+            # for it to drain, while later events queue behind it.
+            self.pending = asyncio.ensure_future(self.send(text))
         except Exception:
             self._end("gone")
             return
-        if self.pending is not None:
-            self.pending.add_done_callback(self._sent)
+        self.pending.add_done_callback(self._sent)
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self.pending = None
@@ -180,7 +164,7 @@ class _Member:
             self.finish(self.finishing)
 
     def _end(self, reason: str) -> None:
-        self.backlog.clear()
+        self.backlog = None
         if not self.ended.done():
             self.ended.set_result(reason)
 
@@ -208,10 +192,11 @@ class FanOut:
         key: Key,
         operation: Operation[Any, Any],
         send: Callable[[str], Coroutine[Any, Any, Any]],
+        send_now: Callable[[str], bool] | None,
         context: object,
         root: object,
     ) -> AsyncIterator[_Member]:
-        member = _Member(operation.id, send, self._queue_size)
+        member = _Member(operation.id, send, send_now, self._queue_size)
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group()
@@ -293,7 +278,8 @@ class SharedTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         def send(text: str) -> Coroutine[Any, Any, None]:
             return websocket.send({"type": "websocket.send", "text": text})  # type: ignore[no-any-return]  # Starlette's ASGI-level send
 
-        async with fanout.join(key, operation, send, self.context, self.root_value) as member:
+        send_now = websocket.scope.get("extensions", {}).get(SEND_TEXT_NOW)
+        async with fanout.join(key, operation, send, send_now, self.context, self.root_value) as member:
             reason = await member.ended
         if reason == "gone":
             self.operations.pop(operation.id, None)

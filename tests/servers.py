@@ -6,11 +6,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import uvicorn
-
 from infra.app import create_app
 from infra.embedded import free_port
-from infra.server import ApiServer
+from infra.server import ApiServer, server_config
 from infra.settings import Settings
 
 
@@ -20,7 +18,7 @@ async def serving(settings: Settings) -> AsyncIterator[str]:
     same server class `mediagraph serve` uses; yields its base URL."""
     port = free_port()
     server = ApiServer(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
+        server_config(create_app(settings), settings, host="127.0.0.1", port=port, lifespan="on")
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

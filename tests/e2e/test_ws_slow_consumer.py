@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from infra.app import create_app
 from infra.resources import Resources
 from infra.runtime import Runtime
+from infra.server import server_config
 from infra.settings import Settings
 from services.events import MediaEvent, MediaEventType
 from services.media import utcnow
@@ -40,14 +41,14 @@ def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[int]:
+async def serving(app: Starlette, settings: Settings) -> AsyncIterator[int]:
     """The app under uvicorn, on a listening socket whose small send buffer (inherited by the
     accepted sockets) makes a client that does not read block the server's sends early."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+    server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=port, lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[listener]))
     while not server.started:
         if task.done():
@@ -72,7 +73,7 @@ async def test_a_client_that_never_reads_is_disconnected(
     settings: Settings, resources: Resources, runtime: Runtime, token: Callable[..., str]
 ) -> None:
     app = create_app(settings)
-    async with serving(app) as port:
+    async with serving(app, settings) as port:
         # A small receive buffer, and a client library that stops reading after one message.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -18,7 +18,7 @@ from infra.cli import stop_worker
 from infra.embedded import free_port
 from infra.resources import Resources
 from infra.runtime import Runtime
-from infra.server import ApiServer
+from infra.server import ApiServer, server_config
 from infra.settings import Settings
 from infra.sqs_worker import SqsWorker
 from services.auth import Principal
@@ -182,7 +182,7 @@ async def test_websocket_clients_are_told_going_away(
 ) -> None:
     port = free_port()
     server = server_class(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
+        server_config(create_app(settings), settings, host="127.0.0.1", port=port, lifespan="on")
     )
     serving = asyncio.create_task(server.serve())
     while not server.started:

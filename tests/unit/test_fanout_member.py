@@ -1,0 +1,102 @@
+"""A fan-out member writes at once when its socket can take it, queues (bounded, in order)
+behind a send that has to wait, and ends with the reason it ended."""
+
+from __future__ import annotations
+
+import asyncio
+
+from subscriptions.fanout import _Member
+
+
+class Socket:
+    """A socket whose buffer is full while `writable` is clear."""
+
+    def __init__(self) -> None:
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.written: list[str] = []
+        self.closed = False
+
+    def send_now(self, text: str) -> bool:
+        if self.closed:
+            raise ConnectionError("closed")
+        if not self.writable.is_set():
+            return False
+        self.written.append(text)
+        return True
+
+    async def send(self, text: str) -> None:
+        await self.writable.wait()
+        self.written.append(text)
+
+
+def ids(socket: Socket) -> list[str]:
+    return [text.split('"payload":')[1].rstrip("}") for text in socket.written]
+
+
+async def test_a_writable_socket_gets_each_event_at_once_without_a_task() -> None:
+    socket = Socket()
+    member = _Member("op", socket.send, socket.send_now, limit=5)
+    member.deliver("next", "1")
+    member.deliver("next", "2")
+    assert ids(socket) == ["1", "2"]  # written in the caller's step: nothing awaited
+    assert member.pending is None
+    assert socket.written[0] == '{"id":"op","type":"next","payload":1}'
+
+
+async def test_events_wait_in_order_behind_a_full_buffer_then_flow() -> None:
+    socket = Socket()
+    member = _Member("op", socket.send, socket.send_now, limit=5)
+    socket.writable.clear()
+    for n in "123":
+        member.deliver("next", n)
+    assert socket.written == []
+    socket.writable.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert ids(socket) == ["1", "2", "3"]
+    member.deliver("next", "4")
+    assert ids(socket) == ["1", "2", "3", "4"]
+
+
+async def test_a_member_that_falls_behind_the_limit_ends_with_overflow() -> None:
+    socket = Socket()
+    member = _Member("op", socket.send, socket.send_now, limit=2)
+    socket.writable.clear()
+    for n in "1234":
+        member.deliver("next", n)
+    assert await asyncio.wait_for(member.ended, 1) == "overflow"
+    member.deliver("next", "5")  # ignored once ended
+    assert member.backlog is None
+
+
+async def test_a_closed_socket_ends_the_member_as_gone() -> None:
+    socket = Socket()
+    socket.closed = True
+    member = _Member("op", socket.send, socket.send_now, limit=2)
+    member.deliver("next", "1")
+    assert await asyncio.wait_for(member.ended, 1) == "gone"
+
+
+async def test_finish_waits_for_what_was_accepted() -> None:
+    socket = Socket()
+    member = _Member("op", socket.send, socket.send_now, limit=5)
+    socket.writable.clear()
+    member.deliver("next", "1")
+    member.deliver("next", "2")
+    member.finish("complete")
+    assert not member.ended.done()
+    socket.writable.set()
+    assert await asyncio.wait_for(member.ended, 1) == "complete"
+    assert ids(socket) == ["1", "2"]
+
+
+async def test_without_the_extension_every_send_is_awaited() -> None:
+    socket = Socket()
+    member = _Member("op", socket.send, None, limit=5)
+    member.deliver("next", "1")
+    member.deliver("next", "2")
+    assert socket.written == []
+    member.finish("complete")
+    assert await asyncio.wait_for(member.ended, 1) == "complete"
+    assert ids(socket) == ["1", "2"]
