@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -17,8 +17,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -80,10 +80,13 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         fanout.install(self, settings.subscriber_queue_size)
         self.graphql_transport_ws_handler_class = GuardedTransportWSHandler
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
+        # No frame of its own on a WebSocket's long-lived stack (see GraphQLWebSockets).
         if scope["type"] == "websocket":
-            await self._websocket(scope, receive, send)
-            return
+            return self._websocket(scope, receive, send)
+        return self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             # CSRF: a browser sends text/plain, form-encoded and multipart bodies cross-site
             # without a preflight; JSON needs one, which the CORS allow-list then refuses.
@@ -120,7 +123,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             return
         # Message size and clients that stop reading are the protocol's (infra/ws_protocol.py).
         try:
-            await super().__call__(scope, receive, send)
+            await self.run(WebSocket(scope, receive=receive, send=send))  # GraphQL.__call__'s branch
         finally:
             self.limits.release_address(address)
 
@@ -157,6 +160,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         params = context.connection_params or {}
+        context.connection_params = None  # the token need not stay in memory as long as the socket
         token = _bearer(params.get("Authorization") or params.get("authorization"))
         if not token:
             raise ConnectionRejectionError()
@@ -196,6 +200,21 @@ class _GraphQLEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await scope["app"].state.graphql(scope, receive, send)
+
+
+class GraphQLWebSockets:
+    """/graphql WebSockets go straight to the GraphQL view, past the body limit, Starlette's
+    exception middleware, router and route: none of them acts on a WebSocket, and each is a
+    suspended frame held for as long as the client stays connected (idle subscribers are many:
+    docs/realtime.md). Other WebSocket paths go on to the router, which refuses them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if scope["type"] == "websocket" and scope["path"] == "/graphql":
+            return scope["app"].state.graphql(scope, receive, send)  # type: ignore[no-any-return]
+        return self.app(scope, receive, send)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -251,6 +270,7 @@ def create_app(settings: Settings) -> Starlette:
     websockets = WebSocketRegistry()
     middleware = [
         Middleware(RequestLog, websockets=websockets),
+        Middleware(GraphQLWebSockets),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
     ]
     if settings.cors_origins:
@@ -266,7 +286,6 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
             Route("/.well-known/jwks.json", jwks),
             Route("/healthz", healthz),
             Route("/readyz", readyz),

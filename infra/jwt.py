@@ -7,6 +7,7 @@ are required. HS* verifies with the shared secret; RS*/ES* with keys from a JWKS
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -58,6 +59,12 @@ class JwtTokenVerifier:
         return principal_from_claims(claims)
 
 
+@functools.lru_cache(maxsize=256)
+def _role_set(roles: tuple[str, ...]) -> frozenset[str]:
+    # Few distinct role sets exist; every open WebSocket keeps its principal's.
+    return frozenset(roles)
+
+
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
     """The principal of verified claims; a subject that is not a short string is refused."""
     subject = claims["sub"]
@@ -66,7 +73,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     roles = claims.get("roles") or []
     return Principal(
         user_id=subject,
-        roles=frozenset(r for r in roles if isinstance(r, str)),
+        roles=_role_set(tuple(r for r in roles if isinstance(r, str))),
         expires_at=float(claims["exp"]),
     )
 

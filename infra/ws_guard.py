@@ -1,5 +1,6 @@
-"""WebSocket limits besides the protocol's own: connections per user and per client address,
-message size, and a token that expires while the socket is open.
+"""WebSocket limits besides the protocol's own (message size and clients that stop reading:
+infra/ws_protocol.py): connections per user and per client address, and a token that expires
+while the socket is open.
 
 The counts live in this process (one registry per API process): behind a load balancer with N
 processes a user may hold up to N * the limit. That bounds what one client can pin on one
@@ -10,20 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import heapq
+import itertools
+import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from graphql import GraphQLError
-from starlette.types import Message, Receive, Send
+from starlette.types import Send
 
 from subscriptions.fanout import SharedTransportWSHandler
 
-log = logging.getLogger("mediagraph.websocket")
-
-MESSAGE_TOO_BIG = 1009  # RFC 6455
-CLIENT_STALLED = 1008  # policy violation: the client does not read what it subscribed to
 TOKEN_EXPIRED = 4403  # graphql-transport-ws "Forbidden", with the reason "Token expired"
 
 
@@ -67,88 +67,67 @@ def _decrement(counter: Counter[str], name: str) -> None:
         del counter[name]
 
 
-def limit_message_size(receive: Receive, send: Send, max_bytes: int) -> Receive:
-    """`receive`, except that a message over `max_bytes` closes the socket with 1009 and looks
-    like a disconnect to the app (which then cleans up its subscriptions)."""
+class Deadlines:
+    """Calls each callback at its time (time.time() seconds) with one loop timer for them all.
+    Every open socket has a token expiry; a uvloop timer each would cost ~0.6 KiB per socket."""
 
-    async def limited() -> Message:
-        message = await receive()
-        if message["type"] == "websocket.receive":
-            text = message.get("text")
-            size = len(text.encode()) if text is not None else len(message.get("bytes") or b"")
-            if size > max_bytes:
-                with contextlib.suppress(Exception):
-                    await send(
-                        {"type": "websocket.close", "code": MESSAGE_TOO_BIG, "reason": "Message too big"}
-                    )
-                return {"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG}
-        return message
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int]] = []
+        self._callbacks: dict[int, Callable[[], None]] = {}
+        self._keys = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_for = math.inf
 
-    return limited
+    def __len__(self) -> int:
+        return len(self._callbacks)
 
+    def add(self, when: float, callback: Callable[[], None]) -> int:
+        key = next(self._keys)
+        self._callbacks[key] = callback
+        heapq.heappush(self._heap, (when, key))
+        if len(self._heap) > 2 * len(self._callbacks) + 64:  # mostly cancelled: compact
+            self._heap = [entry for entry in self._heap if entry[1] in self._callbacks]
+            heapq.heapify(self._heap)
+        self._arm()
+        return key
 
-class StalledReader:
-    """A client that stops reading fills its TCP window, then the server's buffers, and every
-    send to it waits forever. Each send gets `timeout_s`: past it the connection counts as
-    stalled, its messages are dropped, and the app is told the client disconnected, so it ends
-    every subscription of the socket (bounded memory; uvicorn then closes the transport)."""
+    def cancel(self, key: int) -> None:
+        self._callbacks.pop(key, None)
 
-    def __init__(self, receive: Receive, send: Send, timeout_s: float) -> None:
-        self._receive = receive
-        self._send = send
-        self._timeout_s = timeout_s
-        self.stalled = asyncio.Event()
-
-    async def send(self, message: Message) -> None:
-        if self.stalled.is_set():
+    def _arm(self) -> None:
+        if not self._heap or self._heap[0][0] >= self._armed_for:
             return
-        if message["type"] != "websocket.send":
-            await self._send(message)
-            return
-        # A loop timer, neither a task (wait_for) nor asyncio.timeout: the fan-out steps sends by
-        # hand in another task (subscriptions/fanout.py), and a send that does not block must
-        # not suspend. The blocked send itself is cancelled with its subscription.
-        timer = asyncio.get_running_loop().call_later(self._timeout_s, self._stall)
-        try:
-            await self._send(message)
-        finally:
-            timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        when = self._armed_for = self._heap[0][0]
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_at(loop.time() + max(0.0, when - time.time()), self._fire)
 
-    def _stall(self) -> None:
-        if not self.stalled.is_set():
-            log.warning("websocket client stopped reading; disconnecting it")
-            self.stalled.set()
-
-    async def receive(self) -> Message:
-        if self.stalled.is_set():
-            return {"type": "websocket.disconnect", "code": CLIENT_STALLED}
-        received = asyncio.ensure_future(self._receive())
-        stalled = asyncio.ensure_future(self.stalled.wait())
-        try:
-            await asyncio.wait({received, stalled}, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            received.cancel()
-            raise
-        finally:
-            stalled.cancel()
-        if received.done():
-            return received.result()
-        received.cancel()
-        return {"type": "websocket.disconnect", "code": CLIENT_STALLED}
+    def _fire(self) -> None:
+        self._timer, self._armed_for = None, math.inf
+        now = time.time()
+        while self._heap and self._heap[0][0] <= now:
+            _, key = heapq.heappop(self._heap)
+            callback = self._callbacks.pop(key, None)
+            if callback is not None:
+                callback()
+        self._arm()
 
 
 class GuardedTransportWSHandler(SharedTransportWSHandler):
     """graphql-transport-ws (with shared fan-out) that ends the connection when the token it
     was opened with expires, and gives back its per-user slot when it ends."""
 
-    _expiry: asyncio.Task[None] | None = None
+    _expiry: int | None = None  # in the view's Deadlines: no task or timer per idle socket
+    _closing: asyncio.Task[None] | None = None
 
-    async def handle(self) -> None:
+    async def shutdown(self) -> None:
+        # Not an override of handle(): that would add a frame to every idle socket's stack.
         try:
-            await super().handle()
+            await super().shutdown()
         finally:
             if self._expiry is not None:
-                self._expiry.cancel()
+                self._deadlines().cancel(self._expiry)
             limits: ConnectionLimits | None = getattr(self.view, "limits", None)
             if limits is not None:
                 limits.release_user(id(self.context))
@@ -172,13 +151,24 @@ class GuardedTransportWSHandler(SharedTransportWSHandler):
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)
+        # The init timeout is cancelled by now; what it held need not live as long as the socket.
+        self.connection_init_timeout_task = None
         principal = getattr(self.context, "principal", None)
         expires_at = getattr(principal, "expires_at", None)
         if self.connection_acknowledged and expires_at is not None and self._expiry is None:
-            self._expiry = asyncio.create_task(self._close_at(expires_at))
+            self._expiry = self._deadlines().add(expires_at, self._expired)
 
-    async def _close_at(self, expires_at: float) -> None:
-        await asyncio.sleep(max(0.0, expires_at - time.time()))
+    def _deadlines(self) -> Deadlines:
+        deadlines: Deadlines | None = getattr(self.view, "deadlines", None)
+        if deadlines is None:
+            deadlines = Deadlines()
+            setattr(self.view, "deadlines", deadlines)  # noqa: B010  # one per view
+        return deadlines
+
+    def _expired(self) -> None:
+        self._closing = asyncio.ensure_future(self._close_expired())
+
+    async def _close_expired(self) -> None:
         # Closing ends every subscription of the socket; the client reconnects with a fresh token.
         with contextlib.suppress(Exception):
             await self.websocket.close(code=TOKEN_EXPIRED, reason="Token expired")

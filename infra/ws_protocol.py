@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import struct
+import weakref
 from typing import Any, cast
 
 from uvicorn._types import ASGIReceiveEvent
@@ -26,6 +29,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.frames import Frame
 
 from subscriptions.fanout import SEND_TEXT_NOW
 
@@ -90,6 +94,42 @@ class _Gate:
         return True
 
 
+_KEEPALIVES: weakref.WeakKeyDictionary[Config, _Keepalive] = weakref.WeakKeyDictionary()
+
+
+class _Keepalive:
+    """uvicorn's keepalive pings, for every connection of a server from one periodic timer
+    rather than a timer or two per connection (~0.5 KiB each, and idle sockets are many). A
+    connection is pinged once `interval` has passed since its last ping, and failed when a ping
+    stays unanswered for `timeout`: detection within one tick of uvicorn's own."""
+
+    def __init__(self, interval: float, timeout: float | None) -> None:
+        self.interval = interval
+        self.timeout = timeout
+        self.tick = min(interval, timeout) if timeout else interval
+        self.connections: set[MediagraphWebSocketProtocol] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, connection: MediagraphWebSocketProtocol) -> None:
+        self.connections.add(connection)
+        if self._timer is None:
+            self._timer = connection.loop.call_later(self.tick, self._sweep, connection.loop)
+
+    def discard(self, connection: MediagraphWebSocketProtocol) -> None:
+        self.connections.discard(connection)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for connection in list(self.connections):
+            if connection.pending_ping_payload is not None:
+                if self.timeout is not None and now - connection.ping_sent_at >= self.timeout:
+                    self.connections.discard(connection)
+                    connection.keepalive_timeout()
+            elif now - connection.ping_sent_at >= self.interval - self.tick / 2:
+                connection.ping_now()
+        self._timer = loop.call_later(self.tick, self._sweep, loop) if self.connections else None
+
+
 class MediagraphWebSocketProtocol(WebSocketsSansIOProtocol):
     send_timeout_s: float = 10.0
 
@@ -111,12 +151,48 @@ class MediagraphWebSocketProtocol(WebSocketsSansIOProtocol):
             # The app task is created but has not run yet: it sees the extension.
             extensions = cast(dict[str, Any], self.scope["extensions"])
             extensions[SEND_TEXT_NOW] = self.send_text_now
-        self.request = None  # type: ignore[assignment]  # the scope holds what the app needs
+        # The scope has its own copy of the headers. The handshake parser keeps the request
+        # alive as long as the connection (a local of websockets' parser generator): keep it
+        # empty.
+        event.headers.clear()
+        self.request = None  # type: ignore[assignment]
 
     def start_keepalive(self) -> None:
         # Called right after the handshake's response is written: its headers are done with.
         self.response = None  # type: ignore[assignment]
-        super().start_keepalive()
+        keepalive = self._keepalive()
+        if keepalive is not None:
+            self.ping_sent_at = self.loop.time()  # the first ping one interval from now
+            keepalive.add(self)
+
+    def stop_keepalive(self) -> None:
+        keepalive = self._keepalive()
+        if keepalive is not None:
+            keepalive.discard(self)
+        self.pending_ping_payload = None
+
+    def ping_now(self) -> None:
+        """uvicorn's send_keepalive_ping, without the timers it schedules (the sweep is the timer)."""
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.pending_ping_payload = struct.pack("!I", random.getrandbits(32))
+        self.ping_sent_at = self.loop.time()
+        self.conn.send_ping(self.pending_ping_payload)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+
+    def handle_pong(self, event: Frame) -> None:
+        if self.pending_ping_payload is not None and bytes(event.data) == self.pending_ping_payload:
+            self.last_ping_rtt = self.loop.time() - self.ping_sent_at
+            self.pending_ping_payload = None
+
+    def _keepalive(self) -> _Keepalive | None:
+        if self.ping_interval is None or self.ping_interval <= 0:
+            return None
+        # One sweep per server: its connections share the uvicorn Config.
+        sweep = _KEEPALIVES.get(self.config)
+        if sweep is None:
+            sweep = _KEEPALIVES[self.config] = _Keepalive(self.ping_interval, self.ping_timeout)
+        return sweep
 
     def send_text_now(self, text: str) -> bool:
         if self.disconnected or self.close_sent or not self.handshake_complete:

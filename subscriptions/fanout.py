@@ -23,7 +23,7 @@ import functools
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from graphql import (
     parse,
 )
 from graphql.error import GraphQLSyntaxError
+from starlette.types import Message
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -108,7 +109,7 @@ class _Member:
     def __init__(
         self,
         operation_id: str,
-        send: Callable[[str], Coroutine[Any, Any, Any]],
+        send: Callable[[Message], Coroutine[Any, Any, Any]],  # an ASGI send
         send_now: Callable[[str], bool] | None,
         limit: int,
     ) -> None:
@@ -147,7 +148,7 @@ class _Member:
                 return  # written: nothing to wait for
             # The socket's buffer is full (or the server has no SEND_TEXT_NOW): a task waits
             # for it to drain, while later events queue behind it.
-            self.pending = asyncio.ensure_future(self.send(text))
+            self.pending = asyncio.ensure_future(self.send({"type": "websocket.send", "text": text}))
         except Exception:
             self._end("gone")
             return
@@ -186,32 +187,36 @@ class FanOut:
     def groups(self) -> int:
         return len(self._groups)
 
-    @contextlib.asynccontextmanager
-    async def join(
+    def join(
         self,
         key: Key,
         operation: Operation[Any, Any],
-        send: Callable[[str], Coroutine[Any, Any, Any]],
+        send: Callable[[Message], Coroutine[Any, Any, Any]],
         send_now: Callable[[str], bool] | None,
         context: object,
         root: object,
-    ) -> AsyncIterator[_Member]:
+    ) -> _Member:
+        """A new member of the group `key` (started if there is none). Plain calls, not a context
+        manager: an idle subscription holds as little as it can (docs/realtime.md)."""
         member = _Member(operation.id, send, send_now, self._queue_size)
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group()
             group.task = asyncio.create_task(self._run(key, group, operation, context, root))
         group.members.add(member)
-        try:
-            yield member
-        finally:
-            group.members.discard(member)
-            if member.pending is not None:
-                member.pending.cancel()
-            if not group.members and self._groups.get(key) is group:
-                del self._groups[key]
-                if group.task is not None:
-                    group.task.cancel()
+        return member
+
+    def leave(self, key: Key, member: _Member) -> None:
+        if member.pending is not None:
+            member.pending.cancel()
+        group = self._groups.get(key)
+        if group is None or member not in group.members:
+            return  # its group ended; a newer one under the same key is not its own
+        group.members.discard(member)
+        if not group.members:
+            del self._groups[key]
+            if group.task is not None:
+                group.task.cancel()
 
     async def _run(
         self, key: Key, group: _Group, operation: Operation[Any, Any], context: object, root: object
@@ -275,12 +280,12 @@ class SharedTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
             await super().run_operation(operation)
             return
 
-        def send(text: str) -> Coroutine[Any, Any, None]:
-            return websocket.send({"type": "websocket.send", "text": text})  # type: ignore[no-any-return]  # Starlette's ASGI-level send
-
         send_now = websocket.scope.get("extensions", {}).get(SEND_TEXT_NOW)
-        async with fanout.join(key, operation, send, send_now, self.context, self.root_value) as member:
+        member = fanout.join(key, operation, websocket.send, send_now, self.context, self.root_value)
+        try:
             reason = await member.ended
+        finally:
+            fanout.leave(key, member)
         if reason == "gone":
             self.operations.pop(operation.id, None)
             return

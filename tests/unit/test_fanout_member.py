@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from starlette.types import Message
+
 from subscriptions.fanout import _Member
 
 
@@ -25,9 +27,9 @@ class Socket:
         self.written.append(text)
         return True
 
-    async def send(self, text: str) -> None:
+    async def send(self, message: Message) -> None:  # an ASGI send
         await self.writable.wait()
-        self.written.append(text)
+        self.written.append(message["text"])
 
 
 def ids(socket: Socket) -> list[str]:
