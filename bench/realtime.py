@@ -76,15 +76,16 @@ def _rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def _tcp_peers(pid: int, remote_port: int) -> int:
-    """Established TCP connections of process `pid` to `remote_port` (Linux /proc)."""
+def _redis_connections(pid: int, redis_port: int, listing: list[dict[str, Any]]) -> tuple[int, int]:
+    """(all, in pub/sub mode) Redis connections of process `pid`: its established TCP
+    connections to `redis_port` (Linux /proc), told apart by Redis's CLIENT LIST."""
     inodes = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         with contextlib.suppress(OSError):
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
             if target.startswith("socket:["):
                 inodes.add(target[8:-1])
-    count = 0
+    local_ports = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError), open(table) as lines:
             for line in list(lines)[1:]:
@@ -92,10 +93,16 @@ def _tcp_peers(pid: int, remote_port: int) -> int:
                 if (
                     fields[3] == "01"
                     and fields[9] in inodes
-                    and int(fields[2].split(":")[1], 16) == remote_port
+                    and int(fields[2].split(":")[1], 16) == redis_port
                 ):
-                    count += 1
-    return count
+                    local_ports.add(int(fields[1].split(":")[1], 16))
+    subscribed = sum(
+        1
+        for client in listing
+        if int(str(client["addr"]).rsplit(":", 1)[1]) in local_ports
+        and (int(client.get("sub", 0)) > 0 or int(client.get("psub", 0)) > 0)
+    )
+    return len(local_ports), subscribed
 
 
 def _event(title: str) -> MediaEvent:
@@ -216,7 +223,12 @@ async def run(
             ):
                 await asyncio.sleep(2)
                 result["idle_kib_per_subscription"] = round((_rss_kib(server.pid) - before) / subscribers, 1)
-                result["redis_connections_per_process"] = _tcp_peers(server.pid, redis_port)
+                listing = await redis.client_list()
+                total, subscribed = _redis_connections(server.pid, redis_port, listing)
+                # Subscribers share the pub/sub connection; the pool's command connections (rate
+                # limits, caches, view counts) come and go with other work, not with subscribers.
+                result["redis_connections_per_process"] = total
+                result["redis_pubsub_connections_per_process"] = subscribed
                 await _warm(ours, publish_ours)
                 payload = ours[0].last  # the very bytes our server sent, id and all
 

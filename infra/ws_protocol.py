@@ -31,8 +31,6 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 from websockets.frames import Frame
 
-from subscriptions.fanout import SEND_TEXT_NOW
-
 log = logging.getLogger("mediagraph.websocket")
 
 
@@ -93,6 +91,12 @@ class _Gate:
             await waiter
         return True
 
+
+# The ASGI extension this protocol offers (subscriptions/fanout.py names it too: an adapter
+# does not import the GraphQL layer; a test keeps the two names equal):
+# scope["extensions"][SEND_TEXT_NOW](text) -> True once the frame is written, False while the
+# socket's buffer is full; raises ClientDisconnected once the socket is closed.
+SEND_TEXT_NOW = "mediagraph.websocket.send_text_now"
 
 _KEEPALIVES: weakref.WeakKeyDictionary[Config, _Keepalive] = weakref.WeakKeyDictionary()
 

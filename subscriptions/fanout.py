@@ -49,7 +49,8 @@ log = logging.getLogger("mediagraph.fanout")
 
 # The ASGI extension a server offers to write a text frame without awaiting:
 # scope["extensions"][SEND_TEXT_NOW](text) -> True once written, False when the socket's buffer
-# is full (then the ordinary ASGI send waits for it). infra/ws_protocol.py provides it.
+# is full (then the ordinary ASGI send waits for it). infra/ws_protocol.py offers it under the
+# same name.
 SEND_TEXT_NOW = "mediagraph.websocket.send_text_now"
 
 # Root subscription fields that may be shared, and the argument that makes one a replay.

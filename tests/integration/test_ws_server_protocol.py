@@ -1,0 +1,152 @@
+"""The WebSocket protocol the API runs under (infra/ws_protocol.py), over real sockets with
+uvicorn and the websockets client: the write-now extension, clients that stop reading, and
+keepalive pings from one sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+
+from infra.server import server_config
+from infra.settings import Settings
+from infra.ws_protocol import SEND_TEXT_NOW
+from subscriptions import fanout
+
+pytestmark = pytest.mark.integration
+
+
+class EchoApp:
+    """Accepts, then on "flood" writes with SEND_TEXT_NOW until the socket's buffer is full;
+    records what it saw."""
+
+    def __init__(self) -> None:
+        self.send_now: Callable[[str], bool] | None = None
+        self.refused_at: int | None = None  # frames written before SEND_TEXT_NOW said "full"
+        self.disconnected = asyncio.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "websocket"
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        self.send_now = scope["extensions"].get(SEND_TEXT_NOW)
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                self.disconnected.set()
+                return
+            if message.get("text") == "hello" and self.send_now is not None:
+                self.send_now("hello to you")
+            elif message.get("text") == "flood" and self.send_now is not None:
+                written = 0
+                while self.send_now("x" * 4096):
+                    written += 1
+                self.refused_at = written
+
+
+@contextlib.asynccontextmanager
+async def serving(app: EchoApp, settings: Settings, **options: Any) -> AsyncIterator[int]:
+    # A small send buffer on the listener (inherited by accepted sockets) fills early.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    config = server_config(app, settings, host="127.0.0.1", port=port, lifespan="off", **options)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)
+
+
+def protocol_settings(**overrides: Any) -> Settings:
+    return Settings(_env_file=None, jwt_secret="x" * 32, **overrides)
+
+
+def test_the_fan_out_and_the_server_name_the_extension_alike() -> None:
+    assert fanout.SEND_TEXT_NOW == SEND_TEXT_NOW
+
+
+async def test_a_frame_written_now_reaches_the_client() -> None:
+    app = EchoApp()
+    async with serving(app, protocol_settings()) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        await ws.send("hello")
+        assert await asyncio.wait_for(ws.recv(), 5) == "hello to you"
+    assert app.send_now is not None
+
+
+async def test_a_client_that_stops_reading_is_cut_off_after_the_send_timeout() -> None:
+    app = EchoApp()
+    async with serving(app, protocol_settings(ws_send_timeout_s=0.3)) as port:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        sock.setblocking(False)
+        ws = await connect(f"ws://127.0.0.1:{port}/", sock=sock, max_queue=1, ping_interval=None)
+        try:
+            await ws.send("flood")
+            # The write-now path said "full" once the buffers filled (rather than buffering
+            # without bound), and the server let the connection go after the timeout.
+            await asyncio.wait_for(app.disconnected.wait(), 10)
+            assert app.refused_at is not None
+        finally:
+            ws.transport.abort()
+
+
+async def test_a_client_that_reads_is_not_cut_off() -> None:
+    app = EchoApp()
+    async with (
+        serving(app, protocol_settings(ws_send_timeout_s=0.3)) as port,
+        connect(f"ws://127.0.0.1:{port}/", max_size=None) as ws,
+    ):
+        for _ in range(20):
+            await ws.send("hello")
+            assert await asyncio.wait_for(ws.recv(), 5) == "hello to you"
+            await asyncio.sleep(0.05)
+        assert not app.disconnected.is_set()
+
+
+async def answers_pings(ws: ClientConnection, seconds: float) -> bool:
+    """True if the connection is still open after `seconds` (the client library answers pings)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ws.wait_closed(), seconds)
+    return ws.close_code is None
+
+
+async def test_keepalive_keeps_answering_clients_and_drops_silent_ones() -> None:
+    app = EchoApp()
+    options = {"ws_ping_interval": 0.2, "ws_ping_timeout": 0.2}
+    async with serving(app, protocol_settings(), **options) as port:
+        async with connect(f"ws://127.0.0.1:{port}/", ping_interval=None) as answering:
+            assert await answers_pings(answering, 1.5)
+            assert not app.disconnected.is_set()
+        app.disconnected.clear()
+
+        # A peer that never answers: the server fails the connection (1011) and lets it go.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        try:
+            received = await asyncio.wait_for(reader.read(-1), 5)  # until the server closes
+        finally:
+            writer.close()
+        frames = received.split(b"\r\n\r\n", 1)[1]
+        assert frames.startswith(b"\x89")  # it was pinged ...
+        assert b"\x88" in frames  # ... then closed
+        close = frames[frames.index(b"\x88") :]
+        assert int.from_bytes(close[2:4], "big") == 1011
+        await asyncio.wait_for(app.disconnected.wait(), 5)
