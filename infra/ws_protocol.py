@@ -30,8 +30,17 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.frames import Frame
+from websockets.protocol import State
 
 log = logging.getLogger("mediagraph.websocket")
+
+
+def _text_frame_header(length: int) -> bytes:
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 1 << 16:
+        return b"\x81\x7e" + length.to_bytes(2, "big")
+    return b"\x81\x7f" + length.to_bytes(8, "big")
 
 
 class _Inbox:
@@ -94,7 +103,7 @@ class _Gate:
 
 # The ASGI extension this protocol offers (subscriptions/fanout.py names it too: an adapter
 # does not import the GraphQL layer; a test keeps the two names equal):
-# scope["extensions"][SEND_TEXT_NOW](text) -> True once the frame is written, False while the
+# scope["extensions"][SEND_TEXT_NOW](utf8) -> True once the frame is written, False while the
 # socket's buffer is full; raises ClientDisconnected once the socket is closed.
 SEND_TEXT_NOW = "mediagraph.websocket.send_text_now"
 
@@ -105,12 +114,14 @@ class _Keepalive:
     """uvicorn's keepalive pings, for every connection of a server from one periodic timer
     rather than a timer or two per connection (~0.5 KiB each, and idle sockets are many). A
     connection is pinged once `interval` has passed since its last ping, and failed when a ping
-    stays unanswered for `timeout`: detection within one tick of uvicorn's own."""
+    stays unanswered for `timeout`: within a tenth of a period of uvicorn's own timing."""
 
     def __init__(self, interval: float, timeout: float | None) -> None:
         self.interval = interval
         self.timeout = timeout
-        self.tick = min(interval, timeout) if timeout else interval
+        # Ten sweeps per period: each pings only the connections that are due, so connections
+        # opened over a second are pinged over a second, not in one burst that delays events.
+        self.tick = (min(interval, timeout) if timeout else interval) / 10
         self.connections: set[MediagraphWebSocketProtocol] = set()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -129,7 +140,7 @@ class _Keepalive:
                 if self.timeout is not None and now - connection.ping_sent_at >= self.timeout:
                     self.connections.discard(connection)
                     connection.keepalive_timeout()
-            elif now - connection.ping_sent_at >= self.interval - self.tick / 2:
+            elif now - connection.ping_sent_at >= self.interval:
                 connection.ping_now()
         self._timer = loop.call_later(self.tick, self._sweep, loop) if self.connections else None
 
@@ -198,13 +209,19 @@ class MediagraphWebSocketProtocol(WebSocketsSansIOProtocol):
             sweep = _KEEPALIVES[self.config] = _Keepalive(self.ping_interval, self.ping_timeout)
         return sweep
 
-    def send_text_now(self, text: str) -> bool:
-        if self.disconnected or self.close_sent or not self.handshake_complete:
+    def send_text_now(self, data: bytes) -> bool:
+        """Write `data` (UTF-8) as one text frame now. False while the buffer is full."""
+        if self.disconnected or self.close_sent or self.conn.state is not State.OPEN:
             raise ClientDisconnected()
         if not self.writable.is_set():
             return False
-        self.conn.send_text(text.encode())
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        if self.conn.extensions:  # e.g. permessage-deflate: websockets frames it
+            self.conn.send_text(data)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+        else:
+            # A server's unfragmented, unmasked text frame (RFC 6455 5.2): what websockets would
+            # write, without a Frame object per subscriber per event.
+            self.transport.write(_text_frame_header(len(data)) + data)
         return True
 
     def pause_writing(self) -> None:

@@ -48,7 +48,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 log = logging.getLogger("mediagraph.fanout")
 
 # The ASGI extension a server offers to write a text frame without awaiting:
-# scope["extensions"][SEND_TEXT_NOW](text) -> True once written, False when the socket's buffer
+# scope["extensions"][SEND_TEXT_NOW](utf8) -> True once written, False when the socket's buffer
 # is full (then the ordinary ASGI send waits for it). infra/ws_protocol.py offers it under the
 # same name.
 SEND_TEXT_NOW = "mediagraph.websocket.send_text_now"
@@ -100,6 +100,11 @@ def share_key(
     return (who, query, encoded_variables, operation_name)
 
 
+def message_tail(kind: str, payload: bytes) -> bytes:
+    """What follows a member's `{"id":<id>,"type":"` in a graphql-transport-ws message, UTF-8."""
+    return kind.encode() + b'","payload":' + payload + b"}"
+
+
 class _Member:
     """One subscriber of a group: writes each event at once when its socket can take it,
     otherwise keeps at most `limit` waiting behind one send in progress, and ends with the
@@ -111,28 +116,30 @@ class _Member:
         self,
         operation_id: str,
         send: Callable[[Message], Coroutine[Any, Any, Any]],  # an ASGI send
-        send_now: Callable[[str], bool] | None,
+        send_now: Callable[[bytes], bool] | None,
         limit: int,
     ) -> None:
-        self.head = '{"id":' + json.dumps(operation_id) + ',"type":"'
+        self.head = ('{"id":' + json.dumps(operation_id) + ',"type":"').encode()
         self.send = send
         self.send_now = send_now
         self.limit = limit
-        self.backlog: deque[str] | None = None  # made when a send has to wait
+        self.backlog: deque[bytes] | None = None  # made when a send has to wait
         self.pending: asyncio.Task[None] | None = None
         self.finishing: str | None = None
         self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
-    def deliver(self, kind: str, payload: str) -> None:
+    def deliver(self, tail: bytes) -> None:
+        """Send this member's message: its own head (the operation id), then the `tail` that
+        every member shares (`message_tail`): one concatenation, no encoding, per member."""
         if self.ended.done() or self.finishing is not None:
             return
-        text = f'{self.head}{kind}","payload":{payload}}}'
+        data = self.head + tail
         if self.pending is None:
-            self._start(text)
+            self._start(data)
         elif self.backlog is None or len(self.backlog) < self.limit:
             if self.backlog is None:
                 self.backlog = deque()
-            self.backlog.append(text)
+            self.backlog.append(data)
         else:
             self._end("overflow")  # bounded: a client that does not read is cut off
 
@@ -143,13 +150,14 @@ class _Member:
         if self.pending is None and not self.backlog:
             self._end(self.finishing)
 
-    def _start(self, text: str) -> None:
+    def _start(self, data: bytes) -> None:
         try:
-            if self.send_now is not None and self.send_now(text):
+            if self.send_now is not None and self.send_now(data):
                 return  # written: nothing to wait for
             # The socket's buffer is full (or the server has no SEND_TEXT_NOW): a task waits
             # for it to drain, while later events queue behind it.
-            self.pending = asyncio.ensure_future(self.send({"type": "websocket.send", "text": text}))
+            message = {"type": "websocket.send", "text": data.decode()}
+            self.pending = asyncio.ensure_future(self.send(message))
         except Exception:
             self._end("gone")
             return
@@ -193,7 +201,7 @@ class FanOut:
         key: Key,
         operation: Operation[Any, Any],
         send: Callable[[Message], Coroutine[Any, Any, Any]],
-        send_now: Callable[[str], bool] | None,
+        send_now: Callable[[bytes], bool] | None,
         context: object,
         root: object,
     ) -> _Member:
@@ -225,9 +233,9 @@ class FanOut:
         """Execute once, encode once, deliver to every member."""
         view = operation.handler.view
 
-        def encode(value: object) -> str:
+        def encode(value: object) -> bytes:
             encoded = view.encode_json(value)
-            return encoded.decode() if isinstance(encoded, bytes) else encoded
+            return encoded if isinstance(encoded, bytes) else encoded.encode()
 
         ending = "complete"
         try:
@@ -261,9 +269,10 @@ class FanOut:
                 member.finish(ending)
 
     @staticmethod
-    def _deliver(group: _Group, kind: str, payload: str) -> None:
+    def _deliver(group: _Group, kind: str, payload: bytes) -> None:
+        tail = message_tail(kind, payload)
         for member in list(group.members):
-            member.deliver(kind, payload)
+            member.deliver(tail)
 
 
 class SharedTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.frames import Frame, Opcode
 
 from infra.server import server_config
 from infra.settings import Settings
-from infra.ws_protocol import SEND_TEXT_NOW
+from infra.ws_protocol import SEND_TEXT_NOW, _text_frame_header
 from subscriptions import fanout
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,7 @@ class EchoApp:
     records what it saw."""
 
     def __init__(self) -> None:
-        self.send_now: Callable[[str], bool] | None = None
+        self.send_now: Callable[[bytes], bool] | None = None
         self.refused_at: int | None = None  # frames written before SEND_TEXT_NOW said "full"
         self.disconnected = asyncio.Event()
 
@@ -42,10 +43,10 @@ class EchoApp:
                 self.disconnected.set()
                 return
             if message.get("text") == "hello" and self.send_now is not None:
-                self.send_now("hello to you")
+                self.send_now("hello to you ✓".encode())
             elif message.get("text") == "flood" and self.send_now is not None:
                 written = 0
-                while self.send_now("x" * 4096):
+                while self.send_now(b"x" * 4096):
                     written += 1
                 self.refused_at = written
 
@@ -83,7 +84,7 @@ async def test_a_frame_written_now_reaches_the_client() -> None:
     app = EchoApp()
     async with serving(app, protocol_settings()) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
         await ws.send("hello")
-        assert await asyncio.wait_for(ws.recv(), 5) == "hello to you"
+        assert await asyncio.wait_for(ws.recv(), 5) == "hello to you ✓"
     assert app.send_now is not None
 
 
@@ -113,7 +114,7 @@ async def test_a_client_that_reads_is_not_cut_off() -> None:
     ):
         for _ in range(20):
             await ws.send("hello")
-            assert await asyncio.wait_for(ws.recv(), 5) == "hello to you"
+            assert await asyncio.wait_for(ws.recv(), 5) == "hello to you ✓"
             await asyncio.sleep(0.05)
         assert not app.disconnected.is_set()
 
@@ -127,10 +128,11 @@ async def answers_pings(ws: ClientConnection, seconds: float) -> bool:
 
 async def test_keepalive_keeps_answering_clients_and_drops_silent_ones() -> None:
     app = EchoApp()
-    options = {"ws_ping_interval": 0.2, "ws_ping_timeout": 0.2}
+    # Pings every 0.3 s; an answer may take up to 1 s (a loaded CI machine pauses for a while).
+    options = {"ws_ping_interval": 0.3, "ws_ping_timeout": 1.0}
     async with serving(app, protocol_settings(), **options) as port:
         async with connect(f"ws://127.0.0.1:{port}/", ping_interval=None) as answering:
-            assert await answers_pings(answering, 1.5)
+            assert await answers_pings(answering, 2.5)  # pinged ~8 times meanwhile
             assert not app.disconnected.is_set()
         app.disconnected.clear()
 
@@ -141,7 +143,7 @@ async def test_keepalive_keeps_answering_clients_and_drops_silent_ones() -> None
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
         try:
-            received = await asyncio.wait_for(reader.read(-1), 5)  # until the server closes
+            received = await asyncio.wait_for(reader.read(-1), 10)  # until the server closes
         finally:
             writer.close()
         frames = received.split(b"\r\n\r\n", 1)[1]
@@ -150,3 +152,10 @@ async def test_keepalive_keeps_answering_clients_and_drops_silent_ones() -> None
         close = frames[frames.index(b"\x88") :]
         assert int.from_bytes(close[2:4], "big") == 1011
         await asyncio.wait_for(app.disconnected.wait(), 5)
+
+
+@pytest.mark.parametrize("length", [0, 125, 126, 65535, 65536, 70000])
+async def test_frames_written_now_are_what_websockets_would_write(length: int) -> None:
+    data = ("é" * length).encode()[:length]  # any bytes; the frame does not look inside
+    frame = Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[])
+    assert _text_frame_header(len(data)) + data == frame
