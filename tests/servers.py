@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import uvicorn
 
 from infra.app import create_app
 from infra.embedded import free_port
@@ -27,6 +31,28 @@ async def serving(settings: Settings) -> AsyncIterator[str]:
         await asyncio.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)
+
+
+@contextlib.asynccontextmanager
+async def serving_small_buffers(app: Any, settings: Settings, **options: Any) -> AsyncIterator[int]:
+    """`app` under uvicorn with the API's server configuration, on a listening socket whose small
+    send buffer (inherited by the accepted sockets) makes a client that does not read fill the
+    server's buffers early; yields the port."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=port, **options))
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield port
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=15)

@@ -4,27 +4,25 @@ subscriptions and lets the connection go, instead of buffering for it without bo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
-import uvicorn
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 
 from infra.app import create_app
 from infra.resources import Resources
 from infra.runtime import Runtime
-from infra.server import server_config
 from infra.settings import Settings
 from services.events import MediaEvent, MediaEventType
 from services.media import utcnow
 from tests.conftest import make_settings
 from tests.fakes import make_media
+from tests.servers import serving_small_buffers
 
 pytestmark = pytest.mark.e2e
 
@@ -40,27 +38,6 @@ def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
     client.close()
 
 
-@contextlib.asynccontextmanager
-async def serving(app: Starlette, settings: Settings) -> AsyncIterator[int]:
-    """The app under uvicorn, on a listening socket whose small send buffer (inherited by the
-    accepted sockets) makes a client that does not read block the server's sends early."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=port, lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
-
-
 async def until(condition: Callable[[], bool], attempts: int = 600) -> bool:
     for _ in range(attempts):
         if condition():
@@ -73,7 +50,7 @@ async def test_a_client_that_never_reads_is_disconnected(
     settings: Settings, resources: Resources, runtime: Runtime, token: Callable[..., str]
 ) -> None:
     app = create_app(settings)
-    async with serving(app, settings) as port:
+    async with serving_small_buffers(app, settings, lifespan="on") as port:
         # A small receive buffer, and a client library that stops reading after one message.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -7,18 +7,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Frame, Opcode
 
-from infra.server import server_config
 from infra.settings import Settings
 from infra.ws_protocol import SEND_TEXT_NOW, _text_frame_header
 from subscriptions import fanout
+from tests.servers import serving_small_buffers
 
 pytestmark = pytest.mark.integration
 
@@ -51,25 +51,8 @@ class EchoApp:
                 self.refused_at = written
 
 
-@contextlib.asynccontextmanager
-async def serving(app: EchoApp, settings: Settings, **options: Any) -> AsyncIterator[int]:
-    # A small send buffer on the listener (inherited by accepted sockets) fills early.
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    config = server_config(app, settings, host="127.0.0.1", port=port, lifespan="off", **options)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
+def serving(app: EchoApp, settings: Settings, **options: Any) -> AbstractAsyncContextManager[int]:
+    return serving_small_buffers(app, settings, lifespan="off", **options)
 
 
 def protocol_settings(**overrides: Any) -> Settings:
