@@ -26,6 +26,7 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
+from infra import metrics
 from infra.body_limit import BodyLimit
 from infra.client_ip import client_address, parse_networks
 from infra.metrics import metrics_endpoint
@@ -77,7 +78,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         self.limits = ConnectionLimits(
             settings.ws_max_connections_per_user, settings.ws_max_connections_per_address
         )
-        fanout.install(self, settings.subscriber_queue_size)
+        fanout.install(self, settings.subscriber_queue_size, on_pass=metrics.count_fanout_pass)
         self.graphql_transport_ws_handler_class = GuardedTransportWSHandler
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:

@@ -44,6 +44,23 @@ EVENTS_DEDUPLICATED = Counter(
     "mediagraph_events_deduplicated_total", "Publishes dropped because that exact change was announced."
 )
 EVENTS_DELIVERED = Counter("mediagraph_events_delivered_total", "Media events queued for a local subscriber.")
+FANOUT_WRITES = Counter(
+    "mediagraph_fanout_writes_total",
+    "Subscription messages of shared groups, by how they left: written at once ('now'), or "
+    "waiting for a socket whose buffer is full ('waited': clients reading slowly).",
+    ["how"],
+)
+
+
+def count_fanout_pass(now: int, waited: int) -> None:
+    """One event's pass over a shared group (subscriptions/fanout.py): two increments per
+    event, not one per subscriber."""
+    if now:
+        FANOUT_WRITES.labels(how="now").inc(now)
+    if waited:
+        FANOUT_WRITES.labels(how="waited").inc(waited)
+
+
 EVENTS_DROPPED = Counter(
     "mediagraph_events_dropped_total",
     "Media events a local subscriber did not get, by reason (slow_consumer, undecodable).",

@@ -128,20 +128,22 @@ class _Member:
         self.finishing: str | None = None
         self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
-    def deliver(self, tail: bytes) -> None:
+    def deliver(self, tail: bytes) -> bool:
         """Send this member's message: its own head (the operation id), then the `tail` that
-        every member shares (`message_tail`): one concatenation, no encoding, per member."""
+        every member shares (`message_tail`): one concatenation, no encoding, per member.
+        True if it was written at once; False if it waits (or was not sent at all)."""
         if self.ended.done() or self.finishing is not None:
-            return
+            return False
         data = self.head + tail
         if self.pending is None:
-            self._start(data)
-        elif self.backlog is None or len(self.backlog) < self.limit:
+            return self._start(data)
+        if self.backlog is None or len(self.backlog) < self.limit:
             if self.backlog is None:
                 self.backlog = deque()
             self.backlog.append(data)
         else:
             self._end("overflow")  # bounded: a client that does not read is cut off
+        return False
 
     def finish(self, reason: str) -> None:
         """End once everything already accepted has been sent."""
@@ -150,18 +152,19 @@ class _Member:
         if self.pending is None and not self.backlog:
             self._end(self.finishing)
 
-    def _start(self, data: bytes) -> None:
+    def _start(self, data: bytes) -> bool:
         try:
             if self.send_now is not None and self.send_now(data):
-                return  # written: nothing to wait for
+                return True  # written: nothing to wait for
             # The socket's buffer is full (or the server has no SEND_TEXT_NOW): a task waits
             # for it to drain, while later events queue behind it.
             message = {"type": "websocket.send", "text": data.decode()}
             self.pending = asyncio.ensure_future(self.send(message))
         except Exception:
             self._end("gone")
-            return
+            return False
         self.pending.add_done_callback(self._sent)
+        return False
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self.pending = None
@@ -188,9 +191,11 @@ class _Group:
 class FanOut:
     """The groups of one process."""
 
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, queue_size: int, on_pass: Callable[[int, int], None] | None = None) -> None:
         self._queue_size = queue_size
         self._groups: dict[Key, _Group] = {}
+        # Told after each event's pass: (members written at once, members whose write waits).
+        self._on_pass = on_pass
 
     @property
     def groups(self) -> int:
@@ -268,11 +273,13 @@ class FanOut:
             for member in list(group.members):
                 member.finish(ending)
 
-    @staticmethod
-    def _deliver(group: _Group, kind: str, payload: bytes) -> None:
+    def _deliver(self, group: _Group, kind: str, payload: bytes) -> None:
         tail = message_tail(kind, payload)
+        written = 0
         for member in list(group.members):
-            member.deliver(tail)
+            written += member.deliver(tail)
+        if self._on_pass is not None:
+            self._on_pass(written, len(group.members) - written)
 
 
 class SharedTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
@@ -323,7 +330,9 @@ class SharedTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
 
 
-def install(view: GraphQL[Any, Any], queue_size: int) -> None:
+def install(
+    view: GraphQL[Any, Any], queue_size: int, on_pass: Callable[[int, int], None] | None = None
+) -> None:
     """Make `view` share identical live subscriptions (its handler reads `view.fanout`)."""
     view.graphql_transport_ws_handler_class = SharedTransportWSHandler
-    setattr(view, "fanout", FanOut(queue_size))  # noqa: B010  # an attribute GraphQL does not declare
+    setattr(view, "fanout", FanOut(queue_size, on_pass))  # noqa: B010  # an attribute GraphQL does not declare

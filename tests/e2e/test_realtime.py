@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from infra.resources import Resources
@@ -169,3 +170,27 @@ async def test_identical_subscriptions_share_one_execution_and_end_independently
         assert (await _event(two, op_two))["media"]["mediaId"] == second
         assert (await one.receive())["id"] == op_other
         await one.expect_nothing(0.3)
+
+
+def _fanout_writes(metrics_text: str, how: str) -> float:
+    prefix = f'mediagraph_fanout_writes_total{{how="{how}"}} '
+    lines = [line for line in metrics_text.splitlines() if line.startswith(prefix)]
+    return float(lines[0][len(prefix) :]) if lines else 0.0
+
+
+async def test_shared_subscribers_are_written_at_once_by_the_real_server(
+    api: str, token: Callable[..., str]
+) -> None:
+    """Under `mediagraph serve`'s server configuration, one event to a shared group is written to
+    every member in the group's pass (the protocol's write-now extension), as /metrics shows."""
+    alice = token("alice")
+    async with httpx.AsyncClient(base_url=api) as http:
+        before = _fanout_writes((await http.get("/metrics")).text, "now")
+        async with WsClient(api, alice) as one, WsClient(api, alice) as two:
+            ops = [await one.subscribe(EVENTS), await two.subscribe(EVENTS)]
+            await asyncio.sleep(0.2)
+            media_id = await _upload(api, alice)
+            for ws, op in ((one, ops[0]), (two, ops[1])):
+                assert (await _event(ws, op))["media"]["mediaId"] == media_id
+        after = _fanout_writes((await http.get("/metrics")).text, "now")
+    assert after - before == 2
