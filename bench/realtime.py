@@ -14,7 +14,7 @@ import os
 import resource
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +28,8 @@ from infra.embedded import moto_server
 from infra.jwt import issue_dev_token
 from infra.redis_bus import RedisEventBus
 from services.events import MediaEvent, MediaEventType
-from services.media import Media, MediaStatus, Visibility
+from services.media import MediaStatus
+from tests.fakes import make_media
 
 SUBSCRIPTION = "subscription { mediaEvents { eventId type occurredAt media { mediaId status title } } }"
 USER = "bench"
@@ -106,24 +107,8 @@ def _redis_connections(pid: int, redis_port: int, listing: list[dict[str, Any]])
 
 
 def _event(title: str) -> MediaEvent:
-    now = datetime.now(UTC)
-    media_id = str(ULID())
-    media = Media(
-        id=media_id,
-        owner_id=USER,
-        status=MediaStatus.COMPLETED,
-        filename="a.jpg",
-        content_type="image/jpeg",
-        size=1,
-        sha256="0" * 64,
-        title=title,
-        tags=(),
-        visibility=Visibility.PRIVATE,
-        object_key=f"uploads/{media_id}",
-        created_at=now,
-        updated_at=now,
-    )
-    return MediaEvent(MediaEventType.COMPLETED, media, now)
+    media = replace(make_media(b"x", owner_id=USER, status=MediaStatus.COMPLETED), title=title)
+    return MediaEvent(MediaEventType.COMPLETED, media, media.created_at)
 
 
 async def _all_received(

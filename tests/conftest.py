@@ -117,16 +117,21 @@ def make_settings(moto_endpoint: str, redis_url: str, **overrides: object) -> Se
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]  # pydantic validates at runtime
 
 
-@pytest.fixture
-def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
-    settings = make_settings(moto_endpoint, redis_url)
+def isolated_settings(moto_endpoint: str, redis_url: str, **overrides: object) -> Iterator[Settings]:
+    """Settings of one test (its own bucket, table, queues and Redis prefix); afterwards, remove
+    the Redis keys under that prefix, and only those. Module fixtures `yield from` it."""
+    settings = make_settings(moto_endpoint, redis_url, **overrides)
     yield settings
-    # Clean only what this test created: its own prefix.
     client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@pytest.fixture
+def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
+    yield from isolated_settings(moto_endpoint, redis_url)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from graphql import (
     GraphQLEnumType,
     GraphQLField,
@@ -29,7 +28,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from infra.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import isolated_settings
 from tests.schema_walk import client_schema, root_fields, selection
 
 pytestmark = pytest.mark.e2e
@@ -49,13 +48,7 @@ INTERNALS = (
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
-    settings = make_settings(moto_endpoint, redis_url, rate_limit_enabled=False)
-    yield settings
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    yield from isolated_settings(moto_endpoint, redis_url, rate_limit_enabled=False)
 
 
 JSON = st.recursive(

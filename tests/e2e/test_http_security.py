@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
-import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -16,7 +15,7 @@ from infra.runtime import Runtime
 from infra.settings import Settings
 from schema.root import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from tests.client import error_codes, gql
-from tests.conftest import TEST_SECRET, make_settings
+from tests.conftest import TEST_SECRET, isolated_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -28,13 +27,7 @@ INTROSPECT = "{ __schema { queryType { name } } }"
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
-    settings = make_settings(moto_endpoint, redis_url, max_body_bytes=MAX_BODY, cors_origins=ORIGIN)
-    yield settings
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    yield from isolated_settings(moto_endpoint, redis_url, max_body_bytes=MAX_BODY, cors_origins=ORIGIN)
 
 
 async def post(api: str, **kwargs: object) -> httpx.Response:

@@ -9,13 +9,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import redis
 from ulid import ULID
 
 from infra.settings import Settings
 from infra.sqs_worker import SqsWorker
 from tests.client import WsClient, create_upload, error_codes, gql, put_upload
-from tests.conftest import make_settings
+from tests.conftest import isolated_settings
 from tests.media_files import jpeg_bytes
 from tests.schema_walk import Filler, client_schema, operation, root_fields, text_of
 
@@ -27,13 +26,7 @@ TRASH = "{ deletedMedia { edges { node { mediaId title } } } }"
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
-    settings = make_settings(moto_endpoint, redis_url, rate_limit_enabled=False)
-    yield settings
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    yield from isolated_settings(moto_endpoint, redis_url, rate_limit_enabled=False)
 
 
 def leaks(body: dict[str, Any] | list[Any], marker: str, ids: list[str]) -> list[str]:

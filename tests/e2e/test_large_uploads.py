@@ -11,13 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from infra.aws_clients import AwsClients
 from infra.settings import Settings
 from infra.sqs_worker import SqsWorker
 from tests.client import WsClient, error_codes, gql
-from tests.conftest import make_settings
+from tests.conftest import isolated_settings
 from tests.media_files import mp4_bytes
 
 pytestmark = pytest.mark.e2e
@@ -52,19 +51,13 @@ MEDIA = "query($id: ID!) { media(id: $id) { mediaId status } }"
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
-    settings = make_settings(
+    yield from isolated_settings(
         moto_endpoint,
         redis_url,
         max_upload_bytes=64 * MIB,
         multipart_threshold_bytes=PART,
         multipart_part_bytes=PART,
     )
-    yield settings
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def declare(data: bytes, **extra: Any) -> dict[str, Any]:

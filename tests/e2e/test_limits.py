@@ -7,11 +7,10 @@ import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 
 from infra.settings import Settings
 from tests.client import CREATE_UPLOAD, create_upload, error_codes, gql, upload_input
-from tests.conftest import make_settings
+from tests.conftest import isolated_settings
 from tests.media_files import jpeg_bytes
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +22,7 @@ IP_BURST = 6
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
-    settings = make_settings(
+    yield from isolated_settings(
         moto_endpoint,
         redis_url,
         rate_limit_user_burst=USER_BURST,
@@ -32,12 +31,6 @@ def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
         rate_limit_ip_per_minute=6,
         trusted_proxies="127.0.0.1",  # the tests' requests come "through a proxy" on localhost
     )
-    yield settings
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def via(address: str) -> dict[str, str]:

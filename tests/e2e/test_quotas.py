@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 
 from infra.settings import Settings
 from tests.client import CREATE_UPLOAD, create_upload, error_codes, gql, upload_input
-from tests.conftest import make_settings
+from tests.conftest import isolated_settings
 from tests.media_files import jpeg_bytes
 
 pytestmark = pytest.mark.e2e
@@ -19,15 +18,9 @@ MINE = "{ myMedia { edges { node { mediaId } } } }"
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
-    settings = make_settings(
+    yield from isolated_settings(
         moto_endpoint, redis_url, quota_pending_uploads_per_user=2, quota_bytes_per_user=100_000
     )
-    yield settings
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 async def test_quota_of_pending_uploads(api: str, token: Callable[..., str]) -> None:

@@ -7,13 +7,12 @@ import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 
 from infra.runtime import Runtime
 from infra.settings import Settings
 from infra.sqs_worker import SqsWorker
 from tests.client import error_codes, gql
-from tests.conftest import make_settings
+from tests.conftest import isolated_settings
 from tests.e2e.test_listing import seed
 
 pytestmark = pytest.mark.e2e
@@ -25,13 +24,7 @@ AUDIT = "query($id: ID!) { mediaAuditLog(id: $id) { edges { node { action actor 
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
-    settings = make_settings(moto_endpoint, redis_url, retention_days=0, purge_every_s=0.2)
-    yield settings
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    yield from isolated_settings(moto_endpoint, redis_url, retention_days=0, purge_every_s=0.2)
 
 
 async def test_restore_after_the_window_is_a_conflict(

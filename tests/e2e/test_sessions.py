@@ -12,12 +12,11 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-import redis
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from infra.settings import Settings
 from tests.client import error_codes, gql
-from tests.conftest import make_settings
+from tests.conftest import isolated_settings
 from tests.identity_provider import Provider
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +42,7 @@ def provider() -> Iterator[Provider]:
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_url: str, provider: Provider) -> Iterator[Settings]:
-    settings = make_settings(
+    yield from isolated_settings(
         moto_endpoint,
         redis_url,
         idp_jwks_url=provider.url,
@@ -51,12 +50,6 @@ def settings(moto_endpoint: str, redis_url: str, provider: Provider) -> Iterator
         idp_audience=CLIENT_ID,
         rate_limit_enabled=False,
     )
-    yield settings
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def id_token(key: Any = IDP_KEY, kid: str = "idp-1", **changes: Any) -> str:

@@ -9,13 +9,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from infra.settings import Settings
 from tests.client import WsClient
-from tests.conftest import make_settings
+from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +24,7 @@ EVENTS = "subscription { mediaEvents { eventId } }"
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
-    settings = make_settings(
+    yield from isolated_settings(
         moto_endpoint,
         redis_url,
         ws_init_timeout_s=0.5,
@@ -34,12 +33,6 @@ def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
         ws_max_connections_per_user=2,
         ws_max_connections_per_address=4,
     )
-    yield settings
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def ws_url(api: str) -> str:

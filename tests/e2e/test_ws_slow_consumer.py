@@ -10,7 +10,6 @@ import socket
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -20,7 +19,7 @@ from infra.runtime import Runtime
 from infra.settings import Settings
 from services.events import MediaEvent, MediaEventType
 from services.media import utcnow
-from tests.conftest import make_settings
+from tests.conftest import isolated_settings
 from tests.fakes import make_media
 from tests.servers import serving_small_buffers
 
@@ -29,13 +28,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
-    settings = make_settings(moto_endpoint, redis_url, subscriber_queue_size=50, ws_send_timeout_s=0.5)
-    yield settings
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    yield from isolated_settings(moto_endpoint, redis_url, subscriber_queue_size=50, ws_send_timeout_s=0.5)
 
 
 async def until(condition: Callable[[], bool], attempts: int = 600) -> bool:

@@ -15,28 +15,14 @@ from ulid import ULID
 from infra.redis_bus import RedisEventBus, SlowConsumer
 from infra.settings import Settings
 from services.events import EventsExpired, MediaEvent, MediaEventType
-from services.media import Media, MediaStatus, Visibility
+from services.media import Media, MediaStatus
+from tests.fakes import make_media
 
 pytestmark = pytest.mark.integration
 
 
 def _media(owner: str, media_id: str = "01MEDIA") -> Media:
-    now = datetime.now(UTC)
-    return Media(
-        id=media_id,
-        owner_id=owner,
-        status=MediaStatus.COMPLETED,
-        filename="a.jpg",
-        content_type="image/jpeg",
-        size=1,
-        sha256="0" * 64,
-        title="",
-        tags=(),
-        visibility=Visibility.PRIVATE,
-        object_key=f"uploads/{media_id}",
-        created_at=now,
-        updated_at=now,
-    )
+    return make_media(b"x", owner_id=owner, status=MediaStatus.COMPLETED, media_id=media_id)
 
 
 @pytest.fixture

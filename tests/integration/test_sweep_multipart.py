@@ -9,14 +9,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import redis
 
 from infra.runtime import Runtime
 from infra.settings import Settings
 from services.auth import Principal
 from services.media import utcnow
 from services.uploads import UploadRequest
-from tests.conftest import make_settings
+from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -25,15 +24,9 @@ PART = 5 * 1024 * 1024
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
-    settings = make_settings(
+    yield from isolated_settings(
         moto_endpoint, redis_url, multipart_threshold_bytes=PART, multipart_part_bytes=PART
     )
-    yield settings
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 async def test_sweeper_aborts_an_expired_multipart_upload(runtime: Runtime) -> None:
