@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from contextlib import AsyncExitStack
 from typing import Any
@@ -166,3 +167,17 @@ async def run(redis_url: str, uploads: int = 100, warmup: int = 5) -> dict[str, 
     result["media_rps_moto"] = round(moto_rps["media"], 1)
     result["page_rps_moto"] = round(moto_rps["page"], 1)
     return result
+
+
+async def section(redis_url: str) -> dict[str, Any]:
+    uploads = int(os.environ.get("BENCH_UPLOADS", "100"))
+    print(f"core path: end of PUT → uploadCompleted, {uploads} uploads, vs bare relay ...", flush=True)
+    core = await run(redis_url, uploads=uploads)
+    print(
+        f"  p50 {core['p50_ms']} ms (bare {core['bare_p50_ms']} ms, ratio {core['p50_ratio']}); "
+        f"p99 {core['p99_ms']} ms (bare {core['bare_p99_ms']} ms, ratio {core['p99_ratio']})\n"
+        f"  with moto behind the real runtime: media(id) {core['media_rps_moto']} req/s, "
+        f"50-item myMedia page {core['page_rps_moto']} req/s (moto-bound; not comparable)",
+        flush=True,
+    )
+    return core

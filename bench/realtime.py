@@ -252,3 +252,23 @@ if __name__ == "__main__":
             indent=2,
         )
     )
+
+
+async def section(redis_url: str) -> dict[str, Any]:
+    print(
+        "realtime: 1,000 WebSocket subscribers of one user vs websockets.broadcast / a bare relay ...",
+        flush=True,
+    )
+    rt = await run(redis_url)
+    print(
+        f"  {rt['deliveries_per_s']} deliveries/s vs broadcast {rt['broadcast_deliveries_per_s']}, "
+        f"ratio {rt['throughput_ratio']} (goal >= 0.7)\n"
+        f"  p99 at half load {rt['p99_ms']} ms vs bare relay {rt['bare_p99_ms']} ms, "
+        f"ratio {rt['p99_ratio']} (goal <= 1.5)\n"
+        f"  Redis connections of the API process: {rt['redis_pubsub_connections_per_process']} "
+        f"carrying all subscribers (goal 1); {rt['redis_connections_per_process']} in all\n"
+        f"  idle subscription: {rt['idle_kib_per_subscription']} KiB each on its own WebSocket, "
+        f"{rt['idle_kib_per_subscription_shared_ws']} KiB with 20 per WebSocket (goal <= 20)",
+        flush=True,
+    )
+    return rt
