@@ -13,6 +13,7 @@ from services.delivery import UrlMinter
 from services.errors import BadUserInput, NotFound
 from services.events import MediaEvent, MediaEventType, event_position
 from services.media import Media, MediaStatus, utcnow
+from services.media_status import status_events
 from services.pagination import CursorCodec, page_size
 from services.ports import (
     BlobStore,
@@ -256,6 +257,13 @@ class GalleryService:
         async with self._bus.subscribe(principal.user_id, since) as subscription:
             async for event in subscription:
                 yield event
+
+    def status(
+        self, viewer: Principal | None, media_id: str, since: str | None = None
+    ) -> AsyncIterator[MediaEvent]:
+        """Every state of one media the viewer may see, then the end (services/media_status.py).
+        Raises Unauthenticated, NotFound, BadUserInput (MALFORMED_SINCE, SINCE_EXPIRED)."""
+        return status_events(self._bus, self.get, viewer, media_id, since)
 
 
 def _normalized(filter: ListFilter) -> ListFilter:
