@@ -14,7 +14,6 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -29,6 +28,8 @@ from strawberry.types import ExecutionResult
 from infra import metrics
 from infra.body_limit import BodyLimit
 from infra.client_ip import client_address, parse_networks
+from infra.cors import Cors, CorsPolicy, websocket_origin_refused
+from infra.dev_sign_in import sign_in_route
 from infra.metrics import metrics_endpoint
 from infra.request_context import request_id_from
 from infra.request_log import RequestLog, WebSocketRegistry
@@ -69,8 +70,11 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_s),
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
-            allowed_origins=settings.cors_origins,
+            # Any: the handshake's Origin is checked before Strawberry sees it (_websocket), by
+            # the CORS policy, with a refusal that names our setting.
+            allowed_origins=("*",),
         )
+        self.cors = CorsPolicy.of(settings.cors_origins, development=not settings.is_production)
         self.services = services
         self.tokens = tokens
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
@@ -116,6 +120,10 @@ class MediagraphGraphQL(GraphQL[Context, None]):
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
+        refusal = websocket_origin_refused(self.cors, headers)
+        if refusal is not None:
+            await refuse_handshake(send, scope, refusal)
+            return
         peer = scope["client"][0] if scope.get("client") else None
         address = client_address(peer, headers.get("x-forwarded-for"), self.trusted_proxies) or "-"
         if not self.limits.acquire_address(address):
@@ -218,7 +226,21 @@ class GraphQLWebSockets:
         return self.app(scope, receive, send)
 
 
-def create_app(settings: Settings) -> Starlette:
+class _CorsOutermost(Starlette):
+    """CORS outside everything, Starlette's 500 handler included: the browser can read every
+    error (413, 401, 500) instead of reporting a network error."""
+
+    def __init__(self, cors: CorsPolicy, **kwargs: Any) -> None:
+        self.cors = cors
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Cors(super().build_middleware_stack(), self.cors)
+
+
+def create_app(settings: Settings, *, dev_sign_in: bool = False) -> Starlette:
+    """`dev_sign_in` adds POST /dev/sign-in: only `mediagraph dev` on loopback passes it."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_runtime(settings) as runtime:
@@ -274,24 +296,18 @@ def create_app(settings: Settings) -> Starlette:
         Middleware(GraphQLWebSockets),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
     ]
-    if settings.cors_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=list(settings.cors_origins),
-                allow_methods=["GET", "POST"],
-                allow_headers=["authorization", "content-type", "x-request-id"],
-                max_age=600,
-            )
-        )
-    app = Starlette(
-        routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            Route("/.well-known/jwks.json", jwks),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics_endpoint),
-        ],
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/.well-known/jwks.json", jwks),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+    ]
+    if dev_sign_in:
+        routes.append(sign_in_route(settings))
+    app = _CorsOutermost(
+        CorsPolicy.of(settings.cors_origins, development=not settings.is_production),
+        routes=routes,
         middleware=middleware,
         lifespan=lifespan,
     )

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from infra.cors import normalize_origin
+
 DEFAULT_CONTENT_TYPES = (
     "image/jpeg",
     "image/png",
@@ -110,6 +112,8 @@ class Settings(BaseSettings):
     # `graphiql` says (docs/security.md).
     graphiql: bool = True
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Browser origins allowed to call the API (normalised: case, default port, trailing slash).
+    # The development profile also allows http://localhost:*, http://127.0.0.1:* (infra/cors.py).
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     public_url: str = "http://127.0.0.1:8000"
 
@@ -206,6 +210,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _normalize_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Browsers send "https://app.example.com": "HTTPS://App.example.com/" must match it.
+        return tuple(dict.fromkeys(normalize_origin(origin) for origin in value))
 
     @field_validator("home_region", mode="before")
     @classmethod

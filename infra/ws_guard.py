@@ -20,7 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import GraphQLError
-from starlette.types import Send
+from starlette.responses import Response
+from starlette.types import Scope, Send
 
 from subscriptions.fanout import SharedTransportWSHandler
 
@@ -174,6 +175,13 @@ class GuardedTransportWSHandler(SharedTransportWSHandler):
             await self.websocket.close(code=TOKEN_EXPIRED, reason="Token expired")
 
 
-async def refuse_handshake(send: Send) -> None:
-    """Refuse before accepting: the client sees HTTP 403 and no socket is held."""
+async def refuse_handshake(send: Send, scope: Scope | None = None, response: Response | None = None) -> None:
+    """Refuse before accepting: the client sees HTTP 403 and no socket is held. With a response,
+    and a server that can send one (ASGI's websocket.http.response), the client sees that."""
+    extensions = (scope or {}).get("extensions") or {}
+    if response is not None and "websocket.http.response" in extensions:
+        start = {"type": "websocket.http.response.start", "status": response.status_code}
+        await send({**start, "headers": response.raw_headers})
+        await send({"type": "websocket.http.response.body", "body": response.body})
+        return
     await send({"type": "websocket.close", "code": 1008})

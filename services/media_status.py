@@ -42,9 +42,10 @@ async def status_events(
 ) -> AsyncIterator[MediaEvent]:
     """`get_visible` raises NotFound for a media the viewer may not see, absent or not."""
     principal = require(viewer)
-    start = event_position(since) if since is not None else None
+    if since is not None:
+        event_position(since)  # MALFORMED_SINCE before anything is read
     owner = (await get_visible(principal, media_id)).owner_id
-    if start is not None:
+    if since is not None:
         async for event in _resumed(bus, get_visible, principal, owner, media_id, since):
             yield event
         return

@@ -24,7 +24,7 @@ STATUS = """subscription($id: ID!, $since: String) {
 
 async def _states(ws: WsClient, op: str) -> list[dict[str, Any]]:
     """Every event of the operation until its `complete`."""
-    events = []
+    events: list[dict[str, Any]] = []
     while True:
         message = await ws.receive(timeout=30)
         assert message["id"] == op, message
