@@ -20,7 +20,6 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -35,7 +34,13 @@ from infra.request_context import request_id_from
 from infra.request_log import RequestLog, WebSocketRegistry
 from infra.runtime import Runtime, open_runtime
 from infra.settings import Settings
-from infra.ws_guard import ConnectionLimits, GuardedTransportWSHandler, refuse_handshake
+from infra.ws_guard import (
+    ConnectionLimits,
+    GuardedTransportWSHandler,
+    Refusal,
+    WebSocketRefused,
+    refuse_handshake,
+)
 from schema.extensions import shape_error
 from schema.root import build_schema
 from schema.types.context import Context, Services
@@ -170,16 +175,20 @@ class MediagraphGraphQL(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         params = context.connection_params or {}
         context.connection_params = None  # the token need not stay in memory as long as the socket
-        token = _bearer(params.get("Authorization") or params.get("authorization"))
+        header = params.get("Authorization") or params.get("authorization")
+        token = _bearer(header)
+        if token is None:
+            raise WebSocketRefused(Refusal.MISSING)
         if not token:
-            raise ConnectionRejectionError()
+            raise WebSocketRefused(Refusal.NOT_BEARER)
         try:
             principal = await self.tokens.verify(token)
         except Unauthenticated as exc:
-            raise ConnectionRejectionError() from exc
+            expired = exc.extensions.get("reason") == "TOKEN_EXPIRED"
+            raise WebSocketRefused(Refusal.EXPIRED if expired else Refusal.INVALID) from exc
         if not self.limits.acquire_user(id(context), principal.user_id):
             log.warning("websocket refused: too many for one user")
-            raise ConnectionRejectionError({"reason": "TOO_MANY_CONNECTIONS"})
+            raise WebSocketRefused(Refusal.TOO_MANY)
         context.principal = principal
         if self.services.social is not None:
             await self.services.social.touch(context.principal)
