@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -24,11 +25,12 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from infra import metrics
+from infra import graphiql, metrics
 from infra.body_limit import BodyLimit
 from infra.client_ip import client_address, parse_networks
 from infra.cors import Cors, CorsPolicy, websocket_origin_refused
-from infra.dev_sign_in import sign_in_route
+from infra.dev_sign_in import TOKEN_TTL_S, sign_in_route
+from infra.jwt import issue_dev_token
 from infra.metrics import metrics_endpoint
 from infra.request_context import request_id_from
 from infra.request_log import RequestLog, WebSocketRegistry
@@ -67,7 +69,14 @@ def _refusal(status: int, message: str, reason: str) -> JSONResponse:
 
 
 class MediagraphGraphQL(GraphQL[Context, None]):
-    def __init__(self, settings: Settings, services: Services, tokens: TokenVerifier) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        services: Services,
+        tokens: TokenVerifier,
+        *,
+        graphiql_token: Callable[[], str] | None = None,
+    ) -> None:
         super().__init__(
             build_schema(),
             graphql_ide="graphiql" if settings.graphiql and not settings.is_production else None,
@@ -82,6 +91,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         self.cors = CorsPolicy.of(settings.cors_origins, development=not settings.is_production)
         self.services = services
         self.tokens = tokens
+        self.graphiql_token = graphiql_token  # `mediagraph dev`: a token for the headers tab
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self.production = settings.is_production
         self.limits = ConnectionLimits(
@@ -140,6 +150,9 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             await self.run(WebSocket(scope, receive=receive, send=send))  # GraphQL.__call__'s branch
         finally:
             self.limits.release_address(address)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql.page(request, self.graphiql_token)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         # Syntax errors raised by the parser cache bypass the ErrorCodes extension: shape here
@@ -254,7 +267,9 @@ def create_app(settings: Settings, *, dev_sign_in: bool = False) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_runtime(settings) as runtime:
             services = runtime.services
-            app.state.graphql = MediagraphGraphQL(settings, services, runtime.tokens)
+            app.state.graphql = MediagraphGraphQL(
+                settings, services, runtime.tokens, graphiql_token=graphiql_token
+            )
             app.state.runtime = runtime
             # Everything loaded so far (boto models, the schema, ...) lives as long as the
             # process: keep it out of the cyclic GC, whose full passes over it stalled every
@@ -312,8 +327,13 @@ def create_app(settings: Settings, *, dev_sign_in: bool = False) -> Starlette:
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
     ]
+    if settings.graphiql and not settings.is_production:
+        routes.append(graphiql.asset_route())
+    graphiql_token: Callable[[], str] | None = None
     if dev_sign_in:
         routes.append(sign_in_route(settings))
+        graphiql_token = functools.partial(issue_dev_token, settings, "alice", ttl_s=TOKEN_TTL_S)
+
     app = _CorsOutermost(
         CorsPolicy.of(settings.cors_origins, development=not settings.is_production),
         routes=routes,
