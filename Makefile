@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: dev test system-deps lint typecheck bench lock schema clean serve worker
+.PHONY: dev test system-deps js lint typecheck bench lock schema clean serve worker
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,17 +20,33 @@ dev: $(STAMP)
 	$(BIN)/mediagraph dev
 
 ## Debian packages the tests run for real: ClamAV's clamd (with a test-made signature database),
-## ffmpeg/ffprobe (video checks and poster frames). Installed only when missing.
+## ffmpeg/ffprobe (video checks and poster frames), Chromium and its driver (tests/browser, never a
+## downloaded browser), Node.js and npm (clients/js, examples/web). Installed only when missing.
 SYSTEM_PACKAGES = $(if $(or $(shell command -v clamd),$(wildcard /usr/sbin/clamd)),,clamav-daemon) \
-	$(if $(and $(shell command -v ffmpeg),$(shell command -v ffprobe)),,ffmpeg)
+	$(if $(and $(shell command -v ffmpeg),$(shell command -v ffprobe)),,ffmpeg) \
+	$(if $(wildcard /usr/bin/chromium),,chromium) \
+	$(if $(wildcard /usr/bin/chromedriver),,chromium-driver) \
+	$(if $(shell command -v node),,nodejs) \
+	$(if $(shell command -v npm),,npm)
 system-deps:
 	@if [ -n "$(strip $(SYSTEM_PACKAGES))" ]; then \
 	  echo "installing $(strip $(SYSTEM_PACKAGES))"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); \
 	fi
 
-## The whole suite: lint, types, import contracts, schema snapshot, unit + integration + e2e.
-test: $(STAMP) system-deps
+## The TypeScript client and the sample web app: packages from their lock files (npm ci), the
+## client's Node tests (the schema-drift test among them), the app's bundle. Node.js 18 or newer.
+js:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "Node.js 18+ and npm are missing: run 'make system-deps' (Debian: apt-get install nodejs npm)"; exit 1; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' || { \
+	  echo "Node.js $$(node -v) is too old: clients/js and examples/web need 18 or newer"; exit 1; }
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm test
+	cd examples/web && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+## The whole suite: lint, types, import contracts, schema snapshot, JS client, unit + integration +
+## e2e + browser tests.
+test: $(STAMP) system-deps js
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .

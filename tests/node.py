@@ -25,7 +25,9 @@ def node() -> str:
 
 def require_packages(folder: Path) -> None:
     if not (folder / "node_modules").is_dir():
-        pytest.fail(f"{folder.relative_to(ROOT)}/node_modules is missing: run `make js` (npm ci from the lock file)")
+        pytest.fail(
+            f"{folder.relative_to(ROOT)}/node_modules is missing: run `make js` (npm ci from the lock file)"
+        )
 
 
 def _npm(folder: Path) -> str:
@@ -55,7 +57,9 @@ def run_npm(folder: Path, *args: str, env: dict[str, str] | None = None, timeout
     return output
 
 
-async def run_npm_async(folder: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+async def run_npm_async(
+    folder: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> str:
     """As run_npm, without blocking the event loop (the API and the worker of the test run on it)."""
     process = await asyncio.create_subprocess_exec(
         _npm(folder),

@@ -52,5 +52,4 @@ async def test_the_client_against_the_real_api(dev_api: str, worker: SqsWorker, 
         "MEDIAGRAPH_PART_BYTES": str(PART),
     }
     # The worker and the API run on this event loop: node must run beside it, not block it.
-    output = await run_npm_async(CLIENT, "run", "test:live", env=env)
-    assert "# fail 0" in output, output
+    await run_npm_async(CLIENT, "run", "test:live", env=env)  # fails the test with node's report

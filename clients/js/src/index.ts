@@ -15,8 +15,10 @@ export {
 export { Pager, pages, type Connection, type PageFetcher } from "./pages.js";
 export { send, type SendOptions, type SignedRequest } from "./transfer.js";
 export {
+  pendingUploads,
   startUpload,
   type KeyValueStorage,
+  type PendingUpload,
   type Media,
   type UploadOptions,
   type UploadProgress,

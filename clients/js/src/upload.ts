@@ -43,8 +43,10 @@ export interface UploadOptions {
   /** Defaults to a fresh key, or the stored one when this file's multipart upload is resumed. */
   idempotencyKey?: string;
   onProgress?(progress: UploadProgress): void;
-  /** The media record exists (PENDING): subscribe to its status from here. */
-  onCreated?(media: Media): void;
+  /** The media record exists (PENDING): subscribe to its status from here. Return a promise to
+   * hold the bytes back until it settles (e.g. until mediaStatus has answered with PENDING, so
+   * that no state is missed). */
+  onCreated?(media: Media): void | Promise<void>;
   /** Where resumable uploads are remembered; default localStorage where there is one. null: nowhere. */
   storage?: KeyValueStorage | null;
   /** Stops sending but keeps the server's upload, resumable later (as a page reload would). */
@@ -71,6 +73,25 @@ type Plan = NonNullable<CreateUploadMutation["createUpload"]["multipart"]>;
 
 const STORAGE_PREFIX = "mediagraph.upload.";
 
+/** A multipart upload this storage remembers: choose the same file again to resume it. */
+export interface PendingUpload {
+  idempotencyKey: string;
+  mediaId: string;
+  filename: string;
+  size: number;
+}
+
+/** The unfinished multipart uploads remembered in `storage` (e.g. to offer "resume" after a reload). */
+export function pendingUploads(storage: (KeyValueStorage & { length: number; key(index: number): string | null }) | null = defaultStorage() as never): PendingUpload[] {
+  const found: PendingUpload[] = [];
+  for (let i = 0; storage && i < storage.length; i++) {
+    const key = storage.key(i);
+    const value = key?.startsWith(STORAGE_PREFIX) ? storage.getItem(key) : null;
+    if (value) found.push(JSON.parse(value) as PendingUpload);
+  }
+  return found;
+}
+
 function defaultStorage(): KeyValueStorage | null {
   try {
     return (globalThis as { localStorage?: KeyValueStorage }).localStorage ?? null;
@@ -90,6 +111,7 @@ export function startUpload(call: Call, file: Blob, options: UploadOptions = {})
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
   if (options.signal?.aborted) controller.abort();
   let media: Media | null = null;
+  let partInfo: Pick<UploadProgress, "resumedParts" | "partCount"> = {};
   let storageKey: string | null = null;
   const storage = options.storage === undefined ? defaultStorage() : options.storage;
   const done = run();
@@ -123,7 +145,7 @@ export function startUpload(call: Call, file: Blob, options: UploadOptions = {})
       ({ createUpload: created } = await call(CreateUploadDocument, { input: { ...input, idempotencyKey: key } }, controller.signal));
     }
     media = created.media;
-    options.onCreated?.(media);
+    await options.onCreated?.(media);
     check();
     if (created.upload) {
       await send(created.upload, file, {
@@ -131,12 +153,13 @@ export function startUpload(call: Call, file: Blob, options: UploadOptions = {})
         onProgress: (loaded) => options.onProgress?.({ phase: "uploading", loaded, total }),
       });
     } else if (created.multipart) {
-      storage?.setItem(storageKey, JSON.stringify({ idempotencyKey: key, mediaId: media.id }));
+      const remembered: PendingUpload = { idempotencyKey: key, mediaId: media.id, filename: input.filename, size: total };
+      storage?.setItem(storageKey, JSON.stringify(remembered));
       media = await sendParts(media, created.multipart, created.replayed);
       storage?.removeItem(storageKey);
     }
     // Neither: the server already had these exact bytes COMPLETED and returned that media.
-    options.onProgress?.({ phase: "sent", loaded: total, total });
+    options.onProgress?.({ phase: "sent", loaded: total, total, ...partInfo });
     return media;
   }
 
@@ -148,6 +171,7 @@ export function startUpload(call: Call, file: Blob, options: UploadOptions = {})
       for (const part of uploadProgress.uploadedParts) finished.set(part.partNumber, part);
     }
     const resumedParts = finished.size;
+    partInfo = { resumedParts, partCount: plan.partCount };
     const missing = Array.from({ length: plan.partCount }, (_, i) => i + 1).filter((n) => !finished.has(n));
     const inFlight = new Map<number, number>();
     let sentBytes = [...finished.values()].reduce((sum, part) => sum + sizeOf(part.partNumber), 0);
