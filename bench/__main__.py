@@ -18,6 +18,7 @@ SECTIONS = [
     "media_query",
     "core_path",
     "realtime",
+    "frontend",
 ]
 
 

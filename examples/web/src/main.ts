@@ -77,6 +77,7 @@ async function upload(api: MediagraphClient, file: File): Promise<void> {
   progress.hidden = false;
   progress.value = 0;
   progress.dataset.seen = "";
+  delete $("preview").dataset.elapsedMs;
   stopStatus?.();
   $("error").hidden = true;
   const task = api.upload(file, {
