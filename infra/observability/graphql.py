@@ -1,0 +1,120 @@
+"""Observability of GraphQL operations: a span per operation, Prometheus metrics by root field,
+subscription start/end log lines, and what the access log needs (operation, user, error codes).
+
+Listed before ErrorCodes in the schema: hooks exit in reverse order, so the codes it counts are
+the shaped ones. The metric label is the root field (bounded by the schema); the operation name
+the client chose goes to the logs only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import FieldNode, GraphQLSchema, get_operation_ast
+from opentelemetry.trace import Status, StatusCode
+from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import ExecutionResult
+
+from infra.observability import metrics, request_context
+from infra.observability.tracing import tracer
+
+log = logging.getLogger("mediagraph.graphql")
+UNKNOWN = "unknown"
+
+
+class Observability(SchemaExtension):
+    def __init__(self) -> None:
+        self._subscription: str | None = None
+        self._streamed = False
+        self._codes: list[str] = []
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        with tracer().start_as_current_span("graphql.operation") as span:
+            try:
+                yield
+            finally:
+                if not self._streamed:
+                    self._collect(self.execution_context.result)
+                op_type, operation, name = self._describe()
+                span.update_name(f"graphql.{op_type} {operation}")
+                span.set_attribute("graphql.operation.type", op_type)
+                span.set_attribute("graphql.operation.name", name or operation)
+                if self._codes:
+                    span.set_status(Status(StatusCode.ERROR, ",".join(sorted(set(self._codes)))))
+                for code in self._codes:
+                    metrics.GRAPHQL_ERRORS.labels(operation=operation, code=code).inc()
+                elapsed = time.perf_counter() - started
+                if self._subscription is not None:
+                    metrics.SUBSCRIPTIONS_ACTIVE.labels(operation=self._subscription).dec()
+                    log.info("subscription ended", extra=self._fields(operation, name, elapsed))
+                else:
+                    metrics.GRAPHQL_REQUESTS.labels(operation=operation, type=op_type).inc()
+                    metrics.GRAPHQL_DURATION.labels(operation=operation, type=op_type).observe(elapsed)
+                    self._tell_access_log(op_type, operation, name)
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        op_type, operation, name = self._describe()
+        if op_type == "subscription" and self._subscription is None:
+            self._subscription = operation
+            metrics.GRAPHQL_REQUESTS.labels(operation=operation, type=op_type).inc()
+            metrics.SUBSCRIPTIONS_ACTIVE.labels(operation=operation).inc()
+            log.info("subscription started", extra=self._fields(operation, name, None))
+
+    def on_stream_result(self, result: object) -> Iterator[None]:
+        self._streamed = True
+        yield
+        self._collect(result)
+
+    def _collect(self, result: object) -> None:
+        if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
+            for error in result.errors:
+                code = (error.extensions or {}).get("code", "INTERNAL_SERVER_ERROR")
+                self._codes.append(str(code))
+
+    def _describe(self) -> tuple[str, str, str | None]:
+        """(operation type, root fields, the client's operation name)."""
+        context = self.execution_context
+        document = context.graphql_document
+        if document is None:
+            return UNKNOWN, UNKNOWN, None
+        definition = get_operation_ast(document, context.operation_name)
+        if definition is None:
+            return UNKNOWN, UNKNOWN, None
+        schema: GraphQLSchema = context.schema._schema
+        root = schema.get_root_type(definition.operation)
+        known = {*(root.fields if root is not None else {}), "__typename"}
+        # Only fields the schema has: an invalid document must not mint new label values.
+        fields = sorted(
+            {
+                node.name.value
+                for node in definition.selection_set.selections
+                if isinstance(node, FieldNode) and node.name.value in known
+            }
+        )
+        name = definition.name.value if definition.name else None
+        return definition.operation.value, ",".join(fields) or UNKNOWN, name
+
+    def _user(self) -> str | None:
+        principal = getattr(self.execution_context.context, "principal", None)
+        user_id = getattr(principal, "user_id", None)
+        return user_id if isinstance(user_id, str) else None
+
+    def _fields(self, operation: str, name: str | None, elapsed: float | None) -> dict[str, object]:
+        fields: dict[str, object] = {"operation": operation, "operation_name": name, "user": self._user()}
+        if elapsed is not None:
+            fields["duration_ms"] = round(elapsed * 1000, 2)
+            fields["error_codes"] = self._codes or None
+        return {key: value for key, value in fields.items() if value is not None}
+
+    def _tell_access_log(self, op_type: str, operation: str, name: str | None) -> None:
+        info = request_context.current()
+        if info is None or info.protocol != "http":
+            return
+        info.operation, info.operation_type, info.operation_name = operation, op_type, name
+        info.user = self._user()
+        info.error_codes.extend(self._codes)
