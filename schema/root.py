@@ -251,6 +251,19 @@ class Subscription:
         async for event in media_subscriptions.media_events(info, since):
             yield event
 
+    @strawberry.subscription(
+        description="Every state of one media you can see: at once an event for its current "
+        "state (CREATED for PENDING, PROCESSING, COMPLETED, REJECTED, QUARANTINED), then each "
+        "status change live, then the end after COMPLETED, REJECTED, QUARANTINED or DELETED. "
+        "eventIds are mediaEvents' own: with `since`, this media's events after it, no gap, no "
+        "duplicate (SINCE_EXPIRED as mediaEvents). NOT_FOUND for media you cannot see."
+    )
+    async def media_status(
+        self, info: strawberry.Info, id: strawberry.ID, since: str | None = None
+    ) -> AsyncGenerator[MediaEvent, None]:
+        async for event in media_subscriptions.media_status(info, id, since):
+            yield event
+
 
 class ProfileRules(SchemaExtension):
     """The limits; and, for a request of the production profile (the view says so in the

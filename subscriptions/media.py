@@ -1,4 +1,4 @@
-"""uploadCompleted and mediaEvents: generators over the service's event streams."""
+"""uploadCompleted, mediaEvents and mediaStatus: generators over the service's event streams."""
 
 from __future__ import annotations
 
@@ -19,4 +19,12 @@ async def upload_completed(info: Info, media_id: str | None = None) -> AsyncGene
 async def media_events(info: Info, since: str | None = None) -> AsyncGenerator[MediaEvent, None]:
     context = info.context
     async for event in context.services.gallery.events(context.principal, since):
+        yield MediaEvent.from_model(event)
+
+
+async def media_status(
+    info: Info, media_id: str, since: str | None = None
+) -> AsyncGenerator[MediaEvent, None]:
+    context = info.context
+    async for event in context.services.gallery.status(context.principal, decode_media_id(media_id), since):
         yield MediaEvent.from_model(event)

@@ -17,14 +17,37 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 from graphql import GraphQLError
-from starlette.types import Send
+from starlette.responses import Response
+from starlette.types import Scope, Send
 
 from subscriptions.fanout import SharedTransportWSHandler
 
 TOKEN_EXPIRED = 4403  # graphql-transport-ws "Forbidden", with the reason "Token expired"
+FORBIDDEN = 4403
+
+
+class Refusal(StrEnum):
+    """4403 close reasons (at most 123 bytes): which case it is, never what was sent or whose."""
+
+    MISSING = 'No token: send {"Authorization": "Bearer <token>"} in connection_init'
+    NOT_BEARER = 'Authorization must be "Bearer <token>"'
+    INVALID = "Invalid token"
+    EXPIRED = "Token expired"
+    TOO_MANY = "Too many connections for this user"
+
+
+class WebSocketRefused(Exception):
+    """Raised by the view's on_ws_connect: close 4403 with `reason`, a close reason a developer
+    can act on (which case it is) that reveals nothing about tokens or users. Not a Strawberry
+    ConnectionRejectionError, which would always close with "Forbidden"."""
+
+    def __init__(self, reason: Refusal) -> None:
+        super().__init__(reason.value)
+        self.reason = reason.value
 
 
 class ConnectionLimits:
@@ -150,7 +173,11 @@ class GuardedTransportWSHandler(SharedTransportWSHandler):
         await super().handle_subscribe(message)
 
     async def handle_connection_init(self, message: Any) -> None:
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except WebSocketRefused as refused:
+            await self.websocket.close(code=FORBIDDEN, reason=refused.reason)
+            return
         # The init timeout is cancelled by now; what it held need not live as long as the socket.
         self.connection_init_timeout_task = None
         principal = getattr(self.context, "principal", None)
@@ -171,9 +198,16 @@ class GuardedTransportWSHandler(SharedTransportWSHandler):
     async def _close_expired(self) -> None:
         # Closing ends every subscription of the socket; the client reconnects with a fresh token.
         with contextlib.suppress(Exception):
-            await self.websocket.close(code=TOKEN_EXPIRED, reason="Token expired")
+            await self.websocket.close(code=TOKEN_EXPIRED, reason=Refusal.EXPIRED.value)
 
 
-async def refuse_handshake(send: Send) -> None:
-    """Refuse before accepting: the client sees HTTP 403 and no socket is held."""
+async def refuse_handshake(send: Send, scope: Scope | None = None, response: Response | None = None) -> None:
+    """Refuse before accepting: the client sees HTTP 403 and no socket is held. With a response,
+    and a server that can send one (ASGI's websocket.http.response), the client sees that."""
+    extensions = (scope or {}).get("extensions") or {}
+    if response is not None and "websocket.http.response" in extensions:
+        start = {"type": "websocket.http.response.start", "status": response.status_code}
+        await send({**start, "headers": response.raw_headers})
+        await send({"type": "websocket.http.response.body", "body": response.body})
+        return
     await send({"type": "websocket.close", "code": 1008})

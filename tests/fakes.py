@@ -370,7 +370,7 @@ class InMemoryEventBus:
     def __init__(self) -> None:
         self.published: list[MediaEvent] = []
         self.fail_next_publish: BaseException | None = None
-        self._seen: set[str] = set()
+        self._ids: dict[str, str] = {}  # dedupe key -> the id it was published under
         self._sequence = 0
         self._subscribers: dict[str, set[InMemorySubscription]] = {}
 
@@ -378,15 +378,21 @@ class InMemoryEventBus:
         if self.fail_next_publish is not None:
             error, self.fail_next_publish = self.fail_next_publish, None
             raise error
-        if event.dedupe_key in self._seen:
+        if event.dedupe_key in self._ids:
             return None
-        self._seen.add(event.dedupe_key)
         self._sequence += 1
         event = dataclasses.replace(event, event_id=f"{self._sequence}-0")
+        self._ids[event.dedupe_key] = event.event_id
         self.published.append(event)
         for subscription in self._subscribers.get(event.owner_id, ()):
             subscription.queue.put_nowait(event)
         return event.event_id
+
+    async def published_id(self, event: MediaEvent) -> str | None:
+        return self._ids.get(event.dedupe_key)
+
+    async def last_id(self, user_id: str) -> str:
+        return f"{self._sequence}-0"
 
     @contextlib.asynccontextmanager
     async def subscribe(self, user_id: str, since: str | None = None) -> AsyncIterator[InMemorySubscription]:

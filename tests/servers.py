@@ -17,13 +17,13 @@ from infra.settings import Settings
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[str]:
+async def serving(settings: Settings, *, dev_sign_in: bool = False) -> AsyncIterator[str]:
     """One API process-equivalent (its own app, runtime and Redis pub/sub connection) under the
-    same server class `mediagraph serve` uses; yields its base URL."""
+    same server class `mediagraph serve` uses; yields its base URL. `dev_sign_in` as under
+    `mediagraph dev`."""
     port = free_port()
-    server = ApiServer(
-        server_config(create_app(settings), settings, host="127.0.0.1", port=port, lifespan="on")
-    )
+    app = create_app(settings, dev_sign_in=dev_sign_in)
+    server = ApiServer(server_config(app, settings, host="127.0.0.1", port=port, lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

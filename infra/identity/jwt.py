@@ -53,6 +53,9 @@ class JwtTokenVerifier:
                 leeway=self._leeway,
                 options={"require": REQUIRED_CLAIMS},
             )
+        except jwt.ExpiredSignatureError as exc:
+            # Raised only once the signature checked out: it tells nothing about forged tokens.
+            raise Unauthenticated("invalid or expired token", reason="TOKEN_EXPIRED") from exc
         except (jwt.PyJWTError, ValueError) as exc:
             # The reason stays server-side: clients learn only that the token was refused.
             raise Unauthenticated("invalid or expired token") from exc

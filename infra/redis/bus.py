@@ -45,6 +45,8 @@ local function newer(a, b)
   return am > bm or (am == bm and as > bs)
 end
 local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
+-- The marker keeps the id: mediaStatus asks under which id a media's current state was announced.
+redis.call('SET', KEYS[1], id, 'EX', ARGV[3])
 local cut = nil
 local excess = redis.call('XLEN', KEYS[2]) - tonumber(ARGV[4])
 if excess > 0 then
@@ -77,6 +79,18 @@ local trimmed = redis.call('GET', KEYS[2]) or '0-0'
 return {now_ms, trimmed, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
 """
 _REPLAY_PAGE = 200
+
+# The newest id of a user's stream; with none kept, an id just before anything XADD can give
+# from now on (an id of the current millisecond could equal the next entry's).
+_LAST_ID = """
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #newest > 0 then
+  return newest[1][1]
+end
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - 1
+return string.format('%.0f', ms) .. '-18446744073709551615'
+"""
 
 
 class SlowConsumer(MediagraphError):
@@ -158,6 +172,7 @@ class RedisEventBus:
         self._dedupe_ttl_s = dedupe_ttl_s
         self._script = redis.register_script(_PUBLISH)
         self._replay = redis.register_script(_REPLAY)
+        self._last_id = redis.register_script(_LAST_ID)
         self._subscribers: dict[str, set[_Subscriber]] = {}
         # Per user: set once Redis has confirmed the SUBSCRIBE (its reply came back), so a
         # replay read after it cannot miss an event published in between.
@@ -199,6 +214,15 @@ class RedisEventBus:
             return None
         metrics.EVENTS_PUBLISHED.labels(type=event.type.value).inc()
         return result.decode() if isinstance(result, bytes) else str(result)
+
+    async def published_id(self, event: MediaEvent) -> str | None:
+        value = await self._redis.get(f"{self._prefix}published:{event.dedupe_key}")
+        text = _text(value) if value is not None else None
+        # Markers written before ids were kept hold "1": published, under an unknown id.
+        return text if text is not None and "-" in text else None
+
+    async def last_id(self, user_id: str) -> str:
+        return _text(await self._last_id(keys=[self.stream_key(user_id)]))
 
     @contextlib.asynccontextmanager
     async def subscribe(self, user_id: str, since: str | None = None) -> AsyncIterator[_Subscriber]:

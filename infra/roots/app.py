@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -14,21 +15,23 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
+from infra.http import graphiql
 from infra.http.body_limit import BodyLimit
 from infra.http.client_ip import client_address, parse_networks
+from infra.http.cors import Cors, CorsPolicy, websocket_origin_refused
 from infra.http.request_log import RequestLog, WebSocketRegistry
+from infra.identity.dev_sign_in import TOKEN_TTL_S, sign_in_route
+from infra.identity.jwt import issue_dev_token
 from infra.observability import metrics
 from infra.observability.graphql import Observability
 from infra.observability.metrics import metrics_endpoint
@@ -43,7 +46,13 @@ from services.core.auth import Principal
 from services.core.errors import Unauthenticated
 from services.core.ports import TokenVerifier
 from subscriptions import fanout
-from subscriptions.ws_guard import ConnectionLimits, GuardedTransportWSHandler, refuse_handshake
+from subscriptions.ws_guard import (
+    ConnectionLimits,
+    GuardedTransportWSHandler,
+    Refusal,
+    WebSocketRefused,
+    refuse_handshake,
+)
 
 log = logging.getLogger("mediagraph.api")
 
@@ -63,7 +72,14 @@ def _refusal(status: int, message: str, reason: str) -> JSONResponse:
 
 
 class MediagraphGraphQL(GraphQL[Context, None]):
-    def __init__(self, settings: Settings, services: Services, tokens: TokenVerifier) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        services: Services,
+        tokens: TokenVerifier,
+        *,
+        graphiql_token: Callable[[], str] | None = None,
+    ) -> None:
         super().__init__(
             build_schema((Observability,)),
             graphql_ide="graphiql" if settings.graphiql and not settings.is_production else None,
@@ -71,10 +87,14 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_s),
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
-            allowed_origins=settings.cors_origins,
+            # Any: the handshake's Origin is checked before Strawberry sees it (_websocket), by
+            # the CORS policy, with a refusal that names our setting.
+            allowed_origins=("*",),
         )
+        self.cors = CorsPolicy.of(settings.cors_origins, development=not settings.is_production)
         self.services = services
         self.tokens = tokens
+        self.graphiql_token = graphiql_token  # `mediagraph dev`: a token for the headers tab
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self.production = settings.is_production
         self.limits = ConnectionLimits(
@@ -118,6 +138,10 @@ class MediagraphGraphQL(GraphQL[Context, None]):
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
+        refusal = websocket_origin_refused(self.cors, headers)
+        if refusal is not None:
+            await refuse_handshake(send, scope, refusal)
+            return
         peer = scope["client"][0] if scope.get("client") else None
         address = client_address(peer, headers.get("x-forwarded-for"), self.trusted_proxies) or "-"
         if not self.limits.acquire_address(address):
@@ -129,6 +153,9 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             await self.run(WebSocket(scope, receive=receive, send=send))  # GraphQL.__call__'s branch
         finally:
             self.limits.release_address(address)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql.page(request, self.graphiql_token)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         # Syntax errors raised by the parser cache bypass the ErrorCodes extension: shape here
@@ -164,16 +191,20 @@ class MediagraphGraphQL(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         params = context.connection_params or {}
         context.connection_params = None  # the token need not stay in memory as long as the socket
-        token = _bearer(params.get("Authorization") or params.get("authorization"))
+        header = params.get("Authorization") or params.get("authorization")
+        token = _bearer(header)
+        if token is None:
+            raise WebSocketRefused(Refusal.MISSING)
         if not token:
-            raise ConnectionRejectionError()
+            raise WebSocketRefused(Refusal.NOT_BEARER)
         try:
             principal = await self.tokens.verify(token)
         except Unauthenticated as exc:
-            raise ConnectionRejectionError() from exc
+            expired = exc.extensions.get("reason") == "TOKEN_EXPIRED"
+            raise WebSocketRefused(Refusal.EXPIRED if expired else Refusal.INVALID) from exc
         if not self.limits.acquire_user(id(context), principal.user_id):
             log.warning("websocket refused: too many for one user")
-            raise ConnectionRejectionError({"reason": "TOO_MANY_CONNECTIONS"})
+            raise WebSocketRefused(Refusal.TOO_MANY)
         context.principal = principal
         if self.services.social is not None:
             await self.services.social.touch(context.principal)
@@ -220,12 +251,28 @@ class GraphQLWebSockets:
         return self.app(scope, receive, send)
 
 
-def create_app(settings: Settings) -> Starlette:
+class _CorsOutermost(Starlette):
+    """CORS outside everything, Starlette's 500 handler included: the browser can read every
+    error (413, 401, 500) instead of reporting a network error."""
+
+    def __init__(self, cors: CorsPolicy, **kwargs: Any) -> None:
+        self.cors = cors
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Cors(super().build_middleware_stack(), self.cors)
+
+
+def create_app(settings: Settings, *, dev_sign_in: bool = False) -> Starlette:
+    """`dev_sign_in` adds POST /dev/sign-in: only `mediagraph dev` on loopback passes it."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_runtime(settings) as runtime:
             services = runtime.services
-            app.state.graphql = MediagraphGraphQL(settings, services, runtime.tokens)
+            app.state.graphql = MediagraphGraphQL(
+                settings, services, runtime.tokens, graphiql_token=graphiql_token
+            )
             app.state.runtime = runtime
             # Everything loaded so far (boto models, the schema, ...) lives as long as the
             # process: keep it out of the cyclic GC, whose full passes over it stalled every
@@ -276,24 +323,23 @@ def create_app(settings: Settings) -> Starlette:
         Middleware(GraphQLWebSockets),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
     ]
-    if settings.cors_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=list(settings.cors_origins),
-                allow_methods=["GET", "POST"],
-                allow_headers=["authorization", "content-type", "x-request-id"],
-                max_age=600,
-            )
-        )
-    app = Starlette(
-        routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            Route("/.well-known/jwks.json", jwks),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics_endpoint),
-        ],
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/.well-known/jwks.json", jwks),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+    ]
+    if settings.graphiql and not settings.is_production:
+        routes.append(graphiql.asset_route())
+    graphiql_token: Callable[[], str] | None = None
+    if dev_sign_in:
+        routes.append(sign_in_route(settings))
+        graphiql_token = functools.partial(issue_dev_token, settings, "alice", ttl_s=TOKEN_TTL_S)
+
+    app = _CorsOutermost(
+        CorsPolicy.of(settings.cors_origins, development=not settings.is_production),
+        routes=routes,
         middleware=middleware,
         lifespan=lifespan,
     )

@@ -21,6 +21,8 @@ from infra.aws.clients import open_clients
 from infra.aws.resources import ensure_resources
 from infra.aws.sqs_worker import SqsWorker
 from infra.http.server import ApiServer, server_config
+from infra.identity.dev_sign_in import PATH as SIGN_IN_PATH
+from infra.identity.dev_sign_in import is_loopback
 from infra.identity.jwt import issue_dev_token
 from infra.observability.logs import configure_logging
 from infra.roots.app import create_app
@@ -178,7 +180,10 @@ async def dev(host: str, port: int) -> None:
         settings = Settings(aws_endpoint_url=endpoint_url, worker_wait_s=2, worker_metrics_port=0)
         await init_resources(settings)
         token = issue_dev_token(settings, "alice", ttl_s=24 * 3600)
-        server = _QuietServer(server_config(create_app(settings), settings, host=host, port=port))
+        # Anyone who can reach the sign-in gets a token: it is offered on loopback only.
+        sign_in = is_loopback(host)
+        app = create_app(settings, dev_sign_in=sign_in)
+        server = _QuietServer(server_config(app, settings, host=host, port=port))
         stop = asyncio.Event()
 
         def shut_down() -> None:
@@ -194,7 +199,13 @@ async def dev(host: str, port: int) -> None:
             f"  moto (AWS): {endpoint_url}\n"
             f"  token (alice, 24 h):\n    {token}\n"
             '  In GraphiQL\'s headers tab: {"Authorization": "Bearer <token>"}\n'
-            "  More tokens: .venv/bin/mediagraph token --user bob\n  Ctrl-C stops everything.\n",
+            "  More tokens: .venv/bin/mediagraph token --user bob\n"
+            + (
+                f'  Browsers: POST http://{host}:{port}{SIGN_IN_PATH} {{"user": "bob"}} -> a token\n'
+                if sign_in
+                else f"  {SIGN_IN_PATH} is off: --host {host} is not a loopback address\n"
+            )
+            + "  Ctrl-C stops everything.\n",
             flush=True,
         )
         try:

@@ -1,10 +1,14 @@
-"""Custom scalars. Long: byte sizes beyond GraphQL Int's 2^31-1."""
+"""Custom scalars, described in the SDL so code generators can map them (clients/js maps
+DateTime to string and Long to number). Long: byte sizes beyond GraphQL Int's 2^31-1."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import datetime
 from typing import NewType
 
 import strawberry
+from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.types.scalar import ScalarDefinition
 
 _MAX_LONG = 2**63 - 1
@@ -25,8 +29,16 @@ def _parse_long(value: object) -> int:
 SCALARS: dict[object, ScalarDefinition] = {
     Long: strawberry.scalar(
         name="Long",
-        description="A non-negative 64-bit integer (sizes in bytes). Accepts numbers or decimal strings.",
+        description="A non-negative 64-bit integer (sizes in bytes), sent as a JSON number: exact in "
+        "JavaScript up to 2^53 (8 PiB). Accepts numbers or decimal strings.",
         serialize=int,
         parse_value=_parse_long,
-    )
+    ),
+    # Strawberry's own DateTime, with a description and the spec it follows (RFC 3339).
+    datetime: dataclasses.replace(
+        DateTimeDefinition,
+        description="A date and time in RFC 3339 / ISO 8601 with its UTC offset, as a string, e.g. "
+        "2026-12-04T12:00:00.123456+00:00. Inputs without an offset are taken as UTC.",
+        specified_by_url="https://scalars.graphql.org/andimarek/date-time",
+    ),
 }

@@ -189,6 +189,14 @@ class EventBus(Protocol):
         """Publish to the owner's subscribers; returns the event id, or None if this exact
         change (`event.dedupe_key`) was published before."""
 
+    async def published_id(self, event: MediaEvent) -> str | None:
+        """The id this change (`event.dedupe_key`) was published under, or None if it was not
+        (or its id is no longer known)."""
+
+    async def last_id(self, user_id: str) -> str:
+        """A position no later than any event of the user published from now on: the newest
+        kept event id, or an id before the next one when none is kept."""
+
     def subscribe(self, user_id: str, since: str | None = None) -> AbstractAsyncContextManager[Subscription]:
         """Events of one user from now on, until the context exits. With `since` (an event id),
         first the kept events after it, in order, then live ones: no gap, no duplicate.

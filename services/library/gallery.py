@@ -26,6 +26,7 @@ from services.core.ports import (
 from services.core.validation import normalize_tag
 from services.library.archive import Availability, availability_of
 from services.library.delivery import UrlMinter
+from services.library.media_status import status_events
 
 # Filtered listings read ahead in rounds; a page that needs more rounds than this comes out
 # short (hasNextPage true, cursor advanced) rather than scanning a whole partition.
@@ -256,6 +257,13 @@ class GalleryService:
         async with self._bus.subscribe(principal.user_id, since) as subscription:
             async for event in subscription:
                 yield event
+
+    def status(
+        self, viewer: Principal | None, media_id: str, since: str | None = None
+    ) -> AsyncIterator[MediaEvent]:
+        """Every state of one media the viewer may see, then the end (services/library/media_status.py).
+        Raises Unauthenticated, NotFound, BadUserInput (MALFORMED_SINCE, SINCE_EXPIRED)."""
+        return status_events(self._bus, self.get, viewer, media_id, since)
 
 
 def _normalized(filter: ListFilter) -> ListFilter:

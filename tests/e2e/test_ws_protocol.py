@@ -8,11 +8,13 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jwt as pyjwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from infra.settings import Settings
+from subscriptions.ws_guard import Refusal
 from tests.client import WsClient
 from tests.conftest import isolated_settings
 
@@ -84,11 +86,32 @@ async def test_subscribe_before_ack_closes_4401(api: str) -> None:
     assert (await closed_with(ws))[0] == 4401
 
 
-@pytest.mark.parametrize("payload", [{}, {"Authorization": "Bearer not-a-token"}])
-async def test_no_or_a_bad_token_closes_4403(api: str, payload: dict[str, str]) -> None:
+def _forged(**claims: object) -> str:
+    return pyjwt.encode({"sub": "alice", "iss": "mediagraph", "aud": "mediagraph-api", **claims}, "x" * 32)
+
+
+@pytest.mark.parametrize(
+    ("authorization", "reason"),
+    [
+        (None, Refusal.MISSING),
+        ("", Refusal.MISSING),
+        ("Token abc", Refusal.NOT_BEARER),
+        ("Bearer ", Refusal.NOT_BEARER),
+        ("Bearer not-a-token", Refusal.INVALID),
+        # Expired AND wrongly signed: only a token whose signature holds is called expired.
+        (f"Bearer {_forged(iat=1, exp=2)}", Refusal.INVALID),
+        ("Bearer {expired}", Refusal.EXPIRED),
+    ],
+)
+async def test_no_or_a_bad_token_closes_4403_saying_which_case(
+    api: str, token: Callable[..., str], authorization: str | None, reason: Refusal
+) -> None:
+    payload = (
+        {} if authorization is None else {"Authorization": authorization.format(expired=token(ttl_s=-60))}
+    )
     ws = await raw(api)
     await send(ws, {"type": "connection_init", "payload": payload})
-    assert (await closed_with(ws))[0] == 4403
+    assert await closed_with(ws) == (4403, reason.value)
 
 
 async def test_no_init_within_the_timeout_closes_4408(api: str) -> None:
@@ -135,7 +158,7 @@ async def test_connections_per_user_are_limited(api: str, token: Callable[..., s
     second = await initialised(api, token("alice"))
     third = await raw(api)
     await send(third, {"type": "connection_init", "payload": {"Authorization": f"Bearer {token('alice')}"}})
-    assert (await closed_with(third))[0] == 4403
+    assert await closed_with(third) == (4403, Refusal.TOO_MANY.value)
     # Another user is not affected, and a closed connection gives its slot back.
     other = await initialised(api, token("bob"))
     await first.close()
