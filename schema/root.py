@@ -27,6 +27,7 @@ from resolvers import social as social_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.extensions import ErrorCodes
 from schema.limits import limit_rules
+from schema.observability import Observability
 from schema.rate_limit import RateLimit
 from schema.types.account import AccountDeletion, DataExport
 from schema.types.audit import AuditEntryConnection
@@ -277,18 +278,16 @@ class ProfileRules(SchemaExtension):
 
 
 @functools.cache
-def build_schema(observers: tuple[type[SchemaExtension], ...] = ()) -> strawberry.Schema:
-    """The schema, built once per process and set of observers (Strawberry's type registry is
-    global). Observers are extensions that watch operations (the app passes its metrics and
-    tracing, infra/observability/graphql.py); the schema itself knows nothing of them."""
+def build_schema() -> strawberry.Schema:
+    """The schema, built once per process (Strawberry's type registry is global)."""
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=[
             # Factories: a fresh extension per operation (shared instances leak request state).
-            # Observers before ErrorCodes: they must see the shaped errors on the way out.
-            *observers,
+            # Observability before ErrorCodes: it must see the shaped errors on the way out.
+            Observability,
             ErrorCodes,
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),

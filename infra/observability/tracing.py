@@ -1,7 +1,7 @@
 """OpenTelemetry tracing: off by default; `MEDIAGRAPH_OTEL_ENABLED=true` exports spans over OTLP/HTTP
 (the AWS Distro for OpenTelemetry collector forwards them to X-Ray; trace ids are X-Ray shaped).
 
-Spans: the HTTP request (infra/http/request_log.py) → the GraphQL operation (infra/observability/graphql.py)
+Spans: the HTTP request (infra/http/request_log.py) → the GraphQL operation (schema/observability.py)
 → each AWS call (`TracedClient`) and Redis command (the redis instrumentation); in the worker,
 one span per SQS message → one per pipeline step (`OtelTelemetry`) → AWS and Redis calls.
 Tracers are looked up at call time, so clients wrapped before tracing was enabled are traced too.

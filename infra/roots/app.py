@@ -33,7 +33,6 @@ from infra.http.request_log import RequestLog, WebSocketRegistry
 from infra.identity.dev_sign_in import TOKEN_TTL_S, sign_in_route
 from infra.identity.jwt import issue_dev_token
 from infra.observability import metrics
-from infra.observability.graphql import Observability
 from infra.observability.metrics import metrics_endpoint
 from infra.observability.request_context import request_id_from
 from infra.roots.runtime import Runtime, open_runtime
@@ -81,7 +80,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         graphiql_token: Callable[[], str] | None = None,
     ) -> None:
         super().__init__(
-            build_schema((Observability,)),
+            build_schema(),
             graphql_ide="graphiql" if settings.graphiql and not settings.is_production else None,
             allow_queries_via_get=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
