@@ -66,3 +66,36 @@ async def test_loopback_origins_are_allowed_in_development_only(development: boo
             assert preflight.status_code == (200 if allowed else 403), origin
             response = await client.get("/graphql", headers={"Origin": origin})
             assert (response.headers.get("access-control-allow-origin") == origin) is allowed
+
+
+async def test_a_500_from_starlettes_error_handler_carries_cors_headers() -> None:
+    from starlette.routing import Route
+
+    from infra.app import CorsOutermost
+
+    async def broken(request: object) -> PlainTextResponse:
+        raise RuntimeError("a bug")
+
+    app = CorsOutermost(CorsPolicy.of([], development=True), routes=[Route("/broken", broken)])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        response = await client.get("/broken", headers={"Origin": "http://localhost:5173"})
+    assert response.status_code == 500
+    assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),  # noqa: S104  # a value under test, nothing binds
+        ("192.168.1.5", False),
+    ],
+)
+def test_mediagraph_dev_offers_sign_in_on_loopback_hosts_only(host: str, loopback: bool) -> None:
+    from infra.dev_sign_in import is_loopback
+
+    assert is_loopback(host) is loopback
