@@ -15,10 +15,10 @@ import httpx
 from websockets.asyncio.client import connect
 
 from bench.harness import BENCH_SECRET, free_port, percentile, requests_per_second, subprocess_server
-from infra.aws_clients import open_clients
-from infra.embedded import moto_server
-from infra.jwt import issue_dev_token
-from infra.resources import ensure_resources
+from infra.aws.clients import open_clients
+from infra.aws.embedded import moto_server
+from infra.aws.resources import ensure_resources
+from infra.identity.jwt import issue_dev_token
 from infra.settings import Settings
 from tests.client import WsClient, create_upload, put_upload
 from tests.media_files import jpeg_bytes
@@ -76,8 +76,8 @@ async def _ours(settings: Settings, uploads: int, warmup: int) -> tuple[list[flo
     env = _env(settings)
     token = issue_dev_token(settings, "bench")
     with (
-        subprocess_server(["-m", "infra.cli", "serve", "--port", str(port)], port, env),
-        subprocess_server(["-m", "infra.cli", "worker"], port, env),
+        subprocess_server(["-m", "infra.roots.cli", "serve", "--port", str(port)], port, env),
+        subprocess_server(["-m", "infra.roots.cli", "worker"], port, env),
     ):
         latencies: list[float] = []
         async with WsClient(base, token) as ws:

@@ -18,20 +18,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bench.harness import BENCH_SECRET
-from infra.app import MediagraphGraphQL
-from infra.jwt import JwtTokenVerifier
-from infra.page_cache import CachedMediaRepository
+from infra.identity.jwt import JwtTokenVerifier
+from infra.redis.page_cache import CachedMediaRepository
+from infra.roots.app import MediagraphGraphQL
 from infra.settings import Settings
-from schema.types.context import Services
-from services.editing import EditingService
-from services.engagement import EngagementService
-from services.feed import FeedService
-from services.gallery import GalleryService
-from services.media import Media, MediaStatus, Visibility
-from services.pagination import CursorCodec
-from services.ports import MediaRepository
-from services.review import ReviewService
-from services.uploads import UploadPolicy, UploadService
+from services.bundle import Services
+from services.community.engagement import EngagementService
+from services.community.feed import FeedService
+from services.core.media import Media, MediaStatus, Visibility
+from services.core.pagination import CursorCodec
+from services.core.ports import MediaRepository
+from services.ingest.uploads import UploadPolicy, UploadService
+from services.library.editing import EditingService
+from services.library.gallery import GalleryService
+from services.library.review import ReviewService
 from tests.fakes import (
     InMemoryBlobStore,
     InMemoryEngagementStore,

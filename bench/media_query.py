@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.harness import BENCH_SECRET, free_port, median, requests_per_second, subprocess_server
 from bench.media_app import MEDIA_ID, PAGE_QUERY, QUERY
-from infra.jwt import issue_dev_token
+from infra.identity.jwt import issue_dev_token
 from infra.settings import Settings
 
 

@@ -24,11 +24,11 @@ from ulid import ULID
 from bench.core_path import _env, _settings, prepare_resources
 from bench.harness import free_port, median, percentile, subprocess_server
 from bench.ws_counter import CountingClient, open_client
-from infra.embedded import moto_server
-from infra.jwt import issue_dev_token
-from infra.redis_bus import RedisEventBus
-from services.events import MediaEvent, MediaEventType
-from services.media import MediaStatus
+from infra.aws.embedded import moto_server
+from infra.identity.jwt import issue_dev_token
+from infra.redis.bus import RedisEventBus
+from services.core.events import MediaEvent, MediaEventType
+from services.core.media import MediaStatus
 from tests.fakes import make_media
 
 SUBSCRIPTION = "subscription { mediaEvents { eventId type occurredAt media { mediaId status title } } }"
@@ -179,7 +179,7 @@ async def run(
 
         # Memory of 20 idle subscriptions per WebSocket (the connection's cost shared).
         port = free_port()
-        with subprocess_server(["-m", "infra.cli", "serve", "--port", str(port)], port, env) as server:
+        with subprocess_server(["-m", "infra.roots.cli", "serve", "--port", str(port)], port, env) as server:
             async with _clients(5, lambda: _connect_graphql(port, token, 20)):
                 await asyncio.sleep(0.5)  # code paths loaded before the baseline
             await asyncio.sleep(0.5)
@@ -195,7 +195,7 @@ async def run(
         channel = f"{settings.redis_prefix}relay"
         relay = ["-m", "bench.broadcast_relay", "--port", str(relay_port), "--redis-url", redis_url]
         with (
-            subprocess_server(["-m", "infra.cli", "serve", "--port", str(port)], port, env) as server,
+            subprocess_server(["-m", "infra.roots.cli", "serve", "--port", str(port)], port, env) as server,
             subprocess_server([*relay, "--channel", channel], relay_port, env),
         ):
             async with _clients(5, lambda: _connect_graphql(port, token, 1)):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import ipaddress
 from enum import StrEnum
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-from infra.cors import normalize_origin
 
 DEFAULT_CONTENT_TYPES = (
     "image/jpeg",
@@ -22,6 +21,30 @@ DEFAULT_CONTENT_TYPES = (
 )
 # Placeholders that must never reach a deployed service.
 _WEAK_SECRETS = {"changeme", "change-me", "secret", "dev", "development"}
+
+
+CORS_SETTING = "MEDIAGRAPH_CORS_ORIGINS"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(value: str) -> str:
+    """An origin as browsers send it: lower-case scheme and host, no default port, no trailing
+    slash. Raises ValueError naming the setting for anything that is not an http(s) origin."""
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{CORS_SETTING}: {value!r} is not an origin") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"{CORS_SETTING}: {value!r} is not an origin like https://app.example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{CORS_SETTING}: {value!r} has more than scheme://host[:port]")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}"
 
 
 class Profile(StrEnum):
@@ -113,7 +136,7 @@ class Settings(BaseSettings):
     graphiql: bool = True
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     # Browser origins allowed to call the API (normalised: case, default port, trailing slash).
-    # The development profile also allows http://localhost:*, http://127.0.0.1:* (infra/cors.py).
+    # The development profile also allows http://localhost:*, http://127.0.0.1:* (infra/http/cors.py).
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     public_url: str = "http://127.0.0.1:8000"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from schema.types.account import AccountDeletion, DataExport
 from schema.types.context import Info
-from services.account import AccountService
-from services.errors import MediagraphError
+from services.core.errors import MediagraphError
+from services.library.account import AccountService
 
 
 def _accounts(info: Info) -> AccountService:

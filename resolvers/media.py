@@ -9,7 +9,7 @@ from schema.types.context import Info
 from schema.types.enums import Ranking
 from schema.types.filters import MediaFilter
 from schema.types.media import Media, decode_media_id
-from services.errors import NotFound
+from services.core.errors import NotFound
 
 
 async def media(info: Info, id: strawberry.ID) -> Media | None:

@@ -7,7 +7,7 @@ import strawberry
 from schema.types.context import Info
 from schema.types.media import Media, decode_media_id
 from schema.types.multipart import CompletedPartInput, PartInput, UploadPartUrl, UploadProgress
-from services.auth import require
+from services.core.auth import require
 
 
 async def upload_part_urls(

@@ -8,9 +8,9 @@ from schema.types.audit import AuditEntryConnection
 from schema.types.connection import MediaConnection
 from schema.types.context import Info
 from schema.types.media import Media, decode_media_id
-from services.audit import Auditor
-from services.errors import MediagraphError
-from services.retention import RetentionService
+from services.core.audit import Auditor
+from services.core.errors import MediagraphError
+from services.library.retention import RetentionService
 
 
 def _retention(info: Info) -> RetentionService:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from schema.types.context import Info
 from schema.types.session import SessionTokens
-from services.errors import BadUserInput
-from services.sessions import SessionService
+from services.access.sessions import SessionService
+from services.core.errors import BadUserInput
 
 
 def _sessions(info: Info) -> SessionService:

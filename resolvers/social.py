@@ -7,19 +7,19 @@ import strawberry
 from schema.types.context import Info
 from schema.types.media import User, decode_media_id
 from schema.types.social import Friendship, MediaViewConnection, UserConnection
-from services.social import SocialService
-from services.views import ViewService
+from services.community.social import SocialService
+from services.library.views import ViewService
 
 
 def _social(info: Info) -> SocialService:
     social = info.context.services.social
-    assert social is not None, "friends are wired in infra/runtime.py"
+    assert social is not None, "friends are wired in infra/roots/runtime.py"
     return social
 
 
 def _views(info: Info) -> ViewService:
     views = info.context.services.views
-    assert views is not None, "views are wired in infra/runtime.py"
+    assert views is not None, "views are wired in infra/roots/runtime.py"
     return views
 
 

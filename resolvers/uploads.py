@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schema.types.context import Info
 from schema.types.upload import CreateUploadInput, CreateUploadPayload
-from services.auth import require
+from services.core.auth import require
 
 
 async def create_upload(info: Info, input: CreateUploadInput) -> CreateUploadPayload:

@@ -1,6 +1,6 @@
 """Error shaping: every error leaves with an `extensions.code`; unexpected ones are masked.
 
-Domain errors (services.errors) keep their message and code. Errors graphql-core raises for
+Domain errors (services.core.errors) keep their message and code. Errors graphql-core raises for
 the request itself (syntax, validation, variable coercion) become BAD_USER_INPUT. Anything else
 is a bug: clients see "Internal server error" and a request id, the log has the traceback.
 """
@@ -17,7 +17,7 @@ from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
-from services.errors import MediagraphError
+from services.core.errors import MediagraphError
 
 log = logging.getLogger("mediagraph.graphql")
 # graphql-core's hints name fields, arguments, types and enum values the client did not ask for.

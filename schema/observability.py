@@ -18,8 +18,8 @@ from opentelemetry.trace import Status, StatusCode
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
-from infra import metrics, request_context
-from infra.tracing import tracer
+from infra.observability import metrics, request_context
+from infra.observability.tracing import tracer
 
 log = logging.getLogger("mediagraph.graphql")
 UNKNOWN = "unknown"

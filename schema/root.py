@@ -39,7 +39,7 @@ from schema.types.scalars import SCALARS
 from schema.types.session import SessionTokens
 from schema.types.social import Friendship, MediaViewConnection, UserConnection
 from schema.types.upload import CreateUploadPayload
-from services.pagination import MAX_PAGE_SIZE
+from services.core.pagination import MAX_PAGE_SIZE
 from subscriptions import media as media_subscriptions
 
 MAX_DEPTH = 10

@@ -7,7 +7,7 @@ group), every event is executed and encoded once, and each member gets the encod
 its own bounded queue, wrapped with its operation id. A member that falls `queue_size` events
 behind gets RATE_LIMITED and completes, like a slow consumer of the bus; the others go on.
 Under `mediagraph serve` the group writes each member's frame at once (the protocol's
-SEND_TEXT_NOW, infra/ws_protocol.py), so an event costs one execution, one encoding and one
+SEND_TEXT_NOW, infra/http/ws_protocol.py), so an event costs one execution, one encoding and one
 write per subscriber, and no coroutine or task switch per subscriber.
 
 Only live-only operations are shared: joining a group half way must give what a fresh
@@ -49,7 +49,7 @@ log = logging.getLogger("mediagraph.fanout")
 
 # The ASGI extension a server offers to write a text frame without awaiting:
 # scope["extensions"][SEND_TEXT_NOW](utf8) -> True once written, False when the socket's buffer
-# is full (then the ordinary ASGI send waits for it). infra/ws_protocol.py offers it under the
+# is full (then the ordinary ASGI send waits for it). infra/http/ws_protocol.py offers it under the
 # same name.
 SEND_TEXT_NOW = "mediagraph.websocket.send_text_now"
 

@@ -18,13 +18,13 @@ import pytest
 import redis
 from ulid import ULID
 
-from infra.aws_clients import AwsClients, open_clients
-from infra.embedded import free_port, moto_server
-from infra.jwt import issue_dev_token
-from infra.resources import Resources, ensure_resources
-from infra.runtime import Runtime, open_runtime
+from infra.aws.clients import AwsClients, open_clients
+from infra.aws.embedded import free_port, moto_server
+from infra.aws.resources import Resources, ensure_resources
+from infra.aws.sqs_worker import SqsWorker
+from infra.identity.jwt import issue_dev_token
+from infra.roots.runtime import Runtime, open_runtime
 from infra.settings import Settings
-from infra.sqs_worker import SqsWorker
 from tests.servers import serving
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"

@@ -1,4 +1,4 @@
-"""In-memory implementations of the ports in `services/ports.py`, for unit tests of the services
+"""In-memory implementations of the ports in `services/core/ports.py`, for unit tests of the services
 and for benchmarks that need an in-process repository. Never used against real infrastructure."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from ulid import ULID
 
-from services.errors import Conflict, NotFound
-from services.events import MediaEvent, event_position
-from services.media import Media, MediaStatus, Visibility, utcnow
-from services.ports import (
+from services.core.errors import Conflict, NotFound
+from services.core.events import MediaEvent, event_position
+from services.core.media import Media, MediaStatus, Visibility, utcnow
+from services.core.ports import (
     AuditEntry,
     AuditPage,
     BlobInfo,
@@ -32,7 +32,7 @@ from services.ports import (
 )
 
 if TYPE_CHECKING:
-    from services.ports import (
+    from services.core.ports import (
         AuditLog,
         BlobStore,
         EngagementStore,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from infra.images import PillowImageProcessor
-from infra.moderation import LocalRuleModerator
-from infra.scanners import EicarScanner
-from services.inspection import Moderator
-from services.pipeline import Step, default_steps
-from services.ports import BlobStore, MediaRepository
+from infra.media.images import PillowImageProcessor
+from infra.media.moderation import LocalRuleModerator
+from infra.media.scanners import EicarScanner
+from services.core.ports import BlobStore, MediaRepository
+from services.ingest.inspection import Moderator
+from services.ingest.pipeline import Step, default_steps
 
 TEST_MAX_PIXELS = 20_000_000
 

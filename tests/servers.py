@@ -10,9 +10,9 @@ from typing import Any
 
 import uvicorn
 
-from infra.app import create_app
-from infra.embedded import free_port
-from infra.server import ApiServer, server_config
+from infra.aws.embedded import free_port
+from infra.http.server import ApiServer, server_config
+from infra.roots.app import create_app
 from infra.settings import Settings
 
 

@@ -7,8 +7,8 @@ from typing import Self
 
 import strawberry
 
-from services.account import AccountDeletion as AccountDeletionModel
-from services.account import DataExport as DataExportModel
+from services.library.account import AccountDeletion as AccountDeletionModel
+from services.library.account import DataExport as DataExportModel
 
 
 @strawberry.type(description="What deleteAccount did.")

@@ -10,8 +10,8 @@ import strawberry
 from strawberry import relay
 
 from schema.types.connection import page_info
-from services.audit import AuditPageView
-from services.ports import AuditEntry as AuditEntryModel
+from services.core.audit import AuditPageView
+from services.core.ports import AuditEntry as AuditEntryModel
 
 
 @strawberry.type(description="One field an audited step changed, as JSON values.")

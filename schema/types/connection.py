@@ -8,7 +8,7 @@ import strawberry
 from strawberry import relay
 
 from schema.types.media import Media
-from services.gallery import MediaPage
+from services.library.gallery import MediaPage
 
 
 def page_info(

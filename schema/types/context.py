@@ -8,38 +8,9 @@ from typing import Any
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from services.account import AccountService
-from services.audit import Auditor
-from services.auth import Principal
-from services.editing import EditingService
-from services.engagement import EngagementService
-from services.feed import FeedService
-from services.gallery import GalleryService
-from services.ports import MediaStats
-from services.rate_limits import RateLimitService
-from services.retention import RetentionService
-from services.review import ReviewService
-from services.sessions import SessionService
-from services.social import SocialService
-from services.uploads import UploadService
-from services.views import ViewService
-
-
-@dataclass(frozen=True, slots=True)
-class Services:
-    uploads: UploadService
-    gallery: GalleryService
-    editing: EditingService
-    engagement: EngagementService
-    feed: FeedService
-    review: ReviewService
-    rate_limits: RateLimitService | None = None  # None: no limits (unit tests, benchmarks)
-    retention: RetentionService | None = None  # None: delete/restore/trash unavailable
-    audit: Auditor | None = None
-    accounts: AccountService | None = None
-    social: SocialService | None = None  # None: friends unavailable (unit tests, benchmarks)
-    views: ViewService | None = None
-    sessions: SessionService | None = None  # None: no upstream identity provider configured
+from services.bundle import Services
+from services.core.auth import Principal
+from services.core.ports import MediaStats
 
 
 @dataclass(slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from schema.types.enums import Visibility
-from services.editing import MediaChanges
+from services.library.editing import MediaChanges
 
 
 @strawberry.input(description="Only the fields you give change.")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import strawberry
 
-from services.archive import Availability
-from services.events import MediaEventType
-from services.media import MediaStatus, Visibility
-from services.ports import FriendshipState
-from services.ranking import Ranking
+from services.community.ranking import Ranking
+from services.core.events import MediaEventType
+from services.core.media import MediaStatus, Visibility
+from services.core.ports import FriendshipState
+from services.library.archive import Availability
 
 strawberry.enum(MediaStatus, description="Where an upload is in its life.")
 strawberry.enum(Visibility, description="Who may see a media item besides its owner.")

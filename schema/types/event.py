@@ -8,7 +8,7 @@ import strawberry
 
 from schema.types.enums import MediaEventType
 from schema.types.media import Media
-from services.events import MediaEvent as MediaEventModel
+from services.core.events import MediaEvent as MediaEventModel
 
 
 @strawberry.type

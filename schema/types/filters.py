@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 
 from schema.types.enums import MediaStatus
-from services.ports import ListFilter
+from services.core.ports import ListFilter
 
 
 @strawberry.input(description="Narrow a listing. Every filter is served by an index, never a scan.")

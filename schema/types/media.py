@@ -12,8 +12,8 @@ from schema.types.context import Info
 from schema.types.enums import Availability, MediaStatus, Visibility
 from schema.types.scalars import Long
 from schema.types.variant import MediaVariant
-from services.errors import NotFound
-from services.media import Media as MediaModel
+from services.core.errors import NotFound
+from services.core.media import Media as MediaModel
 
 
 @strawberry.type(description="A user, as far as others may see them.")

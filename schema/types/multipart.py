@@ -6,8 +6,15 @@ import strawberry
 
 from schema.types.presigned import PresignedUpload
 from schema.types.scalars import Long
-from services.multipart import CompletedPart, MultipartPlan, PartRequest, PresignedPart, Progress, b64_to_hex
-from services.ports import UploadedPart
+from services.core.ports import UploadedPart
+from services.ingest.multipart import (
+    CompletedPart,
+    MultipartPlan,
+    PartRequest,
+    PresignedPart,
+    Progress,
+    b64_to_hex,
+)
 
 
 @strawberry.input(description="A part to presign; with sha256 the part's checksum is signed into the URL.")

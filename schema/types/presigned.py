@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import strawberry
 
-from services.ports import PresignedRequest
+from services.core.ports import PresignedRequest
 
 
 @strawberry.type

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from services.review import ReviewDecision
+from services.library.review import ReviewDecision
 
 strawberry.enum(ReviewDecision, description="What an admin decides about quarantined media.")
 

@@ -6,7 +6,7 @@ from typing import Self
 
 import strawberry
 
-from services.sessions import SessionTokens as SessionTokensModel
+from services.access.sessions import SessionTokens as SessionTokensModel
 
 
 @strawberry.type(description="A short-lived access token and the refresh token that renews it.")

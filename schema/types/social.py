@@ -10,8 +10,8 @@ from strawberry import relay
 from schema.types.connection import page_info
 from schema.types.enums import FriendshipState
 from schema.types.media import User
-from services.social import UserPage
-from services.views import ViewPage
+from services.community.social import UserPage
+from services.library.views import ViewPage
 
 
 @strawberry.type(description="You and another user.")

@@ -9,7 +9,7 @@ from schema.types.media import Media
 from schema.types.multipart import MultipartUpload
 from schema.types.presigned import HttpHeader, PresignedUpload
 from schema.types.scalars import Long
-from services.uploads import UploadRequest, UploadTicket
+from services.ingest.uploads import UploadRequest, UploadTicket
 
 __all__ = ["CreateUploadInput", "CreateUploadPayload", "HttpHeader", "PresignedUpload"]
 

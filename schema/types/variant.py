@@ -7,8 +7,8 @@ from typing import Self
 import strawberry
 
 from schema.types.context import Info
-from services.media import Media as MediaModel
-from services.media import Variant
+from services.core.media import Media as MediaModel
+from services.core.media import Variant
 
 
 @strawberry.type(description="A derived image: EXIF and location removed, orientation applied, WebP.")

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from infra.runtime import Runtime
-from services.media import MediaStatus
+from infra.roots.runtime import Runtime
+from services.core.media import MediaStatus
 from tests.client import error_codes, gql
 from tests.e2e.test_listing import seed
 

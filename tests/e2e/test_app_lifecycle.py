@@ -8,7 +8,7 @@ import gc
 import httpx
 import pytest
 
-from infra.resources import Resources
+from infra.aws.resources import Resources
 from infra.settings import Settings
 from tests.servers import serving
 

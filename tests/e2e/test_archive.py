@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from infra.runtime import Runtime
+from infra.roots.runtime import Runtime
 from tests.client import gql
 from tests.e2e.test_listing import seed
 

@@ -19,8 +19,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from infra.embedded import free_port
-from infra.resources import Resources
+from infra.aws.embedded import free_port
+from infra.aws.resources import Resources
 from infra.settings import Settings
 from tests.client import error_codes, gql
 from tests.conftest import isolated_settings

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.sqs_worker import SqsWorker
+from infra.aws.sqs_worker import SqsWorker
 from tests.client import WsClient, create_upload, error_codes, gql, put_upload
 from tests.media_files import jpeg_bytes, png_bytes
 

@@ -13,8 +13,8 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from infra.graphiql import sri
-from infra.resources import Resources
+from infra.aws.resources import Resources
+from infra.http.graphiql import sri
 from infra.settings import Settings
 from tests.client import gql
 from tests.servers import serving

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from infra.app import MediagraphGraphQL
-from infra.runtime import Runtime
+from infra.roots.app import MediagraphGraphQL
+from infra.roots.runtime import Runtime
 from infra.settings import Settings
 from schema.root import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from tests.client import error_codes, gql

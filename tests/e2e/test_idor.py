@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from ulid import ULID
 
+from infra.aws.sqs_worker import SqsWorker
 from infra.settings import Settings
-from infra.sqs_worker import SqsWorker
 from tests.client import WsClient, create_upload, error_codes, gql, put_upload
 from tests.conftest import isolated_settings
 from tests.media_files import jpeg_bytes

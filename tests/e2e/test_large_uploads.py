@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.aws_clients import AwsClients
+from infra.aws.clients import AwsClients
+from infra.aws.sqs_worker import SqsWorker
 from infra.settings import Settings
-from infra.sqs_worker import SqsWorker
 from tests.client import WsClient, error_codes, gql
 from tests.conftest import isolated_settings
 from tests.media_files import mp4_bytes

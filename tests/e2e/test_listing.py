@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from infra.runtime import Runtime
-from services.media import Media, MediaStatus, Visibility
+from infra.roots.runtime import Runtime
+from services.core.media import Media, MediaStatus, Visibility
 from tests.client import error_codes, gql
 from tests.fakes import make_media
 from tests.media_files import jpeg_bytes

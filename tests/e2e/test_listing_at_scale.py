@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from infra.dynamo import to_item
-from infra.runtime import Runtime
-from services.media import Media, MediaStatus, Visibility, utcnow
+from infra.aws.dynamo import to_item
+from infra.roots.runtime import Runtime
+from services.core.media import Media, MediaStatus, Visibility, utcnow
 from tests.client import gql
 from tests.fakes import make_media
 from tests.media_files import jpeg_bytes

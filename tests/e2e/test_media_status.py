@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from infra.resources import Resources
+from infra.aws.resources import Resources
+from infra.aws.sqs_worker import SqsWorker
 from infra.settings import Settings
-from infra.sqs_worker import SqsWorker
 from tests.client import WsClient, create_upload, put_upload
 from tests.media_files import EICAR, corrupt_jpeg, photo
 from tests.servers import serving

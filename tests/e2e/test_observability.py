@@ -14,10 +14,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from infra.logs import JsonFormatter
-from infra.resources import Resources
-from infra.runtime import Runtime
-from infra.sqs_worker import SqsWorker
+from infra.aws.resources import Resources
+from infra.aws.sqs_worker import SqsWorker
+from infra.observability.logs import JsonFormatter
+from infra.roots.runtime import Runtime
 from tests.client import CREATE_UPLOAD, WsClient, gql, put_upload
 from tests.conftest import TEST_SECRET
 from tests.media_files import jpeg_bytes
@@ -183,7 +183,7 @@ async def test_dlq_depth_is_exported(runtime: Runtime, resources: Resources) -> 
         runtime.clients.sqs, resources.queue_url, runtime.processing, dlq_url=resources.dlq_url
     )
     await worker.refresh_queue_depths()
-    from infra import metrics
+    from infra.observability import metrics
 
     assert metrics.sample("mediagraph_queue_messages", {"queue": "dlq"}) == 1
     assert metrics.sample("mediagraph_queue_messages", {"queue": "main"}) == 0

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from infra.runtime import Runtime
-from infra.sqs_worker import SqsWorker
+from infra.aws.sqs_worker import SqsWorker
+from infra.roots.runtime import Runtime
 from tests.client import create_upload, error_codes, gql, put_upload
 from tests.media_files import EICAR, jpeg_with_gps, mp4, photo, png_bytes
 from tests.media_files import resized as resized_copy

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.resources import Resources
+from infra.aws.resources import Resources
 from infra.settings import Settings
 from tests.client import WsClient, create_upload, gql
 from tests.media_files import jpeg_bytes

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from infra.embedded import free_port
+from infra.aws.embedded import free_port
 from infra.settings import Settings
 from tests.client import WsClient, create_upload, gql
 from tests.conftest import make_settings

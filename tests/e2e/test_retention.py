@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from infra.runtime import Runtime
-from infra.sqs_worker import SqsWorker
-from services.media import MediaStatus, Visibility
+from infra.aws.sqs_worker import SqsWorker
+from infra.roots.runtime import Runtime
+from services.core.media import MediaStatus, Visibility
 from tests.client import WsClient, create_upload, error_codes, gql, put_upload
 from tests.e2e.test_listing import seed
 from tests.media_files import jpeg_bytes

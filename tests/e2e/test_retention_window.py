@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from infra.runtime import Runtime
+from infra.aws.sqs_worker import SqsWorker
+from infra.roots.runtime import Runtime
 from infra.settings import Settings
-from infra.sqs_worker import SqsWorker
 from tests.client import error_codes, gql
 from tests.conftest import isolated_settings
 from tests.e2e.test_listing import seed

@@ -10,9 +10,9 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from infra import tracing
+from infra.aws.sqs_worker import SqsWorker
+from infra.observability import tracing
 from infra.settings import Settings
-from infra.sqs_worker import SqsWorker
 from tests.client import create_upload, gql, put_upload
 from tests.media_files import jpeg_bytes
 

@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from infra.metrics import sample
-from infra.runtime import Runtime
+from infra.observability.metrics import sample
+from infra.roots.runtime import Runtime
 from infra.settings import Settings
-from services.media import Media, MediaStatus, Visibility
+from services.core.media import Media, MediaStatus, Visibility
 from tests.client import WsClient, error_codes, gql
 from tests.e2e.test_listing import seed
 

@@ -14,7 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from infra.settings import Settings
-from infra.ws_guard import Refusal
+from subscriptions.ws_guard import Refusal
 from tests.client import WsClient
 from tests.conftest import isolated_settings
 

@@ -13,12 +13,12 @@ import pytest
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 
-from infra.app import create_app
-from infra.resources import Resources
-from infra.runtime import Runtime
+from infra.aws.resources import Resources
+from infra.roots.app import create_app
+from infra.roots.runtime import Runtime
 from infra.settings import Settings
-from services.events import MediaEvent, MediaEventType
-from services.media import utcnow
+from services.core.events import MediaEvent, MediaEventType
+from services.core.media import utcnow
 from tests.conftest import isolated_settings
 from tests.fakes import make_media
 from tests.servers import serving_small_buffers

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from infra.embedded import free_port
-from infra.pipeline import scanners
-from infra.scanners import ClamdError, ClamdScanner, parse_reply
+from infra.aws.embedded import free_port
+from infra.media.pipeline import scanners
+from infra.media.scanners import ClamdError, ClamdScanner, parse_reply
 from infra.settings import Settings
-from services.media import MediaStatus
-from services.pipeline import default_steps
-from services.processing import ObjectCreated, ProcessingService
+from services.core.media import MediaStatus
+from services.ingest.pipeline import default_steps
+from services.ingest.processing import ObjectCreated, ProcessingService
 from tests.conftest import TEST_SECRET
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
 from tests.media_files import photo
@@ -93,8 +93,8 @@ async def test_clamd_finds_its_signature_and_passes_clean_files(clamd_port: int,
 async def test_an_upload_clamd_flags_is_quarantined(clamd_port: int) -> None:
     settings = Settings(_env_file=None, jwt_secret=TEST_SECRET, clamd_host="127.0.0.1", clamd_port=clamd_port)
     repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
-    from infra.images import PillowImageProcessor
-    from infra.moderation import LocalRuleModerator
+    from infra.media.images import PillowImageProcessor
+    from infra.media.moderation import LocalRuleModerator
 
     steps = default_steps(
         repo=repo,

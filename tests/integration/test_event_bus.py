@@ -12,10 +12,10 @@ import pytest
 from redis.asyncio import Redis
 from ulid import ULID
 
-from infra.redis_bus import RedisEventBus, SlowConsumer
+from infra.redis.bus import RedisEventBus, SlowConsumer
 from infra.settings import Settings
-from services.events import EventsExpired, MediaEvent, MediaEventType
-from services.media import Media, MediaStatus
+from services.core.events import EventsExpired, MediaEvent, MediaEventType
+from services.core.media import Media, MediaStatus
 from tests.fakes import make_media
 
 pytestmark = pytest.mark.integration

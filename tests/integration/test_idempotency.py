@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra.idempotency import DynamoIdempotencyStore
-from infra.runtime import Runtime
-from services.ports import IdempotencyClaim
+from infra.aws.idempotency import DynamoIdempotencyStore
+from infra.roots.runtime import Runtime
+from services.core.ports import IdempotencyClaim
 
 pytestmark = pytest.mark.integration
 

@@ -19,14 +19,14 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from infra.aws_clients import AwsClients, open_clients
-from infra.jwt import issue_dev_token
-from infra.regions import ReplicaAwareBlobStore
-from infra.resources import ensure_resources
-from infra.runtime import Runtime, open_runtime
-from infra.s3 import S3BlobStore
+from infra.aws.clients import AwsClients, open_clients
+from infra.aws.regions import ReplicaAwareBlobStore
+from infra.aws.resources import ensure_resources
+from infra.aws.s3 import S3BlobStore
+from infra.aws.sqs_worker import SqsWorker
+from infra.identity.jwt import issue_dev_token
+from infra.roots.runtime import Runtime, open_runtime
 from infra.settings import Settings
-from infra.sqs_worker import SqsWorker
 from tests.client import WsClient, create_upload, error_codes, gql, put_upload
 from tests.conftest import make_settings
 from tests.media_files import jpeg_bytes

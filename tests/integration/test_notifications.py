@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from infra.notifications import NotificationFailed, SnsNotifier, WebhookNotifier
-from infra.runtime import Runtime
-from services.events import MediaEventType
-from services.media import MediaStatus
-from services.processing import ObjectCreated, ProcessingService
+from infra.media.notifications import NotificationFailed, SnsNotifier, WebhookNotifier
+from infra.roots.runtime import Runtime
+from services.core.events import MediaEventType
+from services.core.media import MediaStatus
+from services.ingest.processing import ObjectCreated, ProcessingService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
 from tests.media_files import photo
 from tests.pipeline import real_steps

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from infra.dynamo import to_item
-from infra.metrics import sample
-from infra.runtime import Runtime
-from services.media import MediaStatus, Visibility, utcnow
-from services.ports import ListFilter
+from infra.aws.dynamo import to_item
+from infra.observability.metrics import sample
+from infra.roots.runtime import Runtime
+from services.core.media import MediaStatus, Visibility, utcnow
+from services.core.ports import ListFilter
 from tests.fakes import make_media
 from tests.media_files import jpeg_bytes
 

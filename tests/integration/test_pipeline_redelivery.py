@@ -9,15 +9,15 @@ import json
 
 import pytest
 
-from infra.resources import Resources
-from infra.runtime import Runtime
-from infra.sqs_worker import SqsWorker
-from services.auth import Principal
-from services.events import MediaEvent, MediaEventType
-from services.media import MediaStatus
-from services.pipeline import Job, Verdict
-from services.processing import ProcessingService
-from services.uploads import UploadRequest
+from infra.aws.resources import Resources
+from infra.aws.sqs_worker import SqsWorker
+from infra.roots.runtime import Runtime
+from services.core.auth import Principal
+from services.core.events import MediaEvent, MediaEventType
+from services.core.media import MediaStatus
+from services.ingest.pipeline import Job, Verdict
+from services.ingest.processing import ProcessingService
+from services.ingest.uploads import UploadRequest
 from tests.media_files import jpeg_with_gps
 from tests.pipeline import real_steps
 

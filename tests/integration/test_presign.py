@@ -13,9 +13,9 @@ from botocore.auth import S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from infra.aws_clients import AwsClients
-from infra.resources import Resources
-from infra.s3 import S3BlobStore
+from infra.aws.clients import AwsClients
+from infra.aws.resources import Resources
+from infra.aws.s3 import S3BlobStore
 from infra.settings import Settings
 
 pytestmark = pytest.mark.integration

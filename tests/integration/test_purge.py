@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from infra import cli
-from infra.dynamo_engagement import DynamoEngagementStore
-from infra.runtime import Runtime
+from infra.aws.dynamo_engagement import DynamoEngagementStore
+from infra.roots import cli
+from infra.roots.runtime import Runtime
 from infra.settings import Settings
-from services.audit import Auditor
-from services.auth import Principal
-from services.media import Media, MediaStatus, utcnow
-from services.pagination import CursorCodec
-from services.ports import BlobStore, EngagementStore
-from services.retention import RetentionPolicy, RetentionService
+from services.core.audit import Auditor
+from services.core.auth import Principal
+from services.core.media import Media, MediaStatus, utcnow
+from services.core.pagination import CursorCodec
+from services.core.ports import BlobStore, EngagementStore
+from services.library.retention import RetentionPolicy, RetentionService
 from tests.e2e.test_listing import seed
 
 LATER = timedelta(days=31)  # past the default 30-day window

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from infra.rate_limit import RedisRateLimiter
-from infra.runtime import Runtime
+from infra.redis.rate_limit import RedisRateLimiter
+from infra.roots.runtime import Runtime
 
 pytestmark = pytest.mark.integration
 

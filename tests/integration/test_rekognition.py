@@ -16,11 +16,11 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from infra.pipeline import open_moderator
+from infra.media.pipeline import open_moderator
 from infra.settings import Settings
-from services.inspection import MediaRefused, Moderator
-from services.media import MediaStatus
-from services.processing import ObjectCreated, ProcessingService
+from services.core.media import MediaStatus
+from services.ingest.inspection import MediaRefused, Moderator
+from services.ingest.processing import ObjectCreated, ProcessingService
 from tests.conftest import TEST_SECRET
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
 from tests.media_files import photo

@@ -12,21 +12,21 @@ import pytest
 import uvicorn
 from websockets.exceptions import ConnectionClosed
 
-from infra import metrics
-from infra.app import create_app
-from infra.cli import stop_worker
-from infra.embedded import free_port
-from infra.resources import Resources
-from infra.runtime import Runtime
-from infra.server import ApiServer, server_config
+from infra.aws.embedded import free_port
+from infra.aws.resources import Resources
+from infra.aws.sqs_worker import SqsWorker
+from infra.http.server import ApiServer, server_config
+from infra.observability import metrics
+from infra.roots.app import create_app
+from infra.roots.cli import stop_worker
+from infra.roots.runtime import Runtime
 from infra.settings import Settings
-from infra.sqs_worker import SqsWorker
-from services.auth import Principal
-from services.events import MediaEvent, MediaEventType
-from services.media import MediaStatus
-from services.ports import BlobStream
-from services.processing import ProcessingService
-from services.uploads import UploadRequest
+from services.core.auth import Principal
+from services.core.events import MediaEvent, MediaEventType
+from services.core.media import MediaStatus
+from services.core.ports import BlobStream
+from services.ingest.processing import ProcessingService
+from services.ingest.uploads import UploadRequest
 from tests.client import WsClient
 from tests.media_files import jpeg_bytes
 from tests.pipeline import real_steps

@@ -10,11 +10,11 @@ from datetime import timedelta
 
 import pytest
 
-from infra.runtime import Runtime
+from infra.roots.runtime import Runtime
 from infra.settings import Settings
-from services.auth import Principal
-from services.media import utcnow
-from services.uploads import UploadRequest
+from services.core.auth import Principal
+from services.core.media import utcnow
+from services.ingest.uploads import UploadRequest
 from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration

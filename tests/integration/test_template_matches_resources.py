@@ -1,4 +1,4 @@
-"""infra/aws/template.yaml describes what infra/resources.py creates, and passes cfn-lint.
+"""infra/aws/template.yaml describes what infra/aws/resources.py creates, and passes cfn-lint.
 
 Production runs on the template; `make dev` and the tests run on what `ensure_resources` builds.
 A table key, a queue attribute, a notification filter or a CORS header that differs between the two
@@ -20,7 +20,7 @@ import pytest
 # cfn-lint ships no type information; its decoder is the one that understands !Ref, !Sub and co.
 from cfnlint.decode import decode_str  # type: ignore[import-untyped]
 
-from infra.resources import _ensure_bucket, _ensure_table, _queue_policy, cors_rules, table_definition
+from infra.aws.resources import _ensure_bucket, _ensure_table, _queue_policy, cors_rules, table_definition
 from infra.settings import Settings
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "aws" / "template.yaml"
@@ -174,7 +174,7 @@ class Stack:
 
 class RecordingClient:
     """Stands in for an aioboto3 client: every call succeeds with a canned answer and is recorded,
-    so a test sees exactly the requests that infra.resources would send to AWS."""
+    so a test sees exactly the requests that infra.aws.resources would send to AWS."""
 
     def __init__(self, answers: dict[str, dict[str, Any]] | None = None) -> None:
         self.requests: dict[str, dict[str, Any]] = {}

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from infra.resources import Resources
-from infra.runtime import Runtime
-from infra.sqs_worker import SqsWorker
-from services.auth import Principal
-from services.events import MediaEvent, MediaEventType
-from services.media import MediaStatus
-from services.uploads import UploadRequest
+from infra.aws.resources import Resources
+from infra.aws.sqs_worker import SqsWorker
+from infra.roots.runtime import Runtime
+from services.core.auth import Principal
+from services.core.events import MediaEvent, MediaEventType
+from services.core.media import MediaStatus
+from services.ingest.uploads import UploadRequest
 from tests.media_files import jpeg_bytes
 from tests.servers import eventually
 
@@ -136,7 +136,7 @@ async def _is_completed(runtime: Runtime, media_id: str) -> bool:
 
 
 async def test_resources_are_idempotent(runtime: Runtime, resources: Resources) -> None:
-    from infra.resources import ensure_resources
+    from infra.aws.resources import ensure_resources
 
     again = await ensure_resources(runtime.clients, runtime.settings)
     assert again == resources
@@ -157,7 +157,7 @@ async def test_resources_are_idempotent(runtime: Runtime, resources: Resources) 
 
 
 async def test_a_table_from_an_older_release_gets_the_new_index(runtime: Runtime) -> None:
-    from infra.resources import ensure_resources, table_definition
+    from infra.aws.resources import ensure_resources, table_definition
 
     dynamodb, settings = runtime.clients.dynamodb, runtime.settings
     old = table_definition(f"{settings.table}-old")

@@ -1,4 +1,4 @@
-"""The WebSocket protocol the API runs under (infra/ws_protocol.py), over real sockets with
+"""The WebSocket protocol the API runs under (infra/http/ws_protocol.py), over real sockets with
 uvicorn and the websockets client: the write-now extension, clients that stop reading, and
 keepalive pings from one sweep."""
 
@@ -15,8 +15,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Frame, Opcode
 
+from infra.http.ws_protocol import SEND_TEXT_NOW, _text_frame_header
 from infra.settings import Settings
-from infra.ws_protocol import SEND_TEXT_NOW, _text_frame_header
 from subscriptions import fanout
 from tests.servers import serving_small_buffers
 

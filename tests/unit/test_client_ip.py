@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.client_ip import client_address, parse_networks
+from infra.http.client_ip import client_address, parse_networks
 
 PROXIES = parse_networks(["10.0.0.0/8", "2001:db8::/32"])
 

@@ -12,7 +12,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from infra.cloudfront import CloudFrontUrlSigner
+from infra.aws.cloudfront import CloudFrontUrlSigner
 
 
 def _key(bits: int = 2048) -> rsa.RSAPrivateKey:

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
-from infra.cors import Cors, CorsPolicy, normalize_origin
-from infra.settings import Settings
+from infra.http.cors import Cors, CorsPolicy
+from infra.settings import Settings, normalize_origin
 from tests.conftest import TEST_SECRET
 
 
@@ -71,7 +71,7 @@ async def test_loopback_origins_are_allowed_in_development_only(development: boo
 async def test_a_500_from_starlettes_error_handler_carries_cors_headers() -> None:
     from starlette.routing import Route
 
-    from infra.app import CorsOutermost
+    from infra.roots.app import CorsOutermost
 
     async def broken(request: object) -> PlainTextResponse:
         raise RuntimeError("a bug")
@@ -96,6 +96,6 @@ async def test_a_500_from_starlettes_error_handler_carries_cors_headers() -> Non
     ],
 )
 def test_mediagraph_dev_offers_sign_in_on_loopback_hosts_only(host: str, loopback: bool) -> None:
-    from infra.dev_sign_in import is_loopback
+    from infra.identity.dev_sign_in import is_loopback
 
     assert is_loopback(host) is loopback

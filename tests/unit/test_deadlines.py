@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from infra.ws_guard import Deadlines
+from subscriptions.ws_guard import Deadlines
 
 
 async def test_callbacks_run_once_in_time_order_and_not_early() -> None:

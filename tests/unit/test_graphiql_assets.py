@@ -15,7 +15,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from infra.graphiql import SCRIPTS, STATIC, STYLES, integrity, sri
+from infra.http.graphiql import SCRIPTS, STATIC, STYLES, integrity, sri
 from infra.settings import Settings
 from tests.conftest import TEST_SECRET
 
@@ -56,14 +56,14 @@ def test_pip_install_ships_the_assets(tmp_path: Path) -> None:
     [wheel] = (tmp_path / "dist").glob("*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
     for name in (*SCRIPTS, *STYLES, "VERSIONS.json", "LICENSES.txt"):
-        assert f"infra/static/graphiql/{name}" in shipped, name
+        assert f"infra/http/static/graphiql/{name}" in shipped, name
 
 
 def test_the_production_profile_serves_no_graphiql_assets() -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from infra.app import create_app
+    from infra.roots.app import create_app
 
     key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

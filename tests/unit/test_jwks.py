@@ -11,10 +11,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from infra.jwks import JwksKeys
-from infra.jwt import JwtTokenVerifier
+from infra.identity.jwks import JwksKeys
+from infra.identity.jwt import JwtTokenVerifier
 from infra.settings import Settings
-from services.errors import Unauthenticated
+from services.core.errors import Unauthenticated
 from tests.identity_provider import Provider
 
 ISSUER, AUDIENCE = "https://idp.example", "mediagraph-api"

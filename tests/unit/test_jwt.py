@@ -12,9 +12,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
-from infra.jwt import JwtTokenVerifier, issue_dev_token
+from infra.identity.jwt import JwtTokenVerifier, issue_dev_token
 from infra.settings import Settings
-from services.errors import Unauthenticated
+from services.core.errors import Unauthenticated
 
 SECRET = "unit-test-secret-0123456789-abcdefghijklmnop"
 ISSUER = "mediagraph-test"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
-from infra import request_context
-from infra.logs import JsonFormatter, redact
-from infra.request_context import RequestInfo
+from infra.observability import request_context
+from infra.observability.logs import JsonFormatter, redact
+from infra.observability.request_context import RequestInfo
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-from infra import metrics
+from infra.observability import metrics
 
 OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 ALL = [value for value in vars(metrics).values() if isinstance(value, MetricWrapperBase)]

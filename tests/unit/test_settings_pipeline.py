@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from infra.pipeline import scanners, video_prober
-from infra.scanners import ClamdScanner
+from infra.media.pipeline import scanners, video_prober
+from infra.media.scanners import ClamdScanner
 from infra.settings import Settings
 from tests.conftest import TEST_SECRET
 

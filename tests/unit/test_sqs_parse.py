@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from infra.sqs_worker import PoisonMessage, parse_notices
-from services.processing import ObjectCreated
+from infra.aws.sqs_worker import PoisonMessage, parse_notices
+from services.ingest.processing import ObjectCreated
 
 
 def record(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from infra import tracing
+from infra.observability import tracing
 from tests.conftest import make_settings
 
 

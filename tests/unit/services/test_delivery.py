@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.delivery import UrlMinter
-from services.media import MediaStatus, Visibility, utcnow
-from services.ports import CachedUrl
+from services.core.media import MediaStatus, Visibility, utcnow
+from services.core.ports import CachedUrl
+from services.library.delivery import UrlMinter
 from tests.fakes import make_media
 
 

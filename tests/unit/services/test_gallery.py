@@ -12,14 +12,14 @@ from typing import TypeVar
 
 import pytest
 
-from services.auth import Principal
-from services.errors import BadUserInput, NotFound, Unauthenticated
-from services.events import MediaEvent, MediaEventType, event_position
-from services.gallery import GalleryService
-from services.media import Media, MediaStatus, Visibility, utcnow
-from services.pagination import CursorCodec
-from services.ports import ListFilter
-from services.processing import ObjectCreated, ProcessingService
+from services.core.auth import Principal
+from services.core.errors import BadUserInput, NotFound, Unauthenticated
+from services.core.events import MediaEvent, MediaEventType, event_position
+from services.core.media import Media, MediaStatus, Visibility, utcnow
+from services.core.pagination import CursorCodec
+from services.core.ports import ListFilter
+from services.ingest.processing import ObjectCreated, ProcessingService
+from services.library.gallery import GalleryService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
 from tests.media_files import jpeg_bytes
 from tests.pipeline import real_steps

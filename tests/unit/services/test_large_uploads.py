@@ -10,13 +10,13 @@ from datetime import timedelta
 
 import pytest
 
-from services.auth import Principal
-from services.errors import BadUserInput, Conflict, NotFound
-from services.media import MediaStatus, utcnow
-from services.multipart import CompletedPart, MultipartService, PartRequest, part_count, part_size_for
-from services.processing import ProcessingService
-from services.quotas import QuotaPolicy, QuotaService
-from services.uploads import UploadPolicy, UploadRequest, UploadService
+from services.core.auth import Principal
+from services.core.errors import BadUserInput, Conflict, NotFound
+from services.core.media import MediaStatus, utcnow
+from services.ingest.multipart import CompletedPart, MultipartService, PartRequest, part_count, part_size_for
+from services.ingest.processing import ProcessingService
+from services.ingest.quotas import QuotaPolicy, QuotaService
+from services.ingest.uploads import UploadPolicy, UploadRequest, UploadService
 from tests.fakes import (
     InMemoryBlobStore,
     InMemoryEventBus,

@@ -1,4 +1,4 @@
-"""mediaStatus at its seams (services/media_status.py): a change that lands between the
+"""mediaStatus at its seams (services/library/media_status.py): a change that lands between the
 subscription opening and the record read is shown once, under an eventId a resume can use; a
 resume after the last state ends at once."""
 
@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.auth import Principal
-from services.errors import NotFound
-from services.events import MediaEvent, MediaEventType, event_position
-from services.gallery import GalleryService
-from services.media import Media, MediaStatus
-from services.pagination import CursorCodec
+from services.core.auth import Principal
+from services.core.errors import NotFound
+from services.core.events import MediaEvent, MediaEventType, event_position
+from services.core.media import Media, MediaStatus
+from services.core.pagination import CursorCodec
+from services.library.gallery import GalleryService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
 
 ALICE = Principal(user_id="alice")

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from services.errors import BadUserInput
-from services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CursorCodec, page_size
+from services.core.errors import BadUserInput
+from services.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CursorCodec, page_size
 
 CODEC = CursorCodec(b"k" * 32)
 SCOPE = "myMedia|alice|"

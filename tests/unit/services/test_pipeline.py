@@ -10,16 +10,16 @@ from dataclasses import dataclass
 import pytest
 from PIL import Image
 
-from infra.images import PillowImageProcessor
-from infra.moderation import LocalRuleModerator
-from infra.scanners import EicarScanner
-from services.auth import Principal
-from services.events import MediaEventType
-from services.gallery import GalleryService
-from services.media import Media, MediaStatus
-from services.pagination import CursorCodec
-from services.pipeline import Job, Verdict
-from services.processing import ObjectCreated, Outcome, ProcessingService
+from infra.media.images import PillowImageProcessor
+from infra.media.moderation import LocalRuleModerator
+from infra.media.scanners import EicarScanner
+from services.core.auth import Principal
+from services.core.events import MediaEventType
+from services.core.media import Media, MediaStatus
+from services.core.pagination import CursorCodec
+from services.ingest.pipeline import Job, Verdict
+from services.ingest.processing import ObjectCreated, Outcome, ProcessingService
+from services.library.gallery import GalleryService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
 from tests.media_files import (
     EICAR,
@@ -258,8 +258,8 @@ async def test_a_heic_photo_is_decoded_and_gets_webp_variants(env: Env) -> None:
 
 @pytest.fixture
 def video_env() -> Env:
-    from infra.video import FfmpegVideoProber
-    from services.pipeline import default_steps
+    from infra.media.video import FfmpegVideoProber
+    from services.ingest.pipeline import default_steps
 
     repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(chunk_size=65536), InMemoryEventBus()
     steps = default_steps(

@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from services.events import MediaEvent, MediaEventType
-from services.media import Media, MediaStatus, utcnow
-from services.processing import ObjectCreated, Outcome, ProcessingService
+from services.core.events import MediaEvent, MediaEventType
+from services.core.media import Media, MediaStatus, utcnow
+from services.ingest.processing import ObjectCreated, Outcome, ProcessingService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
 from tests.media_files import jpeg_bytes, png_bytes
 from tests.pipeline import real_steps
@@ -316,7 +316,7 @@ async def test_an_event_overtaken_by_a_newer_one_for_the_key_is_ignored(env: Env
 
 
 def test_sequencers_compare_as_padded_hex() -> None:
-    from services.processing import is_older, newest
+    from services.ingest.processing import is_older, newest
 
     assert is_older("FF", "0100")  # shorter is padded, not compared as text
     assert not is_older("0100", "FF")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.auth import Principal
-from services.errors import RateLimited
-from services.rate_limits import Limit, RateLimitPolicy, RateLimitService
+from services.access.rate_limits import Limit, RateLimitPolicy, RateLimitService
+from services.core.auth import Principal
+from services.core.errors import RateLimited
 from tests.fakes import InMemoryRateLimiter
 
 ALICE = Principal(user_id="alice")

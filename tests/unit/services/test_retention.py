@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.audit import Auditor
-from services.auth import Principal
-from services.errors import Conflict, NotFound, Unauthenticated
-from services.events import MediaEventType
-from services.media import Media, MediaStatus, Visibility
-from services.pagination import CursorCodec
-from services.retention import RetentionPolicy, RetentionService
+from services.core.audit import Auditor
+from services.core.auth import Principal
+from services.core.errors import Conflict, NotFound, Unauthenticated
+from services.core.events import MediaEventType
+from services.core.media import Media, MediaStatus, Visibility
+from services.core.pagination import CursorCodec
+from services.library.retention import RetentionPolicy, RetentionService
 from tests.fakes import (
     InMemoryAuditLog,
     InMemoryBlobStore,

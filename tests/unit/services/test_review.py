@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from services.auth import Principal
-from services.errors import BadUserInput, Conflict, Forbidden, NotFound, Unauthenticated
-from services.events import MediaEvent, MediaEventType
-from services.media import Media, MediaStatus, Visibility
-from services.review import ReviewDecision, ReviewService
+from services.core.auth import Principal
+from services.core.errors import BadUserInput, Conflict, Forbidden, NotFound, Unauthenticated
+from services.core.events import MediaEvent, MediaEventType
+from services.core.media import Media, MediaStatus, Visibility
+from services.library.review import ReviewDecision, ReviewService
 from tests.fakes import InMemoryEventBus, InMemoryMediaRepository, make_media
 
 ADMIN = Principal("root", frozenset({"admin"}))

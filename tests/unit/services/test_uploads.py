@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from services.auth import Principal
-from services.errors import BadUserInput
-from services.events import MediaEventType
-from services.media import Media, MediaStatus, Visibility, utcnow
-from services.uploads import UploadPolicy, UploadRequest, UploadService
+from services.core.auth import Principal
+from services.core.errors import BadUserInput
+from services.core.events import MediaEventType
+from services.core.media import Media, MediaStatus, Visibility, utcnow
+from services.ingest.uploads import UploadPolicy, UploadRequest, UploadService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -215,7 +215,7 @@ async def test_no_title_is_an_empty_title(env: Env) -> None:
 async def _completed(env: Env, owner: str = "alice", **changes: Any) -> Media:
     import dataclasses
 
-    from services.media import Variant
+    from services.core.media import Variant
     from tests.fakes import make_media
 
     media = make_media(b"x" * 1234, owner_id=owner, status=MediaStatus.COMPLETED)

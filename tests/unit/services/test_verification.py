@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.media import Media
-from services.verification import (
+from services.core.media import Media
+from services.ingest.verification import (
     DEFAULT_CHECKS,
     Check,
     MagicCheck,
@@ -145,7 +145,7 @@ def test_other_iso_media_brands_are_not_mp4(brand: bytes) -> None:
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 4096, 70_000])
 def test_polyglot_check_passes_real_images_whatever_the_chunking(chunk_size: int) -> None:
-    from services.verification import PolyglotCheck
+    from services.ingest.verification import PolyglotCheck
     from tests.media_files import photo
 
     for data, content_type in (
@@ -170,7 +170,7 @@ def test_polyglot_check_passes_real_images_whatever_the_chunking(chunk_size: int
 def test_polyglot_check_refuses_files_that_are_also_something_else(
     content_type: str, fmt: str, tamper: Callable[[bytes], bytes], reason: str
 ) -> None:
-    from services.verification import PolyglotCheck
+    from services.ingest.verification import PolyglotCheck
     from tests.media_files import photo
 
     data = tamper(photo(fmt=fmt))
@@ -179,7 +179,7 @@ def test_polyglot_check_refuses_files_that_are_also_something_else(
 
 
 async def test_eicar_is_found_across_a_chunk_boundary(tmp_path: Path) -> None:
-    from infra.scanners import CHUNK_BYTES, EicarScanner
+    from infra.media.scanners import CHUNK_BYTES, EicarScanner
     from tests.media_files import EICAR
 
     path = tmp_path / "f"

@@ -1,0 +1,417 @@
+"""DynamoMediaRepository: media records, their tag index items and per-owner counters, in one
+DynamoDB table. Every attribute name in an expression is aliased (see stack-notes).
+
+    pk=MEDIA#<id>          sk=META           the record
+      gsi1pk=OWNER#<owner>                   gsi1sk=<createdAt>#<id>   owner's timeline
+      gsi2pk=OWNER#<owner>#<status>          gsi2sk=<createdAt>#<id>   owner's timeline by status
+      gsi3pk=STATUS#<status>[#<visibility>]  gsi3sk=<createdAt>#<id>   everyone's, by status;
+                                             COMPLETED is split by visibility: the public timeline;
+                                             DELETED sorts by <purgeAfter>#<id>: the purge queue
+      gsi4pk=SHA#<owner>#<sha256>            gsi4sk=<createdAt>#<id>   only while COMPLETED:
+                                             the instant re-upload lookup
+      ttl=<epoch>                            only while PENDING (not once deleted): abandoned uploads expire
+    pk=TAG#<tag>           sk=<createdAt>#<id>   one per tag of a media: search across users
+      gsi1pk=OWNERTAG#<owner>#<tag>          gsi1sk=<createdAt>#<id>   the owner's media by tag
+    pk=OWNER#<owner>       sk=COUNTS         c_<STATUS> counters, changed in the same
+                                             transaction as every create, transition and delete
+
+DynamoDB cannot index list elements, hence the tag items; they hold keys only, and readers
+batch-get the records, so a tag item never carries stale copies of mutable fields.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from infra.aws.dynamo_batch import batch_get
+from services.core.errors import Conflict
+from services.core.media import Media, MediaStatus, Visibility
+from services.core.ports import ListFilter, Page, Usage
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+INDEXES = {
+    "gsi1": ("gsi1pk", "gsi1sk"),
+    "gsi2": ("gsi2pk", "gsi2sk"),
+    "gsi3": ("gsi3pk", "gsi3sk"),
+    # Sparse: only COMPLETED records carry these keys, so the index follows deletes, quarantines
+    # and restores by itself (a separate SHA item would need a second write on every change).
+    "gsi4": ("gsi4pk", "gsi4sk"),
+}
+
+
+def sort_key(media: Media) -> str:
+    return f"{media.created_at.isoformat()}#{media.id}"
+
+
+def status_partition(status: MediaStatus, visibility: Visibility | None = None) -> str:
+    if status is MediaStatus.COMPLETED and visibility is not None:
+        return f"STATUS#{status.value}#{visibility.value}"
+    return f"STATUS#{status.value}"
+
+
+def _serialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(value) for key, value in item.items()}
+
+
+def to_item(media: Media) -> dict[str, Any]:
+    record = {key: value for key, value in media.to_record().items() if value is not None}
+    sort = sort_key(media)
+    item: dict[str, Any] = {
+        **record,
+        "pk": f"MEDIA#{media.id}",
+        "sk": "META",
+        "gsi1pk": f"OWNER#{media.owner_id}",
+        "gsi1sk": sort,
+        "gsi2pk": f"OWNER#{media.owner_id}#{media.status.value}",
+        "gsi2sk": sort,
+        "gsi3pk": status_partition(media.status, media.visibility),
+        "gsi3sk": sort,
+    }
+    if media.status is MediaStatus.COMPLETED:
+        item["gsi4pk"] = f"SHA#{media.owner_id}#{media.sha256}"
+        item["gsi4sk"] = sort
+    if media.status is MediaStatus.DELETED and media.purge_after is not None:
+        item["gsi3sk"] = f"{media.purge_after.isoformat()}#{media.id}"
+    if not media.tags:
+        item.pop("tags", None)
+    if media.expires_at is not None and media.status is MediaStatus.PENDING:
+        # Only while PENDING: a deleted upload waits for the purge, which also cleans up counters.
+        item["ttl"] = int(media.expires_at.timestamp())
+    return _serialize(item)
+
+
+def from_item(item: dict[str, Any]) -> Media:
+    plain = {key: _deserializer.deserialize(value) for key, value in item.items()}
+    for key, value in plain.items():
+        if isinstance(value, Decimal):
+            plain[key] = int(value)
+    return Media.from_record(plain)
+
+
+def _tag_item(media: Media, tag: str) -> dict[str, Any]:
+    sort = sort_key(media)
+    return _serialize(
+        {
+            "pk": f"TAG#{tag}",
+            "sk": sort,
+            "gsi1pk": f"OWNERTAG#{media.owner_id}#{tag}",
+            "gsi1sk": sort,
+            "media_id": media.id,
+        }
+    )
+
+
+def _media_key(media_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"MEDIA#{media_id}"}, "sk": {"S": "META"}}
+
+
+class DynamoMediaRepository:
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    # --- writes: one transaction each, so records, tag items and counters never disagree ---
+
+    async def create(self, media: Media) -> None:
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": to_item(media),
+                    "ConditionExpression": "attribute_not_exists(#pk)",
+                    "ExpressionAttributeNames": {"#pk": "pk"},
+                }
+            }
+        ]
+        items += [{"Put": {"TableName": self._table, "Item": _tag_item(media, tag)}} for tag in media.tags]
+        items += self._count_updates(media.owner_id, Counter({media.status: 1}))
+        await self._transact(items, f"media {media.id} already exists")
+
+    async def get(self, media_id: str) -> Media | None:
+        response = await self._client.get_item(
+            TableName=self._table, Key=_media_key(media_id), ConsistentRead=True
+        )
+        item = response.get("Item")
+        return from_item(item) if item else None
+
+    async def get_many(self, media_ids: list[str]) -> dict[str, Media]:
+        keys = [_media_key(media_id) for media_id in dict.fromkeys(media_ids)]
+        items = await batch_get(self._client, self._table, keys, consistent=True)
+        return {media.id: media for media in map(from_item, items)}
+
+    async def save(self, media: Media, *, expected_version: int, previous: Media | None = None) -> None:
+        if previous is None or previous.version != expected_version:
+            previous = await self.get(media.id)
+            if previous is None or previous.version != expected_version:
+                raise Conflict(f"media {media.id} changed meanwhile")
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": to_item(media),
+                    "ConditionExpression": "#version = :expected",
+                    "ExpressionAttributeNames": {"#version": "version"},
+                    "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+                }
+            }
+        ]
+        for tag in set(previous.tags) - set(media.tags):
+            key = {"pk": {"S": f"TAG#{tag}"}, "sk": {"S": sort_key(media)}}
+            items.append({"Delete": {"TableName": self._table, "Key": key}})
+        for tag in set(media.tags) - set(previous.tags):
+            items.append({"Put": {"TableName": self._table, "Item": _tag_item(media, tag)}})
+        if previous.status is not media.status:
+            items += self._count_updates(media.owner_id, Counter({media.status: 1, previous.status: -1}))
+        await self._transact(items, f"media {media.id} changed meanwhile")
+
+    async def delete(self, media: Media) -> None:
+        items: list[dict[str, Any]] = [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": _media_key(media.id),
+                    "ConditionExpression": "#version = :expected",
+                    "ExpressionAttributeNames": {"#version": "version"},
+                    "ExpressionAttributeValues": {":expected": {"N": str(media.version)}},
+                }
+            }
+        ]
+        for tag in media.tags:
+            key = {"pk": {"S": f"TAG#{tag}"}, "sk": {"S": sort_key(media)}}
+            items.append({"Delete": {"TableName": self._table, "Key": key}})
+        items += self._count_updates(media.owner_id, Counter({media.status: -1}))
+        await self._transact(items, f"media {media.id} changed meanwhile")
+
+    def _count_updates(self, owner_id: str, deltas: Counter[MediaStatus]) -> list[dict[str, Any]]:
+        changes = {status: delta for status, delta in deltas.items() if delta}
+        if not changes:
+            return []
+        names = {f"#c{i}": f"c_{status.value}" for i, status in enumerate(changes)}
+        values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(changes.values())}
+        expression = "ADD " + ", ".join(f"#c{i} :d{i}" for i in range(len(changes)))
+        return [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": {"S": f"OWNER#{owner_id}"}, "sk": {"S": "COUNTS"}},
+                    "UpdateExpression": expression,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        ]
+
+    async def _transact(self, items: list[dict[str, Any]], conflict_message: str) -> None:
+        try:
+            await self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+                raise Conflict(conflict_message) from exc
+            raise
+
+    async def find_completed_by_sha256(self, owner_id: str, sha256: str) -> Media | None:
+        # A GSI read is eventually consistent: a completion a moment ago may be missed, which
+        # only costs that client a normal upload.
+        response = await self._client.query(
+            TableName=self._table,
+            IndexName="gsi4",
+            KeyConditionExpression="#p = :p",
+            ExpressionAttributeNames={"#p": "gsi4pk"},
+            ExpressionAttributeValues={":p": {"S": f"SHA#{owner_id}#{sha256}"}},
+            ScanIndexForward=False,
+            Limit=1,
+        )
+        items = response.get("Items", [])
+        return from_item(items[0]) if items else None
+
+    async def count_by_status(self, owner_id: str) -> dict[MediaStatus, int]:
+        response = await self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"OWNER#{owner_id}"}, "sk": {"S": "COUNTS"}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item") or {}
+        return {
+            status: int(item[f"c_{status.value}"]["N"])
+            for status in MediaStatus
+            if f"c_{status.value}" in item
+        }
+
+    # --- reads: newest first, keyset pagination on <createdAt>#<id> ---
+
+    async def list_by_owner(
+        self, owner_id: str, *, limit: int, after: str | None, filter: ListFilter
+    ) -> Page:
+        if filter.tag is not None:
+            page = await self._list_tag_items(
+                "gsi1", f"OWNERTAG#{owner_id}#{filter.tag}", limit, after, filter
+            )
+            if filter.status is not None:
+                # Narrowed after the read: the page may come out short; its cursor still advances.
+                page = Page(
+                    [m for m in page.items if m.status is filter.status], page.has_more, page.last_position
+                )
+            return page
+        if filter.status is None:
+            return await self._list_records("gsi1", f"OWNER#{owner_id}", limit, after, filter)
+        return await self._list_records(
+            "gsi2", f"OWNER#{owner_id}#{filter.status.value}", limit, after, filter
+        )
+
+    async def list_by_tag(self, tag: str, *, limit: int, after: str | None) -> Page:
+        return await self._list_tag_items(None, f"TAG#{tag}", limit, after, ListFilter())
+
+    async def list_completed(self, visibility: Visibility, *, limit: int, after: str | None) -> Page:
+        partition = status_partition(MediaStatus.COMPLETED, visibility)
+        return await self._list_records("gsi3", partition, limit, after, ListFilter())
+
+    async def oldest_with_status(self, status: MediaStatus, *, limit: int) -> list[Media]:
+        response = await self._client.query(
+            TableName=self._table,
+            IndexName="gsi3",
+            KeyConditionExpression="#p = :p",
+            ExpressionAttributeNames={"#p": "gsi3pk"},
+            ExpressionAttributeValues={":p": {"S": status_partition(status)}},
+            ScanIndexForward=True,
+            Limit=limit,
+        )
+        return [from_item(item) for item in response.get("Items", [])]
+
+    def position_of(self, media: Media) -> str:
+        return sort_key(media)
+
+    async def owner_usage(self, owner_id: str, status: MediaStatus, *, now: datetime) -> Usage:
+        # Only `size` and `ttl` are read: the quota check costs little even for large libraries.
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "gsi2",
+            "KeyConditionExpression": "#p = :p",
+            "ProjectionExpression": "#size, #ttl",
+            "ExpressionAttributeNames": {"#p": "gsi2pk", "#size": "size", "#ttl": "ttl"},
+            "ExpressionAttributeValues": {":p": {"S": f"OWNER#{owner_id}#{status.value}"}},
+        }
+        count = total = 0
+        cutoff = now.timestamp()
+        while True:
+            response = await self._client.query(**request)
+            for item in response.get("Items", []):
+                # Expired PENDING records linger until swept (moto never runs TTL): not in flight.
+                if "ttl" in item and int(item["ttl"]["N"]) <= cutoff:
+                    continue
+                count += 1
+                total += int(item["size"]["N"])
+            if "LastEvaluatedKey" not in response:
+                return Usage(count=count, bytes=total)
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    async def scan(self, *, limit: int, after: str | None) -> Page:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "#sk = :meta",
+            "ExpressionAttributeNames": {"#sk": "sk"},
+            "ExpressionAttributeValues": {":meta": {"S": "META"}},
+            "Limit": limit,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = json.loads(after)
+        response = await self._client.scan(**request)
+        records = [
+            from_item(item) for item in response.get("Items", []) if item["pk"]["S"].startswith("MEDIA#")
+        ]
+        last = response.get("LastEvaluatedKey")
+        return Page(records, last is not None, json.dumps(last) if last else None)
+
+    async def ping(self) -> None:
+        await self._client.describe_table(TableName=self._table)
+
+    async def _list_records(
+        self, index: str, partition: str, limit: int, after: str | None, filter: ListFilter
+    ) -> Page:
+        pk_name, sk_name = INDEXES[index]
+
+        def start(position: str) -> dict[str, Any]:
+            media_id = position.rpartition("#")[2]
+            return {**_media_key(media_id), pk_name: {"S": partition}, sk_name: {"S": position}}
+
+        items, has_more = await self._query(index, partition, limit, after, filter, start)
+        records = [from_item(item) for item in items]
+        return Page(records, has_more, sort_key(records[-1]) if records else None)
+
+    async def _list_tag_items(
+        self, index: str | None, partition: str, limit: int, after: str | None, filter: ListFilter
+    ) -> Page:
+        pk_name, sk_name = INDEXES[index] if index else ("pk", "sk")
+
+        def start(position: str) -> dict[str, Any]:
+            tag = partition.rpartition("#")[2]
+            key = {"pk": {"S": f"TAG#{tag}"}, "sk": {"S": position}}
+            return key if index is None else {**key, pk_name: {"S": partition}, sk_name: {"S": position}}
+
+        items, has_more = await self._query(index, partition, limit, after, filter, start)
+        ids = [item["media_id"]["S"] for item in items]
+        found = await self.get_many(ids)
+        # A record can vanish between the two reads (purged): skip it, keep the cursor moving.
+        records = [found[media_id] for media_id in ids if media_id in found]
+        last = items[-1]["sk"]["S"] if items else None
+        return Page(records, has_more, last)
+
+    async def _query(
+        self,
+        index: str | None,
+        partition: str,
+        limit: int,
+        after: str | None,
+        filter: ListFilter,
+        start_key: Any,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        pk_name, sk_name = INDEXES[index] if index else ("pk", "sk")
+        names = {"#p": pk_name}
+        values: dict[str, Any] = {":p": {"S": partition}}
+        condition = "#p = :p"
+        low = filter.created_after.isoformat() if filter.created_after else None
+        # '#~' sorts after '#<any ULID>': the bound includes items created at that very instant.
+        high = filter.created_before.isoformat() + "#~" if filter.created_before else None
+        if low is not None or high is not None:
+            names["#s"] = sk_name
+            if low is not None and high is not None:
+                values[":lo"], values[":hi"] = {"S": low}, {"S": high}
+                condition += " AND #s BETWEEN :lo AND :hi"
+            elif low is not None:
+                values[":lo"] = {"S": low}
+                condition += " AND #s >= :lo"
+            else:
+                values[":hi"] = {"S": high}
+                condition += " AND #s <= :hi"
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            # One more than asked: hasNextPage is then exact, whatever LastEvaluatedKey says.
+            "Limit": limit + 1,
+        }
+        if index:
+            request["IndexName"] = index
+        if after is not None:
+            request["ExclusiveStartKey"] = start_key(after)
+        items: list[dict[str, Any]] = []
+        while True:
+            response = await self._client.query(**request)
+            items.extend(response.get("Items", []))
+            # A 1 MB response may stop short of Limit: keep reading until we know.
+            if len(items) > limit or "LastEvaluatedKey" not in response:
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            request["Limit"] = limit + 1 - len(items)
+        return items[:limit], len(items) > limit

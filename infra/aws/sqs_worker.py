@@ -1,0 +1,246 @@
+"""SqsWorker: long-polls the S3-event queue and hands each ObjectCreated notice to the
+ProcessingService. A message is deleted only after every record in it was handled; an
+exception leaves it on the queue, its visibility backed off, until the redrive policy moves
+it to the DLQ after `max_receive_count` receives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+from opentelemetry.trace import SpanKind
+
+from infra.observability import metrics
+from infra.observability.tracing import mark_error, tracer
+from services.ingest.processing import ObjectCreated, Outcome, ProcessingService
+from services.library.retention import RetentionService
+
+log = logging.getLogger("mediagraph.worker")
+MAX_BACKOFF_S = 900
+
+
+class PoisonMessage(ValueError):
+    """A message that no retry can make sense of: it will reach the DLQ."""
+
+
+def parse_notices(body: str) -> list[ObjectCreated]:
+    """S3 event notification (direct or wrapped by SNS) → ObjectCreated notices.
+
+    Keys arrive URL-encoded ('+' for spaces); moto omits `sequencer`, real S3 sends it."""
+    try:
+        message = json.loads(body)
+        if isinstance(message, dict) and message.get("Type") == "Notification":
+            message = json.loads(message["Message"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PoisonMessage("body is not an S3 event notification") from exc
+    if not isinstance(message, dict):
+        raise PoisonMessage("body is not an S3 event notification")
+    if message.get("Event") == "s3:TestEvent":
+        return []
+    records = message.get("Records")
+    if not isinstance(records, list):
+        raise PoisonMessage("no Records in S3 event notification")
+    notices = []
+    for record in records:
+        try:
+            if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+                continue
+            obj = record["s3"]["object"]
+            event_time = record.get("eventTime")
+            notices.append(
+                ObjectCreated(
+                    key=unquote_plus(obj["key"]),
+                    size=obj.get("size"),
+                    sequencer=obj.get("sequencer"),
+                    event_time=datetime.fromisoformat(event_time) if event_time else None,
+                )
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise PoisonMessage("malformed S3 event record") from exc
+    return notices
+
+
+class SqsWorker:
+    def __init__(
+        self,
+        client: Any,
+        queue_url: str,
+        processing: ProcessingService,
+        *,
+        wait_s: int = 10,
+        batch: int = 10,
+        retry_base_s: float = 2.0,
+        sweep_every_s: float = 60.0,
+        dlq_url: str | None = None,
+        retention: RetentionService | None = None,
+        purge_every_s: float = 300.0,
+    ) -> None:
+        self._retention = retention
+        self._purge_every_s = purge_every_s
+        self._client = client
+        self._queue_url = queue_url
+        self._processing = processing
+        self._wait_s = wait_s
+        self._batch = batch
+        self._retry_base_s = retry_base_s
+        self._sweep_every_s = sweep_every_s
+        self._stopping = asyncio.Event()
+        self._dlq_url = dlq_url
+        self._in_hand: asyncio.Future[list[None]] | None = None
+        self._abandoned = False
+
+    def stop(self) -> None:
+        """Finish the messages in hand, receive no more."""
+        self._stopping.set()
+
+    def abandon(self) -> None:
+        """Past the grace period: stop the messages in hand; each returns to the queue at once
+        (its visibility reset to 0) for another worker, or this one restarted, to take."""
+        self._stopping.set()
+        self._abandoned = True
+        if self._in_hand is not None:
+            self._in_hand.cancel()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = next_purge = loop.time()
+        while not self._stopping.is_set():
+            if loop.time() >= next_sweep:
+                await self._sweep()
+                await self.refresh_queue_depths()
+                next_sweep = loop.time() + self._sweep_every_s
+            if self._retention is not None and loop.time() >= next_purge:
+                await self._purge()
+                next_purge = loop.time() + self._purge_every_s
+            try:
+                await self.poll_once()
+            except Exception:
+                log.exception("receive failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def poll_once(self) -> int:
+        response = await self._client.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self._batch,
+            WaitTimeSeconds=self._wait_s,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        messages = response.get("Messages", [])
+        # Shielded: a shutdown lets the messages in hand finish instead of half-processing them;
+        # only `abandon` cuts them short, and then they go back to the queue.
+        batch = asyncio.gather(*(self._handle(m) for m in messages))
+        self._in_hand = batch
+        try:
+            await asyncio.shield(batch)
+        except asyncio.CancelledError:
+            # gather() cancelled by `abandon` ends in CancelledError too: that one is ours.
+            if not self._abandoned:
+                raise
+        finally:
+            self._in_hand = None
+        return len(messages)
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        receipt = message["ReceiptHandle"]
+        started = time.perf_counter()
+        with tracer().start_as_current_span(
+            "worker.message",
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "aws_sqs", "messaging.message.id": message.get("MessageId", "")},
+        ) as span:
+            try:
+                for notice in parse_notices(message["Body"]):
+                    outcome = await self._processing.handle(notice)
+                    _count(notice, outcome)
+                    log.info("s3 event handled", extra={"key": notice.key, "outcome": outcome.value})
+            except asyncio.CancelledError:
+                await self._release(receipt)
+                raise
+            except Exception as exc:
+                mark_error(span, exc)
+                metrics.WORKER_EVENTS.labels(outcome="failed").inc()
+                metrics.WORKER_MESSAGES.labels(result="retried").inc()
+                receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+                log.warning(
+                    "message failed; left for retry",
+                    exc_info=True,
+                    extra={"message_id": message.get("MessageId"), "receives": receives, "error": repr(exc)},
+                )
+                await self._back_off(receipt, receives)
+                return
+            finally:
+                metrics.WORKER_DURATION.observe(time.perf_counter() - started)
+            await self._client.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
+            metrics.WORKER_MESSAGES.labels(result="deleted").inc()
+
+    async def _release(self, receipt: str) -> None:
+        metrics.WORKER_MESSAGES.labels(result="released").inc()
+        log.warning("message released unfinished at shutdown")
+        try:
+            await self._client.change_message_visibility(
+                QueueUrl=self._queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
+            )
+        except Exception:
+            log.exception("could not release; the queue's visibility timeout applies")
+
+    async def refresh_queue_depths(self) -> None:
+        """Read the queue's and the DLQ's approximate depth into `mediagraph_queue_messages`."""
+        for name, url in (("main", self._queue_url), ("dlq", self._dlq_url)):
+            if url is None:
+                continue
+            try:
+                response = await self._client.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+                )
+            except Exception:
+                log.exception("could not read queue depth", extra={"queue": name})
+                continue
+            depth = int(response.get("Attributes", {}).get("ApproximateNumberOfMessages", "0"))
+            metrics.QUEUE_MESSAGES.labels(queue=name).set(depth)
+
+    async def _back_off(self, receipt: str, receives: int) -> None:
+        # Exponential backoff with full jitter, through the message's own visibility timeout.
+        delay = min(MAX_BACKOFF_S, self._retry_base_s * 2 ** (receives - 1))
+        try:
+            await self._client.change_message_visibility(
+                QueueUrl=self._queue_url,
+                ReceiptHandle=receipt,
+                VisibilityTimeout=int(random.uniform(0, delay)),
+            )
+        except Exception:
+            log.exception("could not back off; the queue's visibility timeout applies")
+
+    async def _sweep(self) -> None:
+        try:
+            removed = await self._processing.sweep_expired()
+        except Exception:
+            log.exception("sweep of expired uploads failed")
+            return
+        if removed:
+            log.info("expired uploads removed", extra={"count": removed})
+
+    async def _purge(self) -> None:
+        assert self._retention is not None
+        try:
+            purged = await self._retention.purge_due()
+        except Exception:
+            log.exception("purge of deleted media failed; the next run resumes it")
+            return
+        if purged:
+            log.info("deleted media purged", extra={"count": purged})
+
+
+def _count(notice: ObjectCreated, outcome: Outcome) -> None:
+    metrics.WORKER_EVENTS.labels(outcome=outcome.value).inc()
+    if outcome in (Outcome.COMPLETED, Outcome.REJECTED) and notice.event_time is not None:
+        event_time = notice.event_time
+        if event_time.tzinfo is None:
+            event_time = event_time.replace(tzinfo=UTC)
+        lag = (datetime.now(UTC) - event_time).total_seconds()
+        metrics.PROCESSING_LAG.labels(outcome=outcome.value).observe(max(lag, 0.0))

@@ -1,0 +1,100 @@
+"""JwtTokenVerifier (pyjwt) and the development token issuer.
+
+Algorithms are pinned by settings and never taken from the token; exp, iat, sub, iss and aud
+are required. HS* verifies with the shared secret; RS*/ES* with keys from a JWKS URL
+(infra/identity/jwks.py: cached, refetched at most once per interval for unknown kids, weak keys ignored).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import jwt
+
+from infra.identity.jwks import JwksKeys
+from infra.settings import Settings
+from services.core.auth import Principal
+from services.core.errors import Unauthenticated
+
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
+MAX_SUBJECT_LENGTH = 128
+
+
+class JwtTokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        self._algorithms = list(settings.jwt_algorithms)
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway_s
+        self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+        self._jwks: JwksKeys | None = None
+        if settings.jwt_jwks_url:
+            self._jwks = JwksKeys(
+                settings.jwt_jwks_url,
+                cache_s=settings.jwks_cache_s,
+                min_refetch_s=settings.jwks_min_refetch_s,
+            )
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            key: Any = self._secret
+            if self._jwks is not None:
+                key = await self._jwks.key(jwt.get_unverified_header(token).get("kid"))
+                if key is None:
+                    raise Unauthenticated("invalid or expired token")
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=self._algorithms,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            # Raised only once the signature checked out: it tells nothing about forged tokens.
+            raise Unauthenticated("invalid or expired token", reason="TOKEN_EXPIRED") from exc
+        except (jwt.PyJWTError, ValueError) as exc:
+            # The reason stays server-side: clients learn only that the token was refused.
+            raise Unauthenticated("invalid or expired token") from exc
+        return principal_from_claims(claims)
+
+
+@functools.lru_cache(maxsize=256)
+def _role_set(roles: tuple[str, ...]) -> frozenset[str]:
+    # Few distinct role sets exist; every open WebSocket keeps its principal's.
+    return frozenset(roles)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    """The principal of verified claims; a subject that is not a short string is refused."""
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+        raise Unauthenticated("invalid or expired token")
+    roles = claims.get("roles") or []
+    return Principal(
+        user_id=subject,
+        roles=_role_set(tuple(r for r in roles if isinstance(r, str))),
+        expires_at=float(claims["exp"]),
+    )
+
+
+def issue_dev_token(
+    settings: Settings, user_id: str, *, ttl_s: int = 3600, roles: tuple[str, ...] = ()
+) -> str:
+    """A token the HS* development verifier accepts. Refuses to run without a secret."""
+    if settings.jwt_secret is None or not settings.jwt_algorithms[0].startswith("HS"):
+        raise RuntimeError("dev tokens need HS* algorithms and MEDIAGRAPH_JWT_SECRET")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "exp": now + ttl_s,
+    }
+    if roles:
+        claims["roles"] = list(roles)
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=settings.jwt_algorithms[0])

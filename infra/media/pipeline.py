@@ -1,0 +1,101 @@
+"""Builds the processing pipeline's adapters and steps from settings (used by infra/roots/runtime.py)."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+import aioboto3
+import aiohttp
+from aiobotocore.config import AioConfig
+from redis.asyncio import Redis
+
+from infra.media.images import PillowImageProcessor
+from infra.media.moderation import LocalRuleModerator, RekognitionModerator
+from infra.media.notifications import SnsNotifier, WebhookNotifier
+from infra.media.scanners import ClamdScanner, EicarScanner
+from infra.media.video import FfmpegVideoProber
+from infra.settings import Settings
+from services.core.ports import BlobStore, MediaRepository
+from services.ingest.inspection import MalwareScanner, Moderator, VideoProber
+from services.ingest.notifications import Notifier
+from services.ingest.pipeline import Step, default_steps
+
+
+async def open_moderator(settings: Settings, stack: AsyncExitStack) -> Moderator:
+    if settings.moderation_backend == "rekognition":
+        session = aioboto3.Session(region_name=settings.aws_region)
+        client = await stack.enter_async_context(
+            session.client(
+                "rekognition",
+                endpoint_url=settings.rekognition_endpoint_url,
+                # Throttling is retried here with backoff and jitter, then by the queue.
+                config=AioConfig(retries={"total_max_attempts": 3, "mode": "standard"}, read_timeout=30),
+            )
+        )
+        return RekognitionModerator(client, min_confidence=settings.moderation_min_confidence)
+    return LocalRuleModerator(
+        blocked_terms=settings.moderation_blocked_terms, blocked_sha256=settings.moderation_blocked_sha256
+    )
+
+
+def scanners(settings: Settings) -> list[MalwareScanner]:
+    found: list[MalwareScanner] = [EicarScanner()]
+    if settings.clamd_host or settings.clamd_socket:
+        found.append(
+            ClamdScanner(
+                host=settings.clamd_host,
+                port=settings.clamd_port,
+                socket_path=settings.clamd_socket,
+                timeout_s=settings.clamd_timeout_s,
+            )
+        )
+    return found
+
+
+async def open_steps(
+    settings: Settings, stack: AsyncExitStack, repo: MediaRepository, blobs: BlobStore
+) -> tuple[Step, ...]:
+    return default_steps(
+        repo=repo,
+        blobs=blobs,
+        images=PillowImageProcessor(max_pixels=settings.max_image_pixels),
+        scanners=scanners(settings),
+        moderator=await open_moderator(settings, stack),
+        derived_prefix=settings.derived_prefix,
+        duplicate_max_distance=settings.duplicate_max_distance,
+        video=video_prober(settings),
+    )
+
+
+def video_prober(settings: Settings) -> VideoProber | None:
+    if not settings.ffprobe_path or not settings.ffmpeg_path:
+        return None
+    return FfmpegVideoProber(
+        ffprobe=settings.ffprobe_path,
+        ffmpeg=settings.ffmpeg_path,
+        max_pixels=settings.max_image_pixels,
+        timeout_s=settings.video_probe_timeout_s,
+    )
+
+
+async def open_notifiers(settings: Settings, stack: AsyncExitStack, redis: Redis) -> list[Notifier]:
+    notifiers: list[Notifier] = []
+    if settings.sns_topic_arn:
+        session = aioboto3.Session(region_name=settings.aws_region)
+        sns = await stack.enter_async_context(
+            session.client(
+                "sns",
+                endpoint_url=settings.aws_endpoint_url,
+                config=AioConfig(retries={"total_max_attempts": 4, "mode": "standard"}),
+            )
+        )
+        notifiers.append(SnsNotifier(sns, settings.sns_topic_arn, redis, prefix=settings.redis_prefix))
+    if settings.webhook_url and settings.webhook_secret is not None:
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.webhook_timeout_s))
+        )
+        secret = settings.webhook_secret.get_secret_value().encode()
+        notifiers.append(
+            WebhookNotifier(http, settings.webhook_url, secret, redis, prefix=settings.redis_prefix)
+        )
+    return notifiers

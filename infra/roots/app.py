@@ -1,0 +1,349 @@
+"""The composition root of the API: the Starlette app, its lifespan and the GraphQL view."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gc
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
+
+from infra.http import graphiql
+from infra.http.body_limit import BodyLimit
+from infra.http.client_ip import client_address, parse_networks
+from infra.http.cors import Cors, CorsPolicy, websocket_origin_refused
+from infra.http.request_log import RequestLog, WebSocketRegistry
+from infra.identity.dev_sign_in import TOKEN_TTL_S, sign_in_route
+from infra.identity.jwt import issue_dev_token
+from infra.observability import metrics
+from infra.observability.metrics import metrics_endpoint
+from infra.observability.request_context import request_id_from
+from infra.roots.runtime import Runtime, open_runtime
+from infra.settings import Settings
+from schema.extensions import shape_error
+from schema.root import build_schema
+from schema.types.context import Context
+from services.bundle import Services
+from services.core.auth import Principal
+from services.core.errors import Unauthenticated
+from services.core.ports import TokenVerifier
+from subscriptions import fanout
+from subscriptions.ws_guard import (
+    ConnectionLimits,
+    GuardedTransportWSHandler,
+    Refusal,
+    WebSocketRefused,
+    refuse_handshake,
+)
+
+log = logging.getLogger("mediagraph.api")
+
+
+def _bearer(value: object) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
+
+
+def _refusal(status: int, message: str, reason: str) -> JSONResponse:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT", "reason": reason}}]},
+        status_code=status,
+    )
+
+
+class MediagraphGraphQL(GraphQL[Context, None]):
+    def __init__(
+        self,
+        settings: Settings,
+        services: Services,
+        tokens: TokenVerifier,
+        *,
+        graphiql_token: Callable[[], str] | None = None,
+    ) -> None:
+        super().__init__(
+            build_schema(),
+            graphql_ide="graphiql" if settings.graphiql and not settings.is_production else None,
+            allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_s),
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
+            # Any: the handshake's Origin is checked before Strawberry sees it (_websocket), by
+            # the CORS policy, with a refusal that names our setting.
+            allowed_origins=("*",),
+        )
+        self.cors = CorsPolicy.of(settings.cors_origins, development=not settings.is_production)
+        self.services = services
+        self.tokens = tokens
+        self.graphiql_token = graphiql_token  # `mediagraph dev`: a token for the headers tab
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        self.production = settings.is_production
+        self.limits = ConnectionLimits(
+            settings.ws_max_connections_per_user, settings.ws_max_connections_per_address
+        )
+        fanout.install(self, settings.subscriber_queue_size, on_pass=metrics.count_fanout_pass)
+        self.graphql_transport_ws_handler_class = GuardedTransportWSHandler
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
+        # No frame of its own on a WebSocket's long-lived stack (see GraphQLWebSockets).
+        if scope["type"] == "websocket":
+            return self._websocket(scope, receive, send)
+        return self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            # CSRF: a browser sends text/plain, form-encoded and multipart bodies cross-site
+            # without a preflight; JSON needs one, which the CORS allow-list then refuses.
+            media_type = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
+            if media_type != "application/json":
+                response = _refusal(415, "POST /graphql takes application/json", "UNSUPPORTED_MEDIA_TYPE")
+                await response(scope, receive, send)
+                return
+        if scope["type"] == "http":
+            # Authenticate before GraphQL runs: a bad token is a 401, not a partial result.
+            token = _bearer(Request(scope).headers.get("authorization"))
+            principal = None
+            if token is not None:
+                try:
+                    principal = await self.tokens.verify(token)
+                except Unauthenticated as exc:
+                    response = JSONResponse(
+                        {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
+                        status_code=401,
+                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                    )
+                    await response(scope, receive, send)
+                    return
+            scope.setdefault("state", {})["principal"] = principal
+        await super().__call__(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        refusal = websocket_origin_refused(self.cors, headers)
+        if refusal is not None:
+            await refuse_handshake(send, scope, refusal)
+            return
+        peer = scope["client"][0] if scope.get("client") else None
+        address = client_address(peer, headers.get("x-forwarded-for"), self.trusted_proxies) or "-"
+        if not self.limits.acquire_address(address):
+            log.warning("websocket refused: too many from one address")
+            await refuse_handshake(send)
+            return
+        # Message size and clients that stop reading are the protocol's (infra/http/ws_protocol.py).
+        try:
+            await self.run(WebSocket(scope, receive=receive, send=send))  # GraphQL.__call__'s branch
+        finally:
+            self.limits.release_address(address)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql.page(request, self.graphiql_token)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # Syntax errors raised by the parser cache bypass the ErrorCodes extension: shape here
+        # whatever still has no code, so every error a client sees carries one.
+        if result.errors and any("code" not in (error.extensions or {}) for error in result.errors):
+            request_id = request.scope.get("state", {}).get("request_id", "-")
+            result.errors = [
+                error
+                if "code" in (error.extensions or {})
+                else shape_error(error, request_id, hide_suggestions=self.production)
+                for error in result.errors
+            ]
+        return process_result(result)
+
+    async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
+        principal: Principal | None = None
+        if isinstance(request, Request):
+            principal = request.scope.get("state", {}).get("principal")
+            if principal is not None and self.services.social is not None:
+                # A user exists once they have called the API with a valid token.
+                await self.services.social.touch(principal)
+        peer = request.client.host if request.client else None
+        # RequestLog chose the id (and logs it); the same one goes into the record and the worker.
+        request_id = request.scope.get("state", {}).get("request_id") or request_id_from(request.headers)
+        return Context(
+            services=self.services,
+            request_id=request_id,
+            principal=principal,
+            client_ip=client_address(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies),
+            production=self.production,
+        )
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        params = context.connection_params or {}
+        context.connection_params = None  # the token need not stay in memory as long as the socket
+        header = params.get("Authorization") or params.get("authorization")
+        token = _bearer(header)
+        if token is None:
+            raise WebSocketRefused(Refusal.MISSING)
+        if not token:
+            raise WebSocketRefused(Refusal.NOT_BEARER)
+        try:
+            principal = await self.tokens.verify(token)
+        except Unauthenticated as exc:
+            expired = exc.extensions.get("reason") == "TOKEN_EXPIRED"
+            raise WebSocketRefused(Refusal.EXPIRED if expired else Refusal.INVALID) from exc
+        if not self.limits.acquire_user(id(context), principal.user_id):
+            log.warning("websocket refused: too many for one user")
+            raise WebSocketRefused(Refusal.TOO_MANY)
+        context.principal = principal
+        if self.services.social is not None:
+            await self.services.social.touch(context.principal)
+        return None
+
+
+async def _flush_once(runtime: Runtime) -> None:
+    views = runtime.services.views
+    if views is None:
+        return
+    try:
+        await views.flush()
+    except Exception:
+        log.exception("view counts could not be flushed; they stay pending in Redis")
+
+
+async def _flush_views(runtime: Runtime, every_s: float) -> None:
+    """Move view counts from Redis to DynamoDB now and then (any API process may do it: the
+    take is atomic)."""
+    while True:
+        await asyncio.sleep(every_s)
+        await _flush_once(runtime)
+
+
+class _GraphQLEndpoint:
+    """ASGI endpoint forwarding to the view built in the lifespan (it needs the open clients)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await scope["app"].state.graphql(scope, receive, send)
+
+
+class GraphQLWebSockets:
+    """/graphql WebSockets go straight to the GraphQL view, past the body limit, Starlette's
+    exception middleware, router and route: none of them acts on a WebSocket, and each is a
+    suspended frame held for as long as the client stays connected (idle subscribers are many:
+    docs/realtime.md). Other WebSocket paths go on to the router, which refuses them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if scope["type"] == "websocket" and scope["path"] == "/graphql":
+            return scope["app"].state.graphql(scope, receive, send)  # type: ignore[no-any-return]
+        return self.app(scope, receive, send)
+
+
+class CorsOutermost(Starlette):
+    """CORS outside everything, Starlette's 500 handler included: the browser can read every
+    error (413, 401, 500) instead of reporting a network error."""
+
+    def __init__(self, cors: CorsPolicy, **kwargs: Any) -> None:
+        self.cors = cors
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Cors(super().build_middleware_stack(), self.cors)
+
+
+def create_app(settings: Settings, *, dev_sign_in: bool = False) -> Starlette:
+    """`dev_sign_in` adds POST /dev/sign-in: only `mediagraph dev` on loopback passes it."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with open_runtime(settings) as runtime:
+            services = runtime.services
+            app.state.graphql = MediagraphGraphQL(
+                settings, services, runtime.tokens, graphiql_token=graphiql_token
+            )
+            app.state.runtime = runtime
+            # Everything loaded so far (boto models, the schema, ...) lives as long as the
+            # process: keep it out of the cyclic GC, whose full passes over it stalled every
+            # subscriber for a few hundred ms under load (docs/realtime.md).
+            gc.freeze()
+            flusher = asyncio.create_task(_flush_views(runtime, settings.view_flush_every_s))
+            try:
+                yield {}
+            finally:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
+                await _flush_once(runtime)  # counted views are not lost at shutdown
+                # Hand the frozen objects back to the collector: an app that stops (every test's
+                # app, a reload) must not keep its whole heap alive for the rest of the process.
+                gc.unfreeze()
+
+    graphql = _GraphQLEndpoint()
+
+    async def jwks(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        return JSONResponse(runtime.issuer.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        if websockets.draining:
+            return JSONResponse({"status": "shutting down", "checks": {}}, status_code=503)
+        runtime: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        for name, ping in (
+            ("dynamodb", runtime.repo.ping),
+            ("s3", runtime.blobs.ping),
+            ("redis", runtime.bus.ping),
+        ):
+            try:
+                await ping()
+                checks[name] = "ok"
+            except Exception as exc:
+                log.warning("readiness check failed", extra={"dependency": name, "error": type(exc).__name__})
+                checks[name] = "unavailable"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
+        )
+
+    websockets = WebSocketRegistry()
+    middleware = [
+        Middleware(RequestLog, websockets=websockets),
+        Middleware(GraphQLWebSockets),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+    ]
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/.well-known/jwks.json", jwks),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+    ]
+    if settings.graphiql and not settings.is_production:
+        routes.append(graphiql.asset_route())
+    graphiql_token: Callable[[], str] | None = None
+    if dev_sign_in:
+        routes.append(sign_in_route(settings))
+        graphiql_token = functools.partial(issue_dev_token, settings, "alice", ttl_s=TOKEN_TTL_S)
+
+    app = CorsOutermost(
+        CorsPolicy.of(settings.cors_origins, development=not settings.is_production),
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+    )
+    app.state.websockets = websockets  # ApiServer closes them with 1001 at shutdown
+    return app

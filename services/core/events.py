@@ -1,0 +1,89 @@
+"""Media events: what subscribers are told when a media record changes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from services.core.errors import BadUserInput
+from services.core.media import Media
+
+
+class MediaEventType(StrEnum):
+    CREATED = "CREATED"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+    QUARANTINED = "QUARANTINED"
+    UPDATED = "UPDATED"
+    DELETED = "DELETED"
+    RESTORED = "RESTORED"
+
+
+_EVENT_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+
+
+def event_position(event_id: str) -> tuple[int, int]:
+    """An event id (`<ms>-<seq>`) as a comparable pair: ids order by (ms, seq), not as strings
+    ("9-0" < "10-0"). Raises BadUserInput (reason MALFORMED_SINCE) for anything else."""
+    match = _EVENT_ID.match(event_id)
+    if match is None:
+        raise BadUserInput("since must be an eventId received from mediaEvents", reason="MALFORMED_SINCE")
+    return int(match.group(1)), int(match.group(2))
+
+
+class EventsExpired(BadUserInput):
+    """Events after `since` are no longer kept: the client must refetch its state."""
+
+    def __init__(self, since: str) -> None:
+        super().__init__(
+            f"events after {since} are no longer kept; refetch, then subscribe without since",
+            reason="SINCE_EXPIRED",
+        )
+
+
+_ONCE_PER_MEDIA = frozenset({MediaEventType.COMPLETED, MediaEventType.REJECTED, MediaEventType.QUARANTINED})
+
+
+@dataclass(frozen=True, slots=True)
+class MediaEvent:
+    type: MediaEventType
+    media: Media
+    occurred_at: datetime
+    event_id: str = ""  # assigned by the bus when published (a Redis Stream id)
+
+    @property
+    def owner_id(self) -> str:
+        return self.media.owner_id
+
+    @property
+    def dedupe_key(self) -> str:
+        """Same key for the same change: a redelivered S3 event publishes nothing twice.
+
+        Processing outcomes happen once per media, whatever edits follow, so their key
+        leaves the version out: a late duplicate notice after an edit stays silent."""
+        if self.type in _ONCE_PER_MEDIA:
+            # ...once per review round: a released or reported media may be announced again.
+            round_ = f":r{self.media.review_round}" if self.media.review_round else ""
+            return f"{self.media.id}:{self.type}{round_}"
+        return f"{self.media.id}:{self.media.version}:{self.type}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": self.type.value,
+            "media": self.media.to_record(),
+            "occurred_at": self.occurred_at.isoformat(),
+            "event_id": self.event_id,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> MediaEvent:
+        return cls(
+            type=MediaEventType(record["type"]),
+            media=Media.from_record(record["media"]),
+            occurred_at=datetime.fromisoformat(record["occurred_at"]),
+            event_id=record.get("event_id", ""),
+        )
