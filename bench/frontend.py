@@ -110,7 +110,7 @@ async def section(redis_url: str) -> dict[str, Any]:
             {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
         ),
         subprocess_server(
-            ["-m", "infra.cli", "dev", "--port", str(port)], port, _env(endpoint, redis_url, name)
+            ["-m", "infra.roots.cli", "dev", "--port", str(port)], port, _env(endpoint, redis_url, name)
         ),
         static_site(WEB / "dist") as app,
         tempfile.TemporaryDirectory() as folder,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 
-from infra.resources import Resources
+from infra.aws.resources import Resources
 from infra.settings import Settings
 from tests.browser.chrome import start_chromium, static_site
 from tests.conftest import isolated_settings

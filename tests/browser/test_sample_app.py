@@ -14,7 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
-from infra.sqs_worker import SqsWorker
+from infra.aws.sqs_worker import SqsWorker
 from tests.browser.chrome import severe_console_messages, wait_until
 from tests.browser.conftest import PART
 from tests.client import create_upload

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.resources import Resources
+from infra.aws.resources import Resources
+from infra.aws.sqs_worker import SqsWorker
 from infra.settings import Settings
-from infra.sqs_worker import SqsWorker
 from tests.conftest import isolated_settings
 from tests.media_files import photo
 from tests.node import CLIENT, run_npm, run_npm_async

@@ -186,6 +186,7 @@ test("errors arrive typed by extensions.code", async () => {
   await assert.rejects(client.deleteMedia("not-a-media"), (error) => error instanceof NotFoundError || error instanceof BadUserInputError);
   await assert.rejects(devSignIn(API, "not a name!"), BadUserInputError);
   const bad = new MediagraphClient({ url: API, token: "not-a-jwt", webSocketImpl: WebSocket });
+  await assert.rejects(bad.myMediaPager().loadMore(), UnauthenticatedError); // HTTP 401
   const refused = await collect((handlers) => bad.watchEvents(handlers)).catch((error) => error);
   assert.ok(refused instanceof ConnectionClosedError, String(refused));
   assert.equal(refused.code, 4403);
