@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -30,10 +33,10 @@ def test_a_field_error_names_the_variable_without_its_value() -> None:
 
 
 def test_the_cli_prints_the_setting_and_exits_without_the_value(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: object
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no .env
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("MEDIAGRAPH_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MEDIAGRAPH_JWT_SECRET", SECRET)
