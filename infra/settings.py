@@ -313,8 +313,6 @@ class Settings(BaseSettings):
                 raise ValueError("a replica region needs the home bucket in MEDIAGRAPH_REGION_BUCKETS")
         elif self.replica_regions:
             raise ValueError("MEDIAGRAPH_REPLICA_REGIONS needs MEDIAGRAPH_HOME_REGION")
-        if self.profile is Profile.PRODUCTION and self.session_signing_key is None:
-            raise ValueError("the production profile needs MEDIAGRAPH_SESSION_SIGNING_KEY (EC P-256 PEM)")
         if self.idp_jwks_url and not self.idp_issuer:
             raise ValueError("MEDIAGRAPH_IDP_ISSUER is required with MEDIAGRAPH_IDP_JWKS_URL")
         if self.profile is Profile.PRODUCTION and self.aws_endpoint_url:
@@ -337,6 +335,21 @@ class Settings(BaseSettings):
             return self.bucket
         assert self.home_region is not None  # is_home_region
         return self.region_buckets[self.home_region]
+
+
+class ConfigurationError(ValueError):
+    """A setting the process being started needs and does not have (named, never its value)."""
+
+
+def check_api_settings(settings: Settings) -> None:
+    """What only the API needs, checked when the API is built: the worker and one-off tasks run
+    without the session signing key (the worker parses untrusted files: it must not hold a key
+    that mints tokens)."""
+    if settings.is_production and settings.session_signing_key is None:
+        raise ConfigurationError(
+            "the production API needs MEDIAGRAPH_SESSION_SIGNING_KEY (EC P-256 PEM): without it each "
+            "process would sign with a key of its own"
+        )
 
 
 def describe_errors(error: ValidationError) -> list[str]:

@@ -28,7 +28,7 @@ from infra.identity.jwt import issue_dev_token
 from infra.observability.logs import configure_logging
 from infra.roots.app import create_app
 from infra.roots.runtime import open_runtime
-from infra.settings import Settings, describe_errors
+from infra.settings import ConfigurationError, Settings, describe_errors
 
 log = logging.getLogger("mediagraph.cli")
 
@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> None:
         # Names the setting, never its value: the value may be a secret (docs/configuration.md).
         for line in describe_errors(exc):
             print(f"configuration error: {line}", file=sys.stderr)
+        sys.exit(2)
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
 
 
