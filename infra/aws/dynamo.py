@@ -31,6 +31,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from infra.aws.dynamo_batch import batch_get
+from infra.aws.dynamo_paging import read_all, read_page
 from services.core.errors import Conflict
 from services.core.media import Media, MediaStatus, Visibility
 from services.core.ports import ListFilter, Page, Usage
@@ -302,17 +303,14 @@ class DynamoMediaRepository:
         }
         count = total = 0
         cutoff = now.timestamp()
-        while True:
-            response = await self._client.query(**request)
-            for item in response.get("Items", []):
+        async for items in read_all(self._client, request):
+            for item in items:
                 # Expired PENDING records linger until swept (moto never runs TTL): not in flight.
                 if "ttl" in item and int(item["ttl"]["N"]) <= cutoff:
                     continue
                 count += 1
                 total += int(item["size"]["N"])
-            if "LastEvaluatedKey" not in response:
-                return Usage(count=count, bytes=total)
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return Usage(count=count, bytes=total)
 
     async def scan(self, *, limit: int, after: str | None) -> Page:
         request: dict[str, Any] = {
@@ -398,20 +396,9 @@ class DynamoMediaRepository:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
-            # One more than asked: hasNextPage is then exact, whatever LastEvaluatedKey says.
-            "Limit": limit + 1,
         }
         if index:
             request["IndexName"] = index
         if after is not None:
             request["ExclusiveStartKey"] = start_key(after)
-        items: list[dict[str, Any]] = []
-        while True:
-            response = await self._client.query(**request)
-            items.extend(response.get("Items", []))
-            # A 1 MB response may stop short of Limit: keep reading until we know.
-            if len(items) > limit or "LastEvaluatedKey" not in response:
-                break
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-            request["Limit"] = limit + 1 - len(items)
-        return items[:limit], len(items) > limit
+        return await read_page(self._client, request, limit=limit)

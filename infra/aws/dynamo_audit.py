@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from infra.aws.dynamo_paging import read_page
 from services.core.ports import AuditEntry, AuditPage
 
 
@@ -51,18 +52,11 @@ class DynamoAuditLog:
             "ExpressionAttributeValues": {":pk": {"S": f"AUDIT#{media_id}"}},
             "ScanIndexForward": True,
             "ConsistentRead": True,
-            "Limit": limit + 1,
         }
         if after is not None:
             request["ExclusiveStartKey"] = {"pk": {"S": f"AUDIT#{media_id}"}, "sk": {"S": after}}
-        items: list[dict[str, Any]] = []
-        while True:
-            response = await self._client.query(**request)
-            items.extend(response.get("Items", []))
-            if len(items) > limit or "LastEvaluatedKey" not in response:
-                break
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return AuditPage([_entry(media_id, item) for item in items[:limit]], len(items) > limit)
+        items, more = await read_page(self._client, request, limit=limit)
+        return AuditPage([_entry(media_id, item) for item in items], more)
 
 
 def _entry(media_id: str, item: dict[str, Any]) -> AuditEntry:

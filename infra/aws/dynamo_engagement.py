@@ -13,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra.aws.dynamo_batch import batch_get
+from infra.aws.dynamo_paging import read_all
 from services.core.ports import MediaStats
 
 
@@ -87,19 +88,15 @@ class DynamoEngagementStore:
             "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
             "ExpressionAttributeValues": {":pk": {"S": f"MEDIA#{media_id}"}},
         }
-        while True:
-            response = await self._client.query(**request)
+        async for items in read_all(self._client, request):
             # The record (sk=META) is the repository's: it goes last, with its index items.
-            keys = [item for item in response.get("Items", []) if item["sk"]["S"] != "META"]
+            keys = [item for item in items if item["sk"]["S"] != "META"]
             for start in range(0, len(keys), 25):
                 writes = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
                 pending: dict[str, Any] = {self._table: writes}
                 while pending:
                     answer = await self._client.batch_write_item(RequestItems=pending)
                     pending = answer.get("UnprocessedItems") or {}
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     async def forget_user(self, user_id: str) -> int:
         # No index maps a user to their likes: an account deletion is rare enough for one
@@ -112,14 +109,11 @@ class DynamoEngagementStore:
             "ExpressionAttributeValues": {":sk": {"S": f"LIKE#{user_id}"}},
         }
         removed = 0
-        while True:
-            response = await self._client.scan(**request)
-            for item in response.get("Items", []):
+        async for items in read_all(self._client, request, operation="scan"):
+            for item in items:
                 if await self.unlike(item["pk"]["S"].removeprefix("MEDIA#"), user_id):
                     removed += 1
-            if "LastEvaluatedKey" not in response:
-                return removed
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return removed
 
     async def add_views(self, counts: dict[str, int]) -> None:
         for media_id, count in counts.items():

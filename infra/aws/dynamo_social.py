@@ -15,6 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra.aws.dynamo_batch import batch_get
+from infra.aws.dynamo_paging import read_page
 from services.core.ports import FriendshipState, Relations
 
 
@@ -97,7 +98,6 @@ class DynamoSocialStore:
             "KeyConditionExpression": "#p = :p",
             "ExpressionAttributeNames": {"#p": "gsi1pk"},
             "ExpressionAttributeValues": {":p": {"S": f"RELSTATE#{user_id}#{state.value}"}},
-            "Limit": limit + 1,
         }
         if after is not None:
             request["ExclusiveStartKey"] = {
@@ -105,9 +105,8 @@ class DynamoSocialStore:
                 "gsi1pk": {"S": f"RELSTATE#{user_id}#{state.value}"},
                 "gsi1sk": {"S": after},
             }
-        response = await self._client.query(**request)
-        ids = [item["gsi1sk"]["S"] for item in response.get("Items", [])]
-        return ids[:limit], len(ids) > limit
+        items, more = await read_page(self._client, request, limit=limit)
+        return [item["gsi1sk"]["S"] for item in items], more
 
     async def _pair(self, user_id: str, other: str) -> tuple[FriendshipState | None, FriendshipState | None]:
         found = {

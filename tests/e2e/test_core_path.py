@@ -11,7 +11,7 @@ import pytest
 from infra.aws.sqs_worker import SqsWorker
 from tests.client import WsClient, create_upload, error_codes, gql, put_upload
 from tests.media_files import jpeg_bytes, png_bytes
-from tests.servers import joined, listening
+from tests.servers import listening
 
 pytestmark = pytest.mark.e2e
 
@@ -27,8 +27,7 @@ async def test_upload_is_announced_live_and_completed(
     data = jpeg_bytes(50_000)
     async with WsClient(api, alice) as ws:
         op = await ws.subscribe(UPLOAD_COMPLETED)
-        await joined(api, 1)  # registered before the bytes arrive
-        await listening(api, "alice")
+        await listening(api, "alice")  # registered before the bytes arrive
         payload = await create_upload(api, alice, data)
         assert payload["media"]["status"] == "PENDING"
         assert payload["media"]["owner"]["id"] == "alice"
@@ -105,9 +104,8 @@ async def test_another_user_sees_nothing(api: str, worker: SqsWorker, token: Cal
         await spy.subscribe(UPLOAD_COMPLETED)
         async with WsClient(api, alice) as ws:
             await ws.subscribe(UPLOAD_COMPLETED)
-            await joined(api, 3)
             await listening(api, "alice")
-            await listening(api, "mallory")
+            await listening(api, "mallory", 2)  # two operations: two bus subscriptions
             payload = await create_upload(api, alice, data)
             await put_upload(payload["upload"], data)
             assert (await ws.receive(timeout=20))["type"] == "next"
@@ -130,7 +128,6 @@ async def test_media_events_reports_each_status_change(
     data = jpeg_bytes()
     async with WsClient(api, alice) as ws:
         await ws.subscribe(MEDIA_EVENTS)
-        await joined(api, 1)
         await listening(api, "alice")
         payload = await create_upload(api, alice, data)
         await put_upload(payload["upload"], data)

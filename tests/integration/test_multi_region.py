@@ -29,7 +29,7 @@ from infra.settings import Settings
 from tests.client import WsClient, create_upload, error_codes, gql, put_upload
 from tests.conftest import make_settings
 from tests.media_files import jpeg_bytes
-from tests.servers import joined, listening, serving
+from tests.servers import listening, serving
 
 HOME, AWAY = "us-east-1", "eu-west-1"
 MEDIA = "query($id: ID!) { media(id: $id) { id mediaId status url title } }"
@@ -189,8 +189,7 @@ async def test_a_subscriber_in_the_replica_region_hears_a_completion_made_at_hom
     data = jpeg_bytes(20_000)
     async with WsClient(away.api, away.token()) as ws:
         op = await ws.subscribe(EVENTS)
-        await joined(away.api, 1)  # registered before anything is announced
-        await listening(away.api, "alice")
+        await listening(away.api, "alice")  # registered before anything is announced
 
         payload = await create_upload(home.api, home.token(), data)
         media_id = payload["media"]["mediaId"]
@@ -255,7 +254,6 @@ async def test_the_replica_worker_keeps_an_event_whose_row_has_not_arrived(world
 
     async with WsClient(away.api, away.token()) as ws:
         op = await ws.subscribe(EVENTS)
-        await joined(away.api, 1)
         await listening(away.api, "alice")
         assert await away.worker.poll_once() == 1  # the retry: the row is COMPLETED here now
         event = await next_event(ws, op)
@@ -289,7 +287,6 @@ async def test_the_replica_worker_never_runs_the_pipeline(world: World) -> None:
     await world.replicate.table(HOME, AWAY)
     async with WsClient(away.api, away.token()) as ws:
         op = await ws.subscribe(EVENTS)
-        await joined(away.api, 1)
         await listening(away.api, "alice")
         assert await away.worker.poll_once() == 1
         event = await next_event(ws, op)
