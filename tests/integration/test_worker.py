@@ -16,6 +16,7 @@ from services.core.media import MediaStatus
 from services.ingest.uploads import UploadRequest
 from tests.media_files import jpeg_bytes
 from tests.servers import eventually
+from tests.streams import stream_events
 
 pytestmark = pytest.mark.integration
 
@@ -39,8 +40,7 @@ async def _upload(runtime: Runtime, data: bytes) -> str:
 
 
 async def _events(runtime: Runtime, user: str) -> list[MediaEvent]:
-    entries = await runtime.redis.xrange(runtime.bus.stream_key(user))
-    return [MediaEvent.from_record(json.loads(fields[b"e"])) for _, fields in entries]
+    return await stream_events(runtime.redis, runtime.bus.stream_key(user))
 
 
 async def test_the_same_s3_event_twice_changes_and_announces_once(
