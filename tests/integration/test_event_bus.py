@@ -18,6 +18,7 @@ from services.core.events import EventsExpired, MediaEvent, MediaEventType, even
 from services.core.media import Media, MediaStatus
 from tests.fakes import make_media
 from tests.servers import eventually
+from tests.streams import stream_entries
 
 pytestmark = pytest.mark.integration
 
@@ -139,8 +140,8 @@ async def test_events_older_than_the_age_limit_are_dropped_and_expire_their_posi
     await eventually(aged, timeout=10)
     await _publish(brief, "bob", 1)
     second = (await _publish(brief, "alice", 1))[0]
-    entries = await bus._redis.xrange(brief.stream_key("alice"))
-    assert [entry_id.decode() for entry_id, _ in entries] == [second]
+    entries = await stream_entries(bus._redis, brief.stream_key("alice"))
+    assert [entry_id for entry_id, _ in entries] == [second]
     with pytest.raises(EventsExpired):
         async with brief.subscribe("alice", since=first[0]):
             pass

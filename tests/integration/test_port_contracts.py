@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any
@@ -97,70 +97,37 @@ def unique(name: str) -> str:
     return f"{name}-{str(ULID()).lower()}"
 
 
-def implementation(request: pytest.FixtureRequest) -> str:
-    kind: str = request.param
-    return kind
+def contract(name: str, fake: Callable[[], object], real: Callable[[World], object]) -> Any:
+    """The fixture `name`: once the fake, once the real adapter on the shared world."""
+
+    @pytest_asyncio.fixture(name=name, params=IMPLEMENTATIONS, loop_scope="module")
+    async def implementation(request: pytest.FixtureRequest, world: World) -> object:
+        return fake() if request.param == "fake" else real(world)
+
+    return implementation
 
 
-@pytest_asyncio.fixture(params=IMPLEMENTATIONS, loop_scope="module")
-async def repo(request: pytest.FixtureRequest, world: World) -> MediaRepository:
-    if implementation(request) == "fake":
-        return InMemoryMediaRepository()
-    return DynamoMediaRepository(world.clients.dynamodb, world.settings.table)
+def _table(adapter: Callable[[Any, str], object]) -> Callable[[World], object]:
+    return lambda world: adapter(world.clients.dynamodb, world.settings.table)
 
 
-@pytest_asyncio.fixture(params=IMPLEMENTATIONS, loop_scope="module")
-async def audit(request: pytest.FixtureRequest, world: World) -> AuditLog:
-    if implementation(request) == "fake":
-        return InMemoryAuditLog()
-    return DynamoAuditLog(world.clients.dynamodb, world.settings.table)
-
-
-@pytest_asyncio.fixture(params=IMPLEMENTATIONS, loop_scope="module")
-async def engagement(request: pytest.FixtureRequest, world: World) -> EngagementStore:
-    if implementation(request) == "fake":
-        return InMemoryEngagementStore()
-    return DynamoEngagementStore(world.clients.dynamodb, world.settings.table)
-
-
-@pytest_asyncio.fixture(params=IMPLEMENTATIONS, loop_scope="module")
-async def idempotency(request: pytest.FixtureRequest, world: World) -> IdempotencyStore:
-    if implementation(request) == "fake":
-        return InMemoryIdempotencyStore()
-    return DynamoIdempotencyStore(world.clients.dynamodb, world.settings.table)
-
-
-@pytest_asyncio.fixture(params=IMPLEMENTATIONS, loop_scope="module")
-async def limiter(request: pytest.FixtureRequest, world: World) -> RateLimiter:
-    if implementation(request) == "fake":
-        return InMemoryRateLimiter()
-    return RedisRateLimiter(world.redis, prefix=world.settings.redis_prefix)
-
-
-@pytest_asyncio.fixture(params=IMPLEMENTATIONS, loop_scope="module")
-async def snapshots(request: pytest.FixtureRequest, world: World) -> SnapshotStore:
-    if implementation(request) == "fake":
-        return InMemorySnapshotStore()
-    return RedisSnapshotStore(world.redis, world.settings.redis_prefix)
-
-
-@pytest_asyncio.fixture(params=IMPLEMENTATIONS, loop_scope="module")
-async def social(request: pytest.FixtureRequest, world: World) -> SocialStore:
-    if implementation(request) == "fake":
-        return InMemorySocialStore()
-    return DynamoSocialStore(world.clients.dynamodb, world.settings.table)
-
-
-@pytest_asyncio.fixture(params=IMPLEMENTATIONS, loop_scope="module")
-async def blobs(request: pytest.FixtureRequest, world: World) -> BlobStore:
-    if implementation(request) == "fake":
-        return InMemoryBlobStore()
-    return S3BlobStore(world.clients.s3, world.settings.bucket)
+repo = contract("repo", InMemoryMediaRepository, _table(DynamoMediaRepository))
+audit = contract("audit", InMemoryAuditLog, _table(DynamoAuditLog))
+engagement = contract("engagement", InMemoryEngagementStore, _table(DynamoEngagementStore))
+idempotency = contract("idempotency", InMemoryIdempotencyStore, _table(DynamoIdempotencyStore))
+social = contract("social", InMemorySocialStore, _table(DynamoSocialStore))
+limiter = contract(
+    "limiter", InMemoryRateLimiter, lambda w: RedisRateLimiter(w.redis, prefix=w.settings.redis_prefix)
+)
+snapshots = contract(
+    "snapshots", InMemorySnapshotStore, lambda w: RedisSnapshotStore(w.redis, w.settings.redis_prefix)
+)
+blobs = contract("blobs", InMemoryBlobStore, lambda w: S3BlobStore(w.clients.s3, w.settings.bucket))
 
 
 @pytest_asyncio.fixture(params=IMPLEMENTATIONS, loop_scope="module")
 async def bus(request: pytest.FixtureRequest, world: World) -> AsyncIterator[EventBus]:
-    if implementation(request) == "fake":
+    if request.param == "fake":
         yield InMemoryEventBus()
         return
     real = RedisEventBus(world.redis, prefix=world.settings.redis_prefix)
