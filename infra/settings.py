@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CONTENT_TYPES = (
@@ -53,7 +53,11 @@ class Profile(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEDIAGRAPH_", env_file=".env", extra="ignore", frozen=True)
+    # hide_input_in_errors: a validation error names the setting, never its value (a secret, or
+    # the whole input with every secret in it, for a model-level check): docs/security.md.
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIAGRAPH_", env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     profile: Profile = Profile.DEVELOPMENT
 
@@ -329,3 +333,14 @@ class Settings(BaseSettings):
             return self.bucket
         assert self.home_region is not None  # is_home_region
         return self.region_buckets[self.home_region]
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per problem, naming the variable and never echoing its value (it may be a secret):
+    "MEDIAGRAPH_JWT_LEEWAY_S: Input should be less than or equal to 30"."""
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False, include_context=False):
+        field = ".".join(str(part) for part in problem["loc"])
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        lines.append(f"MEDIAGRAPH_{field.upper()}: {message}" if field else message)
+    return lines

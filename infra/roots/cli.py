@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import start_http_server
+from pydantic import ValidationError
 
 from infra.aws.clients import open_clients
 from infra.aws.resources import ensure_resources
@@ -27,7 +28,7 @@ from infra.identity.jwt import issue_dev_token
 from infra.observability.logs import configure_logging
 from infra.roots.app import create_app
 from infra.roots.runtime import open_runtime
-from infra.settings import Settings
+from infra.settings import Settings, describe_errors
 
 log = logging.getLogger("mediagraph.cli")
 
@@ -281,6 +282,13 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(dlq(Settings(), args.action, args.limit))
     except KeyboardInterrupt:
         pass
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        # Names the setting, never its value: the value may be a secret (docs/configuration.md).
+        for line in describe_errors(exc):
+            print(f"configuration error: {line}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
