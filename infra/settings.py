@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     # Worker.
     worker_wait_s: int = Field(default=10, ge=0, le=20)
     worker_batch: int = Field(default=10, ge=1, le=10)
+    # How long a dependency (Redis, S3, DynamoDB) may be unreachable while the worker holds a
+    # message and retries it, without spending its receives: an outage up to this long never
+    # sends a message to the DLQ (docs/operations.md, "Outages").
+    worker_outage_tolerance_s: float = Field(default=300.0, ge=0, le=3600)
     # Seconds the worker lets messages in hand finish at shutdown before returning them to the queue.
     worker_shutdown_grace_s: float = Field(default=20.0, ge=0, le=300)
     # The worker's own /metrics (the API serves /metrics on its HTTP port); 0 turns it off.
@@ -309,8 +313,6 @@ class Settings(BaseSettings):
                 raise ValueError("a replica region needs the home bucket in MEDIAGRAPH_REGION_BUCKETS")
         elif self.replica_regions:
             raise ValueError("MEDIAGRAPH_REPLICA_REGIONS needs MEDIAGRAPH_HOME_REGION")
-        if self.profile is Profile.PRODUCTION and self.session_signing_key is None:
-            raise ValueError("the production profile needs MEDIAGRAPH_SESSION_SIGNING_KEY (EC P-256 PEM)")
         if self.idp_jwks_url and not self.idp_issuer:
             raise ValueError("MEDIAGRAPH_IDP_ISSUER is required with MEDIAGRAPH_IDP_JWKS_URL")
         if self.profile is Profile.PRODUCTION and self.aws_endpoint_url:
@@ -333,6 +335,21 @@ class Settings(BaseSettings):
             return self.bucket
         assert self.home_region is not None  # is_home_region
         return self.region_buckets[self.home_region]
+
+
+class ConfigurationError(ValueError):
+    """A setting the process being started needs and does not have (named, never its value)."""
+
+
+def check_api_settings(settings: Settings) -> None:
+    """What only the API needs, checked when the API is built: the worker and one-off tasks run
+    without the session signing key (the worker parses untrusted files: it must not hold a key
+    that mints tokens)."""
+    if settings.is_production and settings.session_signing_key is None:
+        raise ConfigurationError(
+            "the production API needs MEDIAGRAPH_SESSION_SIGNING_KEY (EC P-256 PEM): without it each "
+            "process would sign with a key of its own"
+        )
 
 
 def describe_errors(error: ValidationError) -> list[str]:
