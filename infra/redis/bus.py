@@ -226,6 +226,9 @@ class RedisEventBus:
         # Markers written before ids were kept hold "1": published, under an unknown id.
         return text if text is not None and "-" in text else None
 
+    async def deliver_pending(self, media_id: str) -> int:
+        return 0  # no outbox behind this bus: what was published is all there is
+
     async def last_id(self, user_id: str) -> str:
         return _text(await self._last_id(keys=[self.stream_key(user_id)]))
 

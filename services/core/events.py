@@ -71,6 +71,12 @@ class MediaEvent:
             return f"{self.media.id}:{self.type}{round_}"
         return f"{self.media.id}:{self.media.version}:{self.type}"
 
+    @property
+    def outbox_key(self) -> str:
+        """Where the change waits in the transactional outbox until published: one per write
+        (a media's version changes with each), ordered as the media's changes are."""
+        return f"{self.media.id}#{self.media.version:012d}#{self.type}"
+
     def to_record(self) -> dict[str, Any]:
         return {
             "type": self.type.value,
