@@ -160,12 +160,12 @@ async def open_runtime(
         if relay and settings.is_home_region:
             # Only the home region relays: outbox items replicate with the table, and a replica
             # deleting one would delete it before the home region published it.
-            relay = asyncio.create_task(outbox.run(), name="outbox-relay")
+            relaying = asyncio.create_task(outbox.run(), name="outbox-relay")
 
             async def stop_relay() -> None:
-                relay.cancel()
+                relaying.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await relay
+                    await relaying
 
             stack.push_async_callback(stop_relay)
         repo = CachedMediaRepository(
