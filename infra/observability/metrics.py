@@ -110,6 +110,10 @@ CACHE_REQUESTS = Counter(
     "mediagraph_cache_requests_total", "Cache lookups, by cache and result (hit, miss).", ["cache", "result"]
 )
 
+RATE_LIMIT_UNCHECKED = Counter(
+    "mediagraph_rate_limit_unchecked_total",
+    "Requests let through without a rate-limit check because Redis was unreachable (fail open).",
+)
 CACHE_INVALIDATION_FAILURES = Counter(
     "mediagraph_cache_invalidation_failures_total",
     "Listing-page invalidations that could not reach Redis after a committed write (pages may be "
