@@ -36,6 +36,7 @@ from tests.conftest import isolated_settings
 from tests.media_files import jpeg_bytes
 from tests.redis_process import RedisProcess
 from tests.servers import eventually
+from tests.streams import stream_events
 
 pytestmark = pytest.mark.e2e
 
@@ -155,9 +156,8 @@ async def _upload(api: str, token: str, data: bytes, key: str) -> str:
 
 async def _stream_types(runtime: Runtime, user: str) -> list[tuple[str, str]]:
     async with Redis.from_url(runtime.settings.redis_url) as redis:
-        entries = await redis.xrange(runtime.bus.stream_key(user))
-    records = [json.loads(fields[b"e"]) for _, fields in entries]
-    return [(record["type"], record["media"]["id"]) for record in records]
+        events = await stream_events(redis, runtime.bus.stream_key(user))
+    return [(event.type.value, event.media.id) for event in events]
 
 
 async def _queue_depth(runtime: Runtime, url: str) -> int:

@@ -6,7 +6,6 @@ commit and its publish is covered by the relay within seconds."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -22,6 +21,7 @@ from services.ingest.uploads import UploadRequest
 from tests.conftest import isolated_settings
 from tests.redis_process import RedisProcess
 from tests.servers import eventually
+from tests.streams import stream_events
 
 pytestmark = pytest.mark.integration
 ALICE = Principal(user_id="alice")
@@ -59,9 +59,8 @@ def _request(key: str | None = None, data: bytes = b"a") -> UploadRequest:
 async def _stream(runtime: Runtime, user: str) -> list[tuple[str, str]]:
     """(type, media id) of every event in the user's replay stream, oldest first."""
     async with Redis.from_url(runtime.settings.redis_url) as redis:
-        entries = await redis.xrange(runtime.bus.stream_key(user))
-    records = [json.loads(fields[b"e"]) for _, fields in entries]
-    return [(record["type"], record["media"]["id"]) for record in records]
+        events = await stream_events(redis, runtime.bus.stream_key(user))
+    return [(event.type.value, event.media.id) for event in events]
 
 
 async def _outbox_empty(runtime: Runtime) -> bool:
