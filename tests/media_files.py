@@ -178,3 +178,19 @@ def mp4_bytes(size: int = 4096) -> bytes:
 @functools.cache
 def _small_mp4() -> bytes:
     return mp4(seconds=1, width=64, height=48)
+
+
+def png_with_missing_rows(width: int, height: int, *, rows: int, noise: bool = False) -> bytes:
+    """A structurally valid PNG (8-bit RGB, every chunk's CRC right, IEND present) whose image data
+    holds only its first `rows` rows: the rest are missing. With `noise`, the rows are random, so
+    the compressed data is large enough to pass any size bound and only counting finds the gap."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rng = random.Random(rows)
+    line = 1 + width * 3
+    raw = b"".join(b"\x00" + (rng.randbytes(line - 1) if noise else bytes(line - 1)) for _ in range(rows))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(raw, 9))
+        + _chunk(b"IEND", b"")
+    )

@@ -1,7 +1,11 @@
 """SqsWorker: long-polls the S3-event queue and hands each ObjectCreated notice to the
 ProcessingService. A message is deleted only after every record in it was handled; an
 exception leaves it on the queue, its visibility backed off, until the redrive policy moves
-it to the DLQ after `max_receive_count` receives."""
+it to the DLQ after `max_receive_count` receives.
+
+Up to `concurrency` messages are in hand at once, each in its own task: a free slot is filled by
+the next receive at once, so one slow message never holds back a batch. The image decoding they
+do is bounded apart, by the decoding memory budget (`infra/media/budget.py`)."""
 
 from __future__ import annotations
 
@@ -80,7 +84,12 @@ class SqsWorker:
         dlq_url: str | None = None,
         retention: RetentionService | None = None,
         purge_every_s: float = 300.0,
+        concurrency: int = 10,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._concurrency = concurrency
+        self._tasks: set[asyncio.Task[None]] = set()
         self._retention = retention
         self._purge_every_s = purge_every_s
         self._client = client
@@ -106,6 +115,13 @@ class SqsWorker:
         self._abandoned = True
         if self._in_hand is not None:
             self._in_hand.cancel()
+        for task in self._tasks:
+            task.cancel()
+
+    @property
+    def in_hand(self) -> int:
+        """Messages being handled right now."""
+        return len(self._tasks)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -119,19 +135,39 @@ class SqsWorker:
                 await self._purge()
                 next_purge = loop.time() + self._purge_every_s
             try:
-                await self.poll_once()
+                await self._fill()
             except Exception:
                 log.exception("receive failed; retrying")
                 await asyncio.sleep(1.0)
+        # Stopping: the messages in hand finish (or, abandoned, go back to the queue).
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
 
-    async def poll_once(self) -> int:
+    async def _fill(self) -> None:
+        """Wait for a free slot, then receive as many messages as there are free slots; each
+        is handled in a task of its own."""
+        while len(self._tasks) >= self._concurrency and not self._stopping.is_set():
+            await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+        if self._stopping.is_set():
+            return
+        for message in await self._receive(min(self._batch, self._concurrency - len(self._tasks))):
+            task = asyncio.create_task(self._handle(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _receive(self, up_to: int) -> list[dict[str, Any]]:
         response = await self._client.receive_message(
             QueueUrl=self._queue_url,
-            MaxNumberOfMessages=self._batch,
+            MaxNumberOfMessages=up_to,
             WaitTimeSeconds=self._wait_s,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
-        messages = response.get("Messages", [])
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        return messages
+
+    async def poll_once(self) -> int:
+        """Receive one batch and handle it to the end (tests and tools; `run` keeps slots full)."""
+        messages = await self._receive(self._batch)
         # Shielded: a shutdown lets the messages in hand finish instead of half-processing them;
         # only `abandon` cuts them short, and then they go back to the queue.
         batch = asyncio.gather(*(self._handle(m) for m in messages))

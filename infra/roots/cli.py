@@ -70,6 +70,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             runtime.processing,
             wait_s=settings.worker_wait_s,
             batch=settings.worker_batch,
+            concurrency=settings.effective_worker_concurrency,
             dlq_url=dlq_url,
             # Purges (like the expired-upload sweep) run in the home region only.
             retention=runtime.retention if settings.is_home_region else None,
