@@ -128,7 +128,7 @@ async def listening(
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
         await redis.aclose()
 
 
