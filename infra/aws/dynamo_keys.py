@@ -15,6 +15,8 @@ keys, in one place. Adapters build keys only through these functions; the items 
     pk=OWNER#<owner>       sk=COUNTS         c_<STATUS> counters of the owner's media
     pk=AUDIT#<mediaId>     sk=<entryId>      the audit trail (infra/aws/dynamo_audit.py)
     pk=IDEMP#<owner>#<key> sk=IDEMP          an idempotency claim (infra/aws/idempotency.py)
+    pk=OUTBOX#<shard>      sk=<id>#<version>#<TYPE>   an event of a write, in the same
+                                             transaction, until published (infra/aws/outbox.py)
     pk=USER#<user>         sk=PROFILE        a known user (infra/aws/dynamo_social.py)
     pk=USER#<a>            sk=REL#<b>        how A stands with B
       gsi1pk=RELSTATE#<a>#<state>            gsi1sk=<b>               A's friends, A's requests
@@ -90,6 +92,10 @@ def audit(media_id: str) -> str:
 
 def idempotency(owner_id: str, idempotency_key: str) -> str:
     return f"IDEMP#{owner_id}#{idempotency_key}"
+
+
+def outbox(shard: int) -> str:
+    return f"OUTBOX#{shard}"
 
 
 def user(user_id: str) -> str:

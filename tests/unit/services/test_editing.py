@@ -148,7 +148,7 @@ async def test_a_concurrent_write_is_a_conflict(env: Env) -> None:
     media = await env.add()
 
     class Raced(InMemoryMediaRepository):
-        async def save(self, media: Media, *, expected_version: int, previous: Media | None = None) -> None:
+        async def save(self, media: Media, **kwargs: Any) -> None:
             raise Conflict("changed meanwhile")
 
     raced = Raced()
