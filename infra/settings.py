@@ -193,6 +193,9 @@ class Settings(BaseSettings):
     # Worker.
     worker_wait_s: int = Field(default=10, ge=0, le=20)
     worker_batch: int = Field(default=10, ge=1, le=10)
+    # Seconds between the outbox relay's passes when nothing failed (after a failed publish it
+    # retries every 0.5 s): the longest a committed change whose writer died waits for its event.
+    outbox_relay_interval_s: float = Field(default=2.0, gt=0, le=60)
     # How long a dependency (Redis, S3, DynamoDB) may be unreachable while the worker holds a
     # message and retries it, without spending its receives: an outage up to this long never
     # sends a message to the DLQ (docs/operations.md, "Outages").
