@@ -54,7 +54,13 @@ def log_lines() -> Iterator[io.StringIO]:
     level = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # The test client's own request log (which must show the signature redacted) at INFO, whatever
+    # an earlier test running the CLI in-process left `configure_logging`'s quieting at.
+    httpx_logger = logging.getLogger("httpx")
+    httpx_level = httpx_logger.level
+    httpx_logger.setLevel(logging.INFO)
     yield stream
+    httpx_logger.setLevel(httpx_level)
     root.removeHandler(handler)
     root.setLevel(level)
 
