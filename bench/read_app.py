@@ -466,7 +466,8 @@ def build(redis_url: str) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
 
     @asynccontextmanager
     async def in_process_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-        async with open_runtime(settings) as runtime:
+        # No outbox relay: the in-process services publish to an in-process bus, not DynamoDB.
+        async with open_runtime(settings, relay=False) as runtime:
             services = dataclasses.replace(
                 world.services(settings, runtime.redis), rate_limits=runtime.rate_limits
             )
