@@ -28,10 +28,11 @@ CORS_SETTING = "MEDIAGRAPH_CORS_ORIGINS"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-# The decoding memory model of infra/media/images.py, at its worst: a HEIC of 4 bands decoded three
-# times over (12 bytes a pixel), and the 2048-px display variant held twice in RGBA.
+# The decoding memory model of infra/media/images.py (DecodePlan.cost_bytes) at its worst: a HEIC
+# of 4 bands decoded three times over (12 bytes a pixel), a 2048x2048 display variant at 12 bytes
+# a pixel, and 16 MiB of decoder and encoder state.
 DECODE_BYTES_PER_PIXEL_WORST = 12
-DECODE_DISPLAY_BYTES = 2 * 2048 * 2048 * 4
+DECODE_DISPLAY_BYTES = 12 * 2048 * 2048 + (16 << 20)
 
 
 def normalize_origin(value: str) -> str:
