@@ -187,7 +187,11 @@ class Settings(BaseSettings):
     worker_batch: int = Field(default=10, ge=1, le=10)
     # Seconds the worker lets messages in hand finish at shutdown before returning them to the queue.
     worker_shutdown_grace_s: float = Field(default=20.0, ge=0, le=300)
-    # The worker's own /metrics (the API serves /metrics on its HTTP port); 0 turns it off.
+    # Prometheus /metrics, on listeners of their own, never on the API's port (docs/operations.md):
+    # the API's on metrics_port, the worker's on worker_metrics_port, both on metrics_host. Loopback
+    # by default: only the host, or a sidecar in the same task, can scrape. 0 turns one off.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9100, ge=0, le=65535)
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
 
     # Tracing (OpenTelemetry, OTLP over HTTP; the ADOT collector forwards to X-Ray).

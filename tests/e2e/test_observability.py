@@ -1,5 +1,6 @@
-"""What an operator sees while an upload goes through: /metrics that move, JSON log lines that
-carry the request id from the API into the worker, and no secret in any of them."""
+"""What an operator sees while an upload goes through: /metrics (on its own listener) that move,
+JSON log lines that carry the request id from the API into the worker, and no secret in any of
+them."""
 
 from __future__ import annotations
 
@@ -81,22 +82,22 @@ async def _create(base: str, token: str, data: bytes) -> tuple[dict[str, Any], s
 
 
 async def test_metrics_move_as_an_upload_goes_through(
-    api: str, worker: SqsWorker, token: Callable[..., str]
+    api: str, worker: SqsWorker, token: Callable[..., str], metrics_url: str
 ) -> None:
     alice = token("alice")
     data = jpeg_bytes(20_000)
-    before = await scrape(api)
+    before = await scrape(metrics_url)
     async with WsClient(api, alice) as ws:
         await ws.subscribe(UPLOAD_COMPLETED)
         await asyncio.sleep(0.2)
-        during = await scrape(api)
+        during = await scrape(metrics_url)
         payload, _ = await _create(api, alice, data)
         assert await put_upload(payload["upload"], data) == 200
         message = await ws.receive(timeout=20)
         assert message["payload"]["data"]["uploadCompleted"]["status"] == "COMPLETED"
     denied = await gql(api, "{ myMedia { edges { node { id } } } }")  # no token
     assert denied["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-    after = await scrape(api)
+    after = await scrape(metrics_url)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
@@ -121,7 +122,7 @@ async def test_metrics_move_as_an_upload_goes_through(
     assert delta("mediagraph_events_delivered_total") >= 1
     # The socket closed: the gauges come back down (the server notices the close a moment later).
     for _ in range(100):
-        final = await scrape(api)
+        final = await scrape(metrics_url)
         if value(final, "mediagraph_websocket_connections") == value(
             before, "mediagraph_websocket_connections"
         ):
