@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     # Worker.
     worker_wait_s: int = Field(default=10, ge=0, le=20)
     worker_batch: int = Field(default=10, ge=1, le=10)
+    # How long a dependency (Redis, S3, DynamoDB) may be unreachable while the worker holds a
+    # message and retries it, without spending its receives: an outage up to this long never
+    # sends a message to the DLQ (docs/operations.md, "Outages").
+    worker_outage_tolerance_s: float = Field(default=300.0, ge=0, le=3600)
     # Seconds the worker lets messages in hand finish at shutdown before returning them to the queue.
     worker_shutdown_grace_s: float = Field(default=20.0, ge=0, le=300)
     # Prometheus /metrics, on listeners of their own, never on the API's port (docs/operations.md):

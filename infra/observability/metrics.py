@@ -79,7 +79,8 @@ WORKER_EVENTS = Counter(
 )
 WORKER_MESSAGES = Counter(
     "mediagraph_worker_messages_total",
-    "SQS messages finished by the worker, by result (deleted, retried, released).",
+    "SQS messages finished by the worker, by result (deleted, retried, released; held: kept in "
+    "hand and retried while a dependency is unreachable).",
     ["result"],
 )
 WORKER_DURATION = Histogram(

@@ -72,6 +72,9 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             wait_s=settings.worker_wait_s,
             batch=settings.worker_batch,
             dlq_url=dlq_url,
+            outage_tolerance_s=settings.worker_outage_tolerance_s,
+            # Work in hand renews its own visibility: a worker that dies costs this long.
+            visibility_timeout_s=settings.queue_visibility_timeout_s,
             # Purges (like the expired-upload sweep) run in the home region only.
             retention=runtime.retention if settings.is_home_region else None,
             purge_every_s=settings.purge_every_s,
