@@ -12,8 +12,11 @@ DynamoDB table. Every attribute name in an expression is aliased (see stack-note
       ttl=<epoch>                            only while PENDING (not once deleted): abandoned uploads expire
     pk=TAG#<tag>           sk=<createdAt>#<id>   one per tag of a media: search across users
       gsi1pk=OWNERTAG#<owner>#<tag>          gsi1sk=<createdAt>#<id>   the owner's media by tag
-    pk=OWNER#<owner>       sk=COUNTS         c_<STATUS> counters, changed in the same
-                                             transaction as every create, transition and delete
+    pk=OWNER#<owner>       sk=COUNTS         c_<STATUS> counters and b_HELD (bytes of records in a
+                                             held status: PENDING, PROCESSING, COMPLETED,
+                                             QUARANTINED), changed in the same transaction as
+                                             every create, transition and delete; a create with
+                                             a quota is conditional on them (atomic reservation)
 
 DynamoDB cannot index list elements, hence the tag items; they hold keys only, and readers
 batch-get the records, so a tag item never carries stale copies of mutable fields.
@@ -21,9 +24,10 @@ batch-get the records, so a tag item never carries stale copies of mutable field
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +37,7 @@ from botocore.exceptions import ClientError
 from infra.aws.dynamo_batch import batch_get
 from services.core.errors import Conflict
 from services.core.media import Media, MediaStatus, Visibility
-from services.core.ports import ListFilter, Page, Usage
+from services.core.ports import HELD_STATUSES, ListFilter, Page, Quota, QuotaExceeded, Usage
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -46,6 +50,50 @@ INDEXES = {
     # and restores by itself (a separate SHA item would need a second write on every change).
     "gsi4": ("gsi4pk", "gsi4sk"),
 }
+
+
+HELD_BYTES = "b_HELD"
+
+
+def _counts_key(owner_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"OWNER#{owner_id}"}, "sk": {"S": "COUNTS"}}
+
+
+def _held(media: Media) -> int:
+    return media.size if media.status in HELD_STATUSES else 0
+
+
+def _number(item: dict[str, Any], name: str) -> int:
+    return int(item.get(name, {}).get("N", "0"))
+
+
+def _failed_last(exc: Exception) -> bool:
+    """Whether a cancelled transaction failed on its last item's condition (the counters)."""
+    cause = exc.__cause__
+    if not isinstance(cause, ClientError):
+        return False
+    reasons = cause.response.get("CancellationReasons") or []
+    return bool(reasons) and reasons[-1].get("Code") == "ConditionalCheckFailed"
+
+
+def _within(update: dict[str, Any], quota: Quota, size: int) -> dict[str, Any]:
+    """The counters' update, conditional on the quota: one pending upload fewer than the limit
+    before it, and room for `size` more bytes. Fails the whole transaction otherwise."""
+    body = dict(update["Update"])
+    body["ConditionExpression"] = (
+        "(attribute_not_exists(#cp) OR #cp < :max_pending) AND (attribute_not_exists(#hb) OR #hb <= :room)"
+    )
+    body["ExpressionAttributeNames"] = {
+        **body["ExpressionAttributeNames"],
+        "#cp": "c_PENDING",
+        "#hb": HELD_BYTES,
+    }
+    body["ExpressionAttributeValues"] = {
+        **body["ExpressionAttributeValues"],
+        ":max_pending": {"N": str(quota.max_pending)},
+        ":room": {"N": str(quota.max_bytes - size)},
+    }
+    return {"Update": body}
 
 
 def sort_key(media: Media) -> str:
@@ -121,7 +169,12 @@ class DynamoMediaRepository:
 
     # --- writes: one transaction each, so records, tag items and counters never disagree ---
 
-    async def create(self, media: Media) -> None:
+    async def create(self, media: Media, *, quota: Quota | None = None) -> None:
+        if quota is not None:
+            if media.size > quota.max_bytes:
+                item = await self._counts(media.owner_id) or {}
+                raise QuotaExceeded("bytes", pending=_number(item, "c_PENDING"), held_bytes=0)
+            await self._backfill_held_bytes(media.owner_id)
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -133,8 +186,16 @@ class DynamoMediaRepository:
             }
         ]
         items += [{"Put": {"TableName": self._table, "Item": _tag_item(media, tag)}} for tag in media.tags]
-        items += self._count_updates(media.owner_id, Counter({media.status: 1}))
-        await self._transact(items, f"media {media.id} already exists")
+        counts = self._count_updates(media.owner_id, Counter({media.status: 1}), _held(media))
+        if quota is not None:
+            counts = [_within(update, quota, media.size) for update in counts]
+        items += counts
+        try:
+            await self._transact(items, f"media {media.id} already exists")
+        except Conflict as exc:
+            if quota is not None and _failed_last(exc):
+                await self._quota_exceeded(media.owner_id, quota)
+            raise
 
     async def get(self, media_id: str) -> Media | None:
         response = await self._client.get_item(
@@ -169,8 +230,9 @@ class DynamoMediaRepository:
             items.append({"Delete": {"TableName": self._table, "Key": key}})
         for tag in set(media.tags) - set(previous.tags):
             items.append({"Put": {"TableName": self._table, "Item": _tag_item(media, tag)}})
-        if previous.status is not media.status:
-            items += self._count_updates(media.owner_id, Counter({media.status: 1, previous.status: -1}))
+        items += self._count_updates(
+            media.owner_id, Counter({media.status: 1, previous.status: -1}), _held(media) - _held(previous)
+        )
         await self._transact(items, f"media {media.id} changed meanwhile")
 
     async def delete(self, media: Media) -> None:
@@ -188,27 +250,62 @@ class DynamoMediaRepository:
         for tag in media.tags:
             key = {"pk": {"S": f"TAG#{tag}"}, "sk": {"S": sort_key(media)}}
             items.append({"Delete": {"TableName": self._table, "Key": key}})
-        items += self._count_updates(media.owner_id, Counter({media.status: -1}))
+        items += self._count_updates(media.owner_id, Counter({media.status: -1}), -_held(media))
         await self._transact(items, f"media {media.id} changed meanwhile")
 
-    def _count_updates(self, owner_id: str, deltas: Counter[MediaStatus]) -> list[dict[str, Any]]:
-        changes = {status: delta for status, delta in deltas.items() if delta}
+    def _count_updates(
+        self, owner_id: str, deltas: Counter[MediaStatus], held_bytes: int = 0
+    ) -> list[dict[str, Any]]:
+        changes = {f"c_{status.value}": delta for status, delta in deltas.items() if delta}
+        if held_bytes:
+            changes[HELD_BYTES] = held_bytes
         if not changes:
             return []
-        names = {f"#c{i}": f"c_{status.value}" for i, status in enumerate(changes)}
+        names = {f"#c{i}": name for i, name in enumerate(changes)}
         values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(changes.values())}
         expression = "ADD " + ", ".join(f"#c{i} :d{i}" for i in range(len(changes)))
         return [
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": {"pk": {"S": f"OWNER#{owner_id}"}, "sk": {"S": "COUNTS"}},
+                    "Key": _counts_key(owner_id),
                     "UpdateExpression": expression,
                     "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": values,
                 }
             }
         ]
+
+    async def _counts(self, owner_id: str) -> dict[str, Any] | None:
+        response = await self._client.get_item(
+            TableName=self._table, Key=_counts_key(owner_id), ConsistentRead=True
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    async def _backfill_held_bytes(self, owner_id: str) -> None:
+        """Counters written before b_HELD existed lack it: compute it once from the records."""
+        item = await self._counts(owner_id)
+        if item is None or HELD_BYTES in item:
+            return  # a new owner (nothing held), or counted already
+        now = datetime.now(UTC)
+        held = sum([(await self.owner_usage(owner_id, status, now=now)).bytes for status in HELD_STATUSES])
+        with contextlib.suppress(ClientError):  # another request set it first: theirs stands
+            await self._client.update_item(
+                TableName=self._table,
+                Key=_counts_key(owner_id),
+                UpdateExpression="SET #held = :held",
+                ConditionExpression="attribute_not_exists(#held)",
+                ExpressionAttributeNames={"#held": HELD_BYTES},
+                ExpressionAttributeValues={":held": {"N": str(held)}},
+            )
+
+    async def _quota_exceeded(self, owner_id: str, quota: Quota) -> None:
+        """The counters refused a create: which quota, with the counters as they are now."""
+        item = await self._counts(owner_id) or {}
+        pending, held = _number(item, "c_PENDING"), _number(item, HELD_BYTES)
+        kind = "pendingUploads" if pending >= quota.max_pending else "bytes"
+        raise QuotaExceeded(kind, pending=pending, held_bytes=held)
 
     async def _transact(self, items: list[dict[str, Any]], conflict_message: str) -> None:
         try:

@@ -36,7 +36,7 @@ from redis.exceptions import RedisError
 from infra.observability import metrics
 from infra.observability.metrics import record_cache
 from services.core.media import Media, MediaStatus, Visibility
-from services.core.ports import ListFilter, MediaRepository, Page, Usage
+from services.core.ports import ListFilter, MediaRepository, Page, Quota, Usage
 
 log = logging.getLogger("mediagraph.cache")
 _UNREACHABLE = (RedisError, OSError)
@@ -135,8 +135,8 @@ class CachedMediaRepository:
 
     # --- writes: through, then invalidate ---
 
-    async def create(self, media: Media) -> None:
-        await self._inner.create(media)
+    async def create(self, media: Media, *, quota: Quota | None = None) -> None:
+        await self._inner.create(media, quota=quota)
         await self._invalidate(media)
 
     async def save(self, media: Media, *, expected_version: int, previous: Media | None = None) -> None:
