@@ -17,10 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.aws.resources import Resources
 from infra.aws.sqs_worker import SqsWorker
-from infra.observability.logs import JsonFormatter
 from infra.roots.runtime import Runtime
 from tests.client import CREATE_UPLOAD, WsClient, gql, put_upload
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, captured_logs
 from tests.media_files import jpeg_bytes
 
 pytestmark = pytest.mark.e2e
@@ -46,17 +45,8 @@ def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
 
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
-    """The production formatter on a stream, as `configure_logging` sets it up."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(level)
+    with captured_logs(logging.INFO) as stream:
+        yield stream
 
 
 async def _create(base: str, token: str, data: bytes) -> tuple[dict[str, Any], str]:

@@ -17,11 +17,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from infra.observability.logs import JsonFormatter
 from infra.settings import Settings
 from services.access.sessions import SessionService
 from tests.client import WsClient, error_codes, gql
-from tests.conftest import isolated_settings
+from tests.conftest import captured_logs, isolated_settings
 from tests.identity_provider import Provider
 
 pytestmark = pytest.mark.e2e
@@ -157,16 +156,8 @@ async def test_own_issuer_tokens_cannot_be_forged_with_another_algorithm(
 @pytest.fixture
 def every_log_line() -> Iterator[io.StringIO]:
     """Every record of every logger, DEBUG up, through the production formatter."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(level)
+    with captured_logs(logging.DEBUG) as stream:
+        yield stream
 
 
 async def test_no_secret_reaches_the_log_whatever_the_request_fails_with(
