@@ -17,6 +17,8 @@ DynamoDB table. Every attribute name in an expression is aliased (see stack-note
                                              QUARANTINED), changed in the same transaction as
                                              every create, transition and delete; a create with
                                              a quota is conditional on them (atomic reservation)
+    pk=OUTBOX#<shard>      sk=<id>#<version>#<TYPE>   an event of that write, in the same
+                                             transaction, until published (infra/aws/outbox.py)
 
 DynamoDB cannot index list elements, hence the tag items; they hold keys only, and readers
 batch-get the records, so a tag item never carries stale copies of mutable fields.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -35,7 +38,9 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from infra.aws.dynamo_batch import batch_get
+from infra.aws.outbox import outbox_put
 from services.core.errors import Conflict
+from services.core.events import MediaEvent
 from services.core.media import Media, MediaStatus, Visibility
 from services.core.ports import HELD_STATUSES, ListFilter, Page, Quota, QuotaExceeded, Usage
 
@@ -67,13 +72,13 @@ def _number(item: dict[str, Any], name: str) -> int:
     return int(item.get(name, {}).get("N", "0"))
 
 
-def _failed_last(exc: Exception) -> bool:
-    """Whether a cancelled transaction failed on its last item's condition (the counters)."""
+def _failed_at(exc: Exception, index: int) -> bool:
+    """Whether a cancelled transaction failed on the condition of item `index` (the counters)."""
     cause = exc.__cause__
     if not isinstance(cause, ClientError):
         return False
     reasons = cause.response.get("CancellationReasons") or []
-    return bool(reasons) and reasons[-1].get("Code") == "ConditionalCheckFailed"
+    return len(reasons) > index and reasons[index].get("Code") == "ConditionalCheckFailed"
 
 
 def _within(update: dict[str, Any], quota: Quota, size: int) -> dict[str, Any]:
@@ -169,7 +174,9 @@ class DynamoMediaRepository:
 
     # --- writes: one transaction each, so records, tag items and counters never disagree ---
 
-    async def create(self, media: Media, *, quota: Quota | None = None) -> None:
+    async def create(
+        self, media: Media, *, events: Sequence[MediaEvent] = (), quota: Quota | None = None
+    ) -> None:
         if quota is not None:
             if media.size > quota.max_bytes:
                 item = await self._counts(media.owner_id) or {}
@@ -189,11 +196,13 @@ class DynamoMediaRepository:
         counts = self._count_updates(media.owner_id, Counter({media.status: 1}), _held(media))
         if quota is not None:
             counts = [_within(update, quota, media.size) for update in counts]
+        counts_at = len(items)  # where the counters' update sits in the transaction
         items += counts
+        items += [outbox_put(self._table, event) for event in events]
         try:
             await self._transact(items, f"media {media.id} already exists")
         except Conflict as exc:
-            if quota is not None and _failed_last(exc):
+            if quota is not None and _failed_at(exc, counts_at):
                 await self._quota_exceeded(media.owner_id, quota)
             raise
 
@@ -209,7 +218,14 @@ class DynamoMediaRepository:
         items = await batch_get(self._client, self._table, keys, consistent=True)
         return {media.id: media for media in map(from_item, items)}
 
-    async def save(self, media: Media, *, expected_version: int, previous: Media | None = None) -> None:
+    async def save(
+        self,
+        media: Media,
+        *,
+        expected_version: int,
+        previous: Media | None = None,
+        events: Sequence[MediaEvent] = (),
+    ) -> None:
         if previous is None or previous.version != expected_version:
             previous = await self.get(media.id)
             if previous is None or previous.version != expected_version:
@@ -233,9 +249,10 @@ class DynamoMediaRepository:
         items += self._count_updates(
             media.owner_id, Counter({media.status: 1, previous.status: -1}), _held(media) - _held(previous)
         )
+        items += [outbox_put(self._table, event) for event in events]
         await self._transact(items, f"media {media.id} changed meanwhile")
 
-    async def delete(self, media: Media) -> None:
+    async def delete(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
         items: list[dict[str, Any]] = [
             {
                 "Delete": {
@@ -251,6 +268,7 @@ class DynamoMediaRepository:
             key = {"pk": {"S": f"TAG#{tag}"}, "sk": {"S": sort_key(media)}}
             items.append({"Delete": {"TableName": self._table, "Key": key}})
         items += self._count_updates(media.owner_id, Counter({media.status: -1}), -_held(media))
+        items += [outbox_put(self._table, event) for event in events]
         await self._transact(items, f"media {media.id} changed meanwhile")
 
     def _count_updates(
