@@ -21,6 +21,7 @@ from infra.roots.runtime import Runtime
 from tests.client import CREATE_UPLOAD, WsClient, gql, put_upload
 from tests.conftest import TEST_SECRET, captured_logs
 from tests.media_files import jpeg_bytes
+from tests.servers import listening
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +80,7 @@ async def test_metrics_move_as_an_upload_goes_through(
     before = await scrape(metrics_url)
     async with WsClient(api, alice) as ws:
         await ws.subscribe(UPLOAD_COMPLETED)
-        await asyncio.sleep(0.2)
+        await listening(api, "alice")
         during = await scrape(metrics_url)
         payload, _ = await _create(api, alice, data)
         assert await put_upload(payload["upload"], data) == 200
@@ -133,7 +134,7 @@ async def test_log_lines_are_json_and_follow_the_request_into_the_worker(
     data = jpeg_bytes(20_000)
     async with WsClient(api, alice) as ws:
         await ws.subscribe(UPLOAD_COMPLETED)
-        await asyncio.sleep(0.2)
+        await listening(api, "alice")
         payload, request_id = await _create(api, alice, data)
         assert await put_upload(payload["upload"], data) == 200
         assert (await ws.receive(timeout=20))["type"] == "next"
