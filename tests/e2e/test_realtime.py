@@ -196,12 +196,12 @@ def _fanout_writes(metrics_text: str, how: str) -> float:
 
 
 async def test_shared_subscribers_are_written_at_once_by_the_real_server(
-    api: str, token: Callable[..., str]
+    api: str, token: Callable[..., str], metrics_url: str
 ) -> None:
     """Under `mediagraph serve`'s server configuration, one event to a shared group is written to
     every member in the group's pass (the protocol's write-now extension), as /metrics shows."""
     alice = token("alice")
-    async with httpx.AsyncClient(base_url=api) as http:
+    async with httpx.AsyncClient(base_url=metrics_url) as http:
         before = _fanout_writes((await http.get("/metrics")).text, "now")
         async with WsClient(api, alice) as one, WsClient(api, alice) as two:
             ops = [await one.subscribe(EVENTS), await two.subscribe(EVENTS)]
