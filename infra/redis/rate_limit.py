@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
+from infra.redis.client import RedisClient
+from infra.redis.keys import RedisKeys
 
 # KEYS[1] bucket; ARGV rate (tokens/s), burst (capacity), cost. Returns the wait in seconds
 # (as a string: Lua numbers are truncated to integers in Redis replies), "0" when granted.
@@ -33,10 +34,10 @@ return tostring(wait)
 
 
 class RedisRateLimiter:
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
-        self._prefix = prefix
+    def __init__(self, redis: RedisClient, *, prefix: str) -> None:
+        self._keys = RedisKeys(prefix)
         self._script: Any = redis.register_script(_BUCKET_SCRIPT)
 
     async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
-        wait = await self._script(keys=[f"{self._prefix}rl:{bucket}"], args=[rate_per_s, burst, cost])
+        wait = await self._script(keys=[self._keys.rate_bucket(bucket)], args=[rate_per_s, burst, cost])
         return float(wait.decode() if isinstance(wait, bytes) else wait)
