@@ -68,8 +68,8 @@ def redis_url() -> Iterator[str]:
 def redis_cluster_url() -> Iterator[str]:
     """A Redis Cluster of three masters of the tests' own (tests/redis_cluster.py), started the
     first time a test asks for it."""
-    with private_redis_cluster() as url:
-        yield url
+    with private_redis_cluster() as cluster:
+        yield cluster.url
 
 
 @pytest.fixture(params=["redis", "redis-cluster"])

@@ -14,8 +14,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from ulid import ULID
 
-from infra.redis.bus import RedisEventBus
-from infra.redis.client import is_cluster
+from infra.redis.bus import BusInterrupted, RedisEventBus
+from infra.redis.client import is_cluster, open_redis
 from infra.redis.delivery import RedisUrlCache, RedisViewRecorder
 from infra.redis.keys import RedisKeys
 from infra.redis.rate_limit import RedisRateLimiter
@@ -30,6 +30,7 @@ from services.core.media import MediaStatus, Visibility
 from services.core.ports import CachedUrl
 from tests.conftest import isolated_settings
 from tests.fakes import make_media
+from tests.redis_cluster import private_redis_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -165,3 +166,71 @@ async def test_refresh_token_families_rotate_and_revoke_on_the_cluster(runtime: 
     assert key_slot(keys.session_family("family2").encode()) != key_slot(
         keys.session_family("family3").encode()
     )
+
+
+async def test_a_node_restart_ends_only_its_users_subscriptions_and_they_resume(
+    moto_endpoint: str,
+) -> None:
+    """One master stops and comes back: subscribers of users on the other masters keep getting
+    live events throughout; those of the stopped master's users are told RESUBSCRIBE once it is
+    back (redis-py reconnects and resubscribes without a failed read, so the bus must notice), and
+    resume from `since` with nothing missed."""
+    with private_redis_cluster(persistent=True) as cluster:  # its own: this test stops a node
+        redis = open_redis(cluster.url, cluster=True)
+        assert isinstance(redis, RedisCluster)
+        bus = RedisEventBus(redis, prefix="mgtest:restart:")
+        keys = RedisKeys("mgtest:restart:")
+        await bus.start()
+        try:
+            await redis.initialize()
+
+            def port_of(key: str) -> int:
+                node = redis.get_node_from_key(key)
+                assert node is not None
+                return int(node.port)
+
+            user_on: dict[int, str] = {}
+            for n in range(100):
+                user_on.setdefault(port_of(keys.events_channel(f"user{n}")), f"user{n}")
+            assert len(user_on) == 3
+            victim = next(port for port in user_on if port != port_of(keys.bus_control()))
+            stopped_user = user_on[victim]
+            others = [user for port, user in user_on.items() if port != victim]
+
+            async def publish(user: str) -> str:
+                media = make_media(b"x", owner_id=user, status=MediaStatus.PENDING, media_id=str(ULID()))
+                event_id = await bus.publish(MediaEvent(MediaEventType.UPDATED, media, datetime.now(UTC)))
+                assert event_id is not None
+                return event_id
+
+            async with contextlib.AsyncExitStack() as stack:
+                subscribers = {
+                    user: await stack.enter_async_context(bus.subscribe(user)) for user in user_on.values()
+                }
+                last = {user: await publish(user) for user in user_on.values()}
+                for user, subscriber in subscribers.items():
+                    assert (await asyncio.wait_for(anext(aiter(subscriber)), 10)).event_id == last[user]
+
+                cluster.stop_node(victim)
+                for user in others:  # the other masters serve on
+                    event_id = await publish(user)
+                    assert (await asyncio.wait_for(anext(aiter(subscribers[user])), 10)).event_id == event_id
+                cluster.start_node(victim)
+                cluster.wait_ok()
+
+                with pytest.raises(BusInterrupted) as interrupted:
+                    await asyncio.wait_for(anext(aiter(subscribers[stopped_user])), 30)
+                assert interrupted.value.extensions["reason"] == "RESUBSCRIBE"
+                for user in others:  # not interrupted: the next live event simply arrives
+                    event_id = await publish(user)
+                    assert (await asyncio.wait_for(anext(aiter(subscribers[user])), 10)).event_id == event_id
+
+            # The client resumes from the last event it got: what was published since, once.
+            after = await publish(stopped_user)
+            async with bus.subscribe(stopped_user, since=last[stopped_user]) as resumed:
+                assert (await asyncio.wait_for(anext(aiter(resumed)), 10)).event_id == after
+                newest = await publish(stopped_user)
+                assert (await asyncio.wait_for(anext(aiter(resumed)), 10)).event_id == newest
+        finally:
+            await bus.close()
+            await redis.aclose()
