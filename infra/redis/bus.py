@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio.client import PubSub
+from redis.exceptions import ClusterError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -105,6 +106,9 @@ class BusInterrupted(MediagraphError):
     """The process lost its pub/sub connection: events may have been missed meanwhile. The
     client resubscribes with `since` = the last eventId it got, and replay fills the gap."""
 
+
+# Redis cannot be reached, or (on a cluster) the node of a slot is down or moving.
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ClusterError, RedisClusterException, OSError)
 
 _CLOSED = object()
 _INTERRUPTED = object()
@@ -328,7 +332,7 @@ class RedisEventBus:
                 confirmed = self._subscribed.get(user_id)
             if confirmed is not None:
                 await asyncio.wait_for(asyncio.shield(confirmed), timeout=self._confirm_timeout_s)
-        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+        except (*_UNAVAILABLE, TimeoutError) as exc:
             await self._remove(subscriber)
             metrics.EVENTS_DROPPED.labels(reason="subscribe_failed").inc()
             raise BusInterrupted(
@@ -357,7 +361,7 @@ class RedisEventBus:
                 del self._subscribers[subscriber.user_id]
                 self._subscribed.pop(subscriber.user_id, None)
                 if self._pubsub is not None:
-                    with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+                    with contextlib.suppress(*_UNAVAILABLE):
                         await self._unsubscribe(self.channel(subscriber.user_id))
 
     async def _subscribe(self, channel: str) -> None:
@@ -400,7 +404,7 @@ class RedisEventBus:
                 if not self._connected:
                     log.info("redis pub/sub connection restored")
                 self._connected = True
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except _UNAVAILABLE as exc:
                 # redis-py reconnects and resubscribes on the next read; wait, don't spin. Events
                 # published meanwhile never reach this process: end every local subscription so
                 # its client resumes with `since`, from the stream, with nothing missed.
