@@ -6,7 +6,8 @@ tag, the part between the first `{` and the next `}`; so the keys that one scrip
 the same tag, and keys that are never used together carry different ones, which spreads them
 over the cluster:
 
-    {u:<user>}       a user's events: pub/sub channel, stream, trim marker, publish markers
+    {u:<user>}       a user's events: pub/sub channel, stream, trim marker, epoch, publish
+                     markers
     {pc:<scope>}     a listing scope's page cache: its generation and its pages
     {o:<owner>}      an owner's URL cache: its generation and its URLs
     {v:<bucket>}     views, in 16 buckets by media id: per-viewer markers, the view log, and
@@ -56,6 +57,9 @@ class RedisKeys:
 
     def event_trimmed(self, user_id: str) -> str:
         return f"{self.prefix}{{u:{user_id}}}:trimmed"
+
+    def event_epoch(self, user_id: str) -> str:
+        return f"{self.prefix}{{u:{user_id}}}:epoch"
 
     def event_published(self, user_id: str, dedupe_key: str) -> str:
         return f"{self.prefix}{{u:{user_id}}}:published:{dedupe_key}"

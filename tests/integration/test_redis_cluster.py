@@ -115,10 +115,11 @@ async def test_rate_limits_url_cache_views_and_snapshots_on_the_cluster(runtime:
 
     urls = RedisUrlCache(redis, prefix)
     url = CachedUrl("https://cdn.example/x.jpg", datetime.now(UTC) + timedelta(minutes=5))
-    await urls.put("alice", "derived/x.jpg", url)
-    assert await urls.get("alice", "derived/x.jpg") == url
-    await urls.forget_owner("alice")
-    assert await urls.get("alice", "derived/x.jpg") is None
+    owners = [f"owner{n}" for n in range(10)]  # URL keys on every node, in one pipeline
+    await urls.put_many([(owner, "derived/x.jpg", url) for owner in owners])
+    assert await urls.get_many([(owner, "derived/x.jpg") for owner in owners]) == [url] * 10
+    await urls.forget_owner("owner0")
+    assert await urls.get_many([("owner0", "derived/x.jpg"), ("owner1", "derived/x.jpg")]) == [None, url]
 
     views = RedisViewRecorder(redis, prefix, log_length=10)
     media_ids = [f"01MEDIA{n}" for n in range(40)]  # every view bucket, on every node

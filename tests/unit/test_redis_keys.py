@@ -18,11 +18,13 @@ def slot(key: str) -> int:
 
 @pytest.mark.parametrize("user", ["alice", "01HZX3", "odd}user{name", ""])
 def test_a_users_event_keys_and_channel_share_a_slot(user: str) -> None:
-    # _PUBLISH touches the marker, the stream and the trim marker, and SPUBLISHes on the channel.
+    # _PUBLISH touches the marker, the stream, the trim marker and the epoch, and SPUBLISHes on
+    # the channel.
     slots = {
         slot(KEYS.events_channel(user)),
         slot(KEYS.event_stream(user)),
         slot(KEYS.event_trimmed(user)),
+        slot(KEYS.event_epoch(user)),
         slot(KEYS.event_published(user, "01MEDIA:3:COMPLETED")),
     }
     assert len(slots) == 1
