@@ -40,7 +40,7 @@ from infra.redis.client import RedisClient
 from infra.redis.keys import RedisKeys
 from services.core.events import MediaEvent
 from services.core.media import Media, MediaStatus, Visibility
-from services.core.ports import ListFilter, MediaRepository, Page, Usage
+from services.core.ports import ListFilter, MediaRepository, Page, Quota, Usage
 
 log = logging.getLogger("mediagraph.cache")
 _UNREACHABLE = (RedisError, OSError)
@@ -139,8 +139,10 @@ class CachedMediaRepository:
 
     # --- writes: through, then invalidate ---
 
-    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
-        await self._inner.create(media, events=events)
+    async def create(
+        self, media: Media, *, events: Sequence[MediaEvent] = (), quota: Quota | None = None
+    ) -> None:
+        await self._inner.create(media, events=events, quota=quota)
         await self._invalidate(media)
 
     async def save(

@@ -200,7 +200,6 @@ async def open_runtime(
             part_size_bytes=settings.multipart_part_bytes,
         )
         quotas = QuotaService(
-            repo,
             QuotaPolicy(
                 max_bytes_per_user=settings.quota_bytes_per_user,
                 max_pending_per_user=settings.quota_pending_uploads_per_user,
