@@ -1,7 +1,10 @@
 """RedisEventBus: publish media events once, fan them out to local subscribers.
 
 One pub/sub connection per process, whatever the number of subscribers: the first local
-subscriber of a user SUBSCRIBEs that user's channel, the last one to leave UNSUBSCRIBEs it.
+subscriber of a user SUBSCRIBEs that user's channel, the last one to leave UNSUBSCRIBEs it. On a
+Redis Cluster pub/sub is sharded: the channel lives in the user's hash slot, the publish script
+SPUBLISHes on it, and the process SSUBSCRIBEs on the node of that slot (one connection per node
+that holds any of its subscriptions; docs/operations.md, "Redis Cluster").
 Each message is decoded once and the same event object is queued for every subscriber.
 Queues are bounded: a subscriber that falls `queue_size` events behind is cut off
 (SlowConsumer) rather than letting memory grow.
