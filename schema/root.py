@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 
 import strawberry
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import (
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from resolvers import account as account_resolvers
 from resolvers import editing as editing_resolvers
@@ -25,10 +20,12 @@ from resolvers import review as review_resolvers
 from resolvers import sessions as session_resolvers
 from resolvers import social as social_resolvers
 from resolvers import uploads as upload_resolvers
+from schema.documents import DocumentPipeline
 from schema.extensions import ErrorCodes
-from schema.limits import limit_rules
+from schema.limits import MAX_TOKENS, PRODUCTION_RULES, RULES, document_limits
 from schema.observability import Observability
 from schema.rate_limit import RateLimit
+from schema.request_errors import RequestErrorsExecutor, log_request_errors
 from schema.types.account import AccountDeletion, DataExport
 from schema.types.audit import AuditEntryConnection
 from schema.types.connection import MediaConnection
@@ -42,16 +39,7 @@ from schema.types.upload import CreateUploadPayload
 from services.core.pagination import MAX_PAGE_SIZE
 from subscriptions import media as media_subscriptions
 
-MAX_DEPTH = 10
-MAX_ALIASES = 15
-MAX_TOKENS = 2000
-# Fields times page sizes (schema/cost.py): a full page of 100 media with ~40 fields fits.
-MAX_COST = 5000
-# Built once: the limiters make a new rule class per instance, and ValidationCache keys on the
-# rule classes, so per-request limiters would make every validation a cache miss (~4x slower).
-_LIMIT_RULES = limit_rules(MAX_DEPTH, MAX_ALIASES, MAX_COST, MAX_PAGE_SIZE)
-# The production profile: the same rules, and no introspection.
-_PRODUCTION_RULES = [*_LIMIT_RULES, NoSchemaIntrospectionCustomRule]
+_LIMITS = document_limits(MAX_PAGE_SIZE)
 
 
 @strawberry.type
@@ -266,21 +254,17 @@ class Subscription:
             yield event
 
 
-class ProfileRules(SchemaExtension):
-    """The limits; and, for a request of the production profile (the view says so in the
-    context), no introspection. One schema serves both: Strawberry builds a type once."""
-
-    def on_operation(self) -> Iterator[None]:
-        production = getattr(self.execution_context.context, "production", False)
-        rules = _PRODUCTION_RULES if production else _LIMIT_RULES
-        self.execution_context.validation_rules = (*self.execution_context.validation_rules, *rules)
-        yield
+class MediagraphSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_request_errors(errors, execution_context)
 
 
 @functools.cache
 def build_schema() -> strawberry.Schema:
     """The schema, built once per process (Strawberry's type registry is global)."""
-    return strawberry.Schema(
+    return MediagraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -289,10 +273,12 @@ def build_schema() -> strawberry.Schema:
             # Observability before ErrorCodes: it must see the shaped errors on the way out.
             Observability,
             ErrorCodes,
-            lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
-            ProfileRules,
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            # Parsing and validation: the token cap, the caches, the document limits before any
+            # rule, the profile's rules, large documents off the event loop.
+            lambda: DocumentPipeline(
+                max_tokens=MAX_TOKENS, limits=_LIMITS, rules=RULES, production_rules=PRODUCTION_RULES
+            ),
         ],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
+        execution_context_class=RequestErrorsExecutor,
     )

@@ -25,9 +25,11 @@ from starlette.responses import Response
 from starlette.types import Scope, Send
 
 from subscriptions.fanout import SharedTransportWSHandler
+from subscriptions.ws_messages import ws_message_problem
 
 TOKEN_EXPIRED = 4403  # graphql-transport-ws "Forbidden", with the reason "Token expired"
 FORBIDDEN = 4403
+BAD_REQUEST = 4400  # graphql-transport-ws: a message the server cannot read
 
 
 class Refusal(StrEnum):
@@ -154,6 +156,13 @@ class GuardedTransportWSHandler(SharedTransportWSHandler):
             limits: ConnectionLimits | None = getattr(self.view, "limits", None)
             if limits is not None:
                 limits.release_user(id(self.context))
+
+    async def handle_message(self, message: Any) -> None:
+        problem = ws_message_problem(message)
+        if problem is not None:
+            await self.websocket.close(code=BAD_REQUEST, reason=problem)
+            return
+        await super().handle_message(message)
 
     async def handle_subscribe(self, message: Any) -> None:
         # Strawberry's own refusal carries no extensions.code; every error here has one.
