@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import start_http_server
+from pydantic import ValidationError
 
 from infra.aws.clients import open_clients
 from infra.aws.resources import ensure_resources
@@ -27,7 +28,7 @@ from infra.identity.jwt import issue_dev_token
 from infra.observability.logs import configure_logging
 from infra.roots.app import create_app
 from infra.roots.runtime import open_runtime
-from infra.settings import Settings
+from infra.settings import ConfigurationError, Settings, describe_errors
 
 log = logging.getLogger("mediagraph.cli")
 
@@ -71,6 +72,9 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             wait_s=settings.worker_wait_s,
             batch=settings.worker_batch,
             dlq_url=dlq_url,
+            outage_tolerance_s=settings.worker_outage_tolerance_s,
+            # Work in hand renews its own visibility: a worker that dies costs this long.
+            visibility_timeout_s=settings.queue_visibility_timeout_s,
             # Purges (like the expired-upload sweep) run in the home region only.
             retention=runtime.retention if settings.is_home_region else None,
             purge_every_s=settings.purge_every_s,
@@ -281,6 +285,16 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(dlq(Settings(), args.action, args.limit))
     except KeyboardInterrupt:
         pass
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        # Names the setting, never its value: the value may be a secret (docs/configuration.md).
+        for line in describe_errors(exc):
+            print(f"configuration error: {line}", file=sys.stderr)
+        sys.exit(2)
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
