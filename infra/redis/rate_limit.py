@@ -1,12 +1,23 @@
 """RedisRateLimiter: token buckets in Redis, refilled and spent by one Lua script (atomic, and
 shared by every API process). The clock is Redis's own (`TIME`), so API hosts whose clocks
-disagree still share one consistent bucket."""
+disagree still share one consistent bucket. FallbackRateLimiter: the same, falling back to
+buckets in the process (LocalRateLimiter) while Redis cannot answer."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("mediagraph.rate_limit")
+_WARN_EVERY_S = 30.0
 
 # KEYS[1] bucket; ARGV rate (tokens/s), burst (capacity), cost. Returns the wait in seconds
 # (as a string: Lua numbers are truncated to integers in Redis replies), "0" when granted.
@@ -40,3 +51,58 @@ class RedisRateLimiter:
     async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
         wait = await self._script(keys=[f"{self._prefix}rl:{bucket}"], args=[rate_per_s, burst, cost])
         return float(wait.decode() if isinstance(wait, bytes) else wait)
+
+
+class LocalRateLimiter:
+    """Token buckets in this process's memory, the same arithmetic as the script above: the
+    fallback while Redis cannot answer. At most `max_buckets` are kept (the least recently used
+    go first: a forgotten bucket starts full again)."""
+
+    def __init__(self, *, max_buckets: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._max_buckets = max_buckets
+        self._clock = clock
+
+    async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
+        now = self._clock()
+        tokens, at = self._buckets.pop(bucket, (float(burst), now))
+        tokens = min(burst, tokens + max(0.0, now - at) * rate_per_s)
+        wait = 0.0
+        if tokens >= cost:
+            tokens -= cost
+        else:
+            wait = (cost - tokens) / rate_per_s
+        self._buckets[bucket] = (tokens, now)
+        if len(self._buckets) > self._max_buckets:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+class FallbackRateLimiter:
+    """Redis's buckets, shared by every API process; while Redis cannot answer (an error, or no
+    answer within `timeout_s`), buckets in this process.
+
+    Neither failing open (a Redis outage would lift every limit, at the moment an attacker may
+    have caused it) nor failing closed (an outage of a cache would refuse every request). During
+    an outage each API process enforces the limits on its own, so N processes allow up to N
+    times the limit; the buckets start full. docs/security.md."""
+
+    def __init__(self, shared: RedisRateLimiter, local: LocalRateLimiter, *, timeout_s: float = 0.5) -> None:
+        self._shared = shared
+        self._local = local
+        self._timeout_s = timeout_s
+        self._warned_at = -math.inf
+
+    async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await self._shared.acquire(bucket, rate_per_s=rate_per_s, burst=burst, cost=cost)
+        except (RedisError, OSError, TimeoutError) as exc:
+            now = time.monotonic()
+            if now - self._warned_at > _WARN_EVERY_S:
+                self._warned_at = now
+                log.warning(
+                    "rate limits: Redis unavailable, using this process's buckets",
+                    extra={"error": type(exc).__name__},
+                )
+            return await self._local.acquire(bucket, rate_per_s=rate_per_s, burst=burst, cost=cost)
