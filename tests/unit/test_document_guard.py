@@ -9,7 +9,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from graphql import GraphQLError, GraphQLSyntaxError, ValidationRule, parse, specified_rules
+from graphql import (
+    GraphQLError,
+    GraphQLSyntaxError,
+    ValidationRule,
+    get_introspection_query,
+    parse,
+    specified_rules,
+)
 from strawberry.schema.schema import validate_document
 
 from schema.document_guard import check_document, token_count
@@ -138,3 +145,8 @@ async def test_variable_errors_name_the_variable() -> None:
                 hostile.name,
                 error,
             )
+
+
+def test_the_introspection_query_is_within_the_limits() -> None:
+    # Its fragments are deep (TypeRef), but under __schema, which depth does not count.
+    assert check_document(parse(get_introspection_query()), LIMITS).errors == []
