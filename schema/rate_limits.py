@@ -15,6 +15,7 @@ nothing validated or executed. What happens while Redis is down is the limiter's
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 
 from graphql import (
     DocumentNode,
@@ -25,9 +26,11 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    parse,
 )
 from strawberry.extensions import SchemaExtension
 
+from schema.limits import MAX_TOKENS
 from services.core.errors import RateLimited
 
 DEFAULT_COST = 1
@@ -88,23 +91,50 @@ def _chosen(operation: OperationDefinitionNode, operation_name: str | None) -> b
     return operation_name is None or (operation.name is not None and operation.name.value == operation_name)
 
 
+# Set while a WebSocket subscribe message is handed to Strawberry: the handler charged it
+# already (subscriptions/ws_guard.py), before the shared fan-out could let it join a running
+# subscription without executing it (and so without passing through the extension).
+charged_already: ContextVar[bool] = ContextVar("charged_already", default=False)
+
+
+async def charge(request: object, document: DocumentNode, operation_name: str | None) -> RateLimited | None:
+    """Take the operation's tokens from the caller's buckets; the refusal, if any."""
+    services = getattr(request, "services", None)
+    limits = getattr(services, "rate_limits", None)
+    if limits is None:
+        return None
+    cost = operation_cost(document, operation_name)
+    if cost <= 0:
+        return None
+    try:
+        await limits.check(
+            getattr(request, "principal", None), getattr(request, "client_ip", None), cost=cost
+        )
+    except RateLimited as refused:
+        return refused
+    return None
+
+
+async def charge_text(request: object, query: str, operation_name: str | None) -> RateLimited | None:
+    """`charge` for a query not parsed yet (a WebSocket subscribe message). A query that does not
+    parse costs nothing here: Strawberry refuses it."""
+    try:
+        document = parse(query, max_tokens=MAX_TOKENS)
+    except GraphQLError:
+        return None
+    return await charge(request, document, operation_name)
+
+
 class RateLimits(SchemaExtension):
     """Listed before the parsing and validation extension: its on_validate runs first, so a
     refused operation costs no validation."""
 
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
-        request = context.context
-        services = getattr(request, "services", None)
-        limits = getattr(services, "rate_limits", None)
         document = context.graphql_document
-        if limits is not None and document is not None and context.pre_execution_errors is None:
-            cost = operation_cost(document, getattr(context, "_provided_operation_name", None))
-            if cost > 0:
-                try:
-                    await limits.check(
-                        getattr(request, "principal", None), getattr(request, "client_ip", None), cost=cost
-                    )
-                except RateLimited as refused:
-                    context.pre_execution_errors = [GraphQLError(refused.message, original_error=refused)]
+        if document is not None and context.pre_execution_errors is None and not charged_already.get():
+            operation_name = getattr(context, "_provided_operation_name", None)
+            refused = await charge(context.context, document, operation_name)
+            if refused is not None:
+                context.pre_execution_errors = [GraphQLError(refused.message, original_error=refused)]
         yield

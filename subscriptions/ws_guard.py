@@ -24,6 +24,7 @@ from graphql import GraphQLError
 from starlette.responses import Response
 from starlette.types import Scope, Send
 
+from schema.rate_limits import charge_text, charged_already
 from subscriptions.fanout import SharedTransportWSHandler
 from subscriptions.ws_messages import ws_message_problem
 
@@ -179,7 +180,20 @@ class GuardedTransportWSHandler(SharedTransportWSHandler):
             )
             await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
             return
-        await super().handle_subscribe(message)
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            # Charged here, once per subscribe message: an identical live subscription is joined
+            # by the shared fan-out without executing, so without the schema's extension.
+            payload = message["payload"]
+            refused = await charge_text(self.context, payload["query"], payload.get("operationName"))
+            if refused is not None:
+                error = GraphQLError(refused.message, extensions={"code": refused.code, **refused.extensions})
+                await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
+                return
+        marked = charged_already.set(True)  # the operation's task inherits it: not charged twice
+        try:
+            await super().handle_subscribe(message)
+        finally:
+            charged_already.reset(marked)
 
     async def handle_connection_init(self, message: Any) -> None:
         try:
