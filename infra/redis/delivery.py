@@ -38,20 +38,46 @@ class RedisUrlCache:
         self._redis = redis
         self._prefix = prefix
 
-    async def get(self, owner_id: str, key: str) -> CachedUrl | None:
-        generation = await self._redis.get(f"{self._prefix}urlgen:{owner_id}") or b"0"
-        raw = await self._redis.get(f"{self._prefix}url:{owner_id}:{_text(generation)}:{key}")
-        record_cache("url", hit=raw is not None)
-        if raw is None:
-            return None
-        data = json.loads(raw)
-        return CachedUrl(data["url"], datetime.fromisoformat(data["expires_at"]))
+    async def get_many(self, entries: list[tuple[str, str]]) -> list[CachedUrl | None]:
+        # Pipelines of single-key commands (no MGET): each key may live on another cluster node.
+        generations = await self._generations({owner_id for owner_id, _ in entries})
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for owner_id, key in entries:
+                pipe.get(self._key(owner_id, generations[owner_id], key))
+            raws = await pipe.execute()
+        found: list[CachedUrl | None] = []
+        for raw in raws:
+            record_cache("url", hit=raw is not None)
+            if raw is None:
+                found.append(None)
+                continue
+            data = json.loads(raw)
+            found.append(CachedUrl(data["url"], datetime.fromisoformat(data["expires_at"])))
+        return found
 
-    async def put(self, owner_id: str, key: str, url: CachedUrl) -> None:
-        generation = await self._redis.get(f"{self._prefix}urlgen:{owner_id}") or b"0"
-        ttl = max(1, int((url.expires_at - datetime.now(UTC)).total_seconds()))
-        value = json.dumps({"url": url.url, "expires_at": url.expires_at.isoformat()})
-        await self._redis.set(f"{self._prefix}url:{owner_id}:{_text(generation)}:{key}", value, ex=ttl)
+    async def put_many(self, entries: list[tuple[str, str, CachedUrl]]) -> None:
+        generations = await self._generations({owner_id for owner_id, _, _ in entries})
+        now = datetime.now(UTC)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for owner_id, key, url in entries:
+                ttl = max(1, int((url.expires_at - now).total_seconds()))
+                value = json.dumps({"url": url.url, "expires_at": url.expires_at.isoformat()})
+                pipe.set(self._key(owner_id, generations[owner_id], key), value, ex=ttl)
+            await pipe.execute()
+
+    async def _generations(self, owner_ids: set[str]) -> dict[str, str]:
+        owners = sorted(owner_ids)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for owner_id in owners:
+                pipe.get(f"{self._prefix}urlgen:{owner_id}")
+            values = await pipe.execute()
+        return {
+            owner: _text(value) if value is not None else "0"
+            for owner, value in zip(owners, values, strict=True)
+        }
+
+    def _key(self, owner_id: str, generation: str, key: str) -> str:
+        return f"{self._prefix}url:{owner_id}:{generation}:{key}"
 
     async def forget_owner(self, owner_id: str) -> None:
         await self._redis.incr(f"{self._prefix}urlgen:{owner_id}")
@@ -80,7 +106,7 @@ class RedisViewRecorder:
     async def pending(self, media_ids: list[str]) -> dict[str, int]:
         if not media_ids:
             return {}
-        values = await self._redis.hmget(f"{self._prefix}views:pending", media_ids)  # type: ignore[misc]  # redis-py types sync and async together
+        values = await self._redis.hmget(f"{self._prefix}views:pending", media_ids)
         return {media_id: int(value) for media_id, value in zip(media_ids, values, strict=True) if value}
 
     async def take_pending(self) -> dict[str, int]:
@@ -88,7 +114,7 @@ class RedisViewRecorder:
         return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     async def log(self, media_id: str, *, offset: int, limit: int) -> tuple[list[tuple[str, datetime]], bool]:
-        raw = await self._redis.lrange(f"{self._prefix}viewlog:{media_id}", offset, offset + limit)  # type: ignore[misc]  # as above
+        raw = await self._redis.lrange(f"{self._prefix}viewlog:{media_id}", offset, offset + limit)
         entries = [json.loads(item) for item in raw]
         views = [(viewer, datetime.fromisoformat(at)) for viewer, at in entries[:limit]]
         return views, len(entries) > limit

@@ -309,9 +309,11 @@ class UrlSigner(Protocol):
 
 
 class UrlCache(Protocol):
-    async def get(self, owner_id: str, key: str) -> CachedUrl | None: ...
+    async def get_many(self, entries: list[tuple[str, str]]) -> list[CachedUrl | None]:
+        """The cached URL of each (owner id, key), in order (one round trip)."""
 
-    async def put(self, owner_id: str, key: str, url: CachedUrl) -> None: ...
+    async def put_many(self, entries: list[tuple[str, str, CachedUrl]]) -> None:
+        """Cache each (owner id, key, url) until the URL expires (one round trip)."""
 
     async def forget_owner(self, owner_id: str) -> None:
         """Drop every cached URL of the owner's media at once."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from PIL import Image
 
-from infra.media.images import PillowImageProcessor
+from infra.media.images import VipsImageProcessor
 from infra.media.moderation import LocalRuleModerator
 from infra.media.scanners import EicarScanner
 from services.core.auth import Principal
@@ -265,7 +265,7 @@ def video_env() -> Env:
     steps = default_steps(
         repo=repo,
         blobs=blobs,
-        images=PillowImageProcessor(max_pixels=TEST_MAX_PIXELS),
+        images=VipsImageProcessor(max_pixels=TEST_MAX_PIXELS),
         scanners=[EicarScanner()],
         moderator=LocalRuleModerator(),
         derived_prefix="derived/",
