@@ -33,8 +33,8 @@ from services.core.pagination import MAX_PAGE_SIZE
 from tests.hostile import DOCUMENTS, Hostile, fan_out
 
 # Work per token: the limits visit each node once (< 1 per token), the validation visitor enters
-# each node once (a few per token), the overlap rule may spend OVERLAP_UNITS_PER_TOKEN (20).
-K = 30
+# each node once (a few per token), the overlap rule may spend OVERLAP_UNITS_PER_TOKEN (2).
+K = 10
 LIMITS = document_limits(MAX_PAGE_SIZE)
 
 
