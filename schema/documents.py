@@ -42,6 +42,9 @@ CACHE_SIZE = 256
 caching = True
 
 _Rules = tuple[type[ASTValidationRule], ...]
+# Handed to Strawberry with the syntax error of a large document (see on_parse): a query, which
+# every transport allows; its one field is no field of the schema, so metrics label it unknown.
+_STAND_IN = parse("{ _ }")
 # (query text, rules) -> the parsed document and its validation errors; least recently used out.
 _cache: OrderedDict[tuple[str, _Rules], tuple[DocumentNode, list[GraphQLError]]] = OrderedDict()
 
@@ -98,10 +101,17 @@ class DocumentPipeline(SchemaExtension):
                         if self._large
                         else parse(query, max_tokens=self.max_tokens)
                     )
-                except GraphQLError:
-                    # Strawberry parses again in its own try and answers the syntax error as any
-                    # other: the parse stopped at the error, the second one stops there too.
-                    context.graphql_document = None
+                except GraphQLError as syntax_error:
+                    if not self._large:
+                        # Strawberry parses again in its own try and answers the syntax error
+                        # as any other: a small document, parsed twice, up to the error.
+                        context.graphql_document = None
+                    else:
+                        # A large one is not parsed again on the loop: Strawberry gets a
+                        # stand-in document and the error, and answers the error (no rule runs,
+                        # nothing is charged or executed).
+                        context.graphql_document = _STAND_IN
+                        context.pre_execution_errors = [syntax_error]
         yield
 
     async def on_validate(self) -> AsyncIterator[None]:
