@@ -32,7 +32,7 @@ from schema.root import build_schema
 from services.core.pagination import MAX_PAGE_SIZE
 from tests.hostile import BODIES, DOCUMENTS, Hostile
 
-ROUNDS = 15  # timings per document; the median is kept
+ROUNDS = 15  # timings per document; the fastest is kept
 
 
 def _validation_us_per_token(query: str) -> tuple[float, int] | None:
@@ -49,7 +49,9 @@ def _validation_us_per_token(query: str) -> tuple[float, int] | None:
         started = time.perf_counter()
         validate(schema, document, rules, limits)
         timings.append(time.perf_counter() - started)
-    return median(timings) * 1e6 / tokens, tokens
+    # The fastest of the rounds: the code is deterministic, so anything slower is other
+    # processes' load (this 2-core machine is shared), which the minimum leaves out.
+    return min(timings) * 1e6 / tokens, tokens
 
 
 def validation_figures() -> dict[str, Any]:
