@@ -28,10 +28,11 @@ CORS_SETTING = "MEDIAGRAPH_CORS_ORIGINS"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-# The decoding memory model of infra/media/images.py, at its worst: a HEIC of 4 bands decoded three
-# times over (12 bytes a pixel), and the 2048-px display variant held twice in RGBA.
+# The decoding memory model of infra/media/images.py (DecodePlan.cost_bytes) at its worst: a HEIC
+# of 4 bands decoded three times over (12 bytes a pixel), a 2048x2048 display variant at 12 bytes
+# a pixel, and 16 MiB of decoder and encoder state.
 DECODE_BYTES_PER_PIXEL_WORST = 12
-DECODE_DISPLAY_BYTES = 2 * 2048 * 2048 * 4
+DECODE_DISPLAY_BYTES = 12 * 2048 * 2048 + (16 << 20)
 
 
 def normalize_origin(value: str) -> str:
@@ -193,6 +194,9 @@ class Settings(BaseSettings):
     # Worker.
     worker_wait_s: int = Field(default=10, ge=0, le=20)
     worker_batch: int = Field(default=10, ge=1, le=10)
+    # Seconds between the outbox relay's passes when nothing failed (after a failed publish it
+    # retries every 0.5 s): the longest a committed change whose writer died waits for its event.
+    outbox_relay_interval_s: float = Field(default=2.0, gt=0, le=60)
     # How long a dependency (Redis, S3, DynamoDB) may be unreachable while the worker holds a
     # message and retries it, without spending its receives: an outage up to this long never
     # sends a message to the DLQ (docs/operations.md, "Outages").

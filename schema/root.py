@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
-from strawberry.types.graphql import OperationType
 
 from resolvers import account as account_resolvers
 from resolvers import editing as editing_resolvers
@@ -38,7 +36,6 @@ from schema.types.scalars import SCALARS
 from schema.types.session import SessionTokens
 from schema.types.social import Friendship, MediaViewConnection, UserConnection
 from schema.types.upload import CreateUploadPayload
-from services.access.read_scope import read_scope
 from services.core.pagination import MAX_PAGE_SIZE
 from subscriptions import media as media_subscriptions
 
@@ -238,19 +235,6 @@ class MediagraphSchema(strawberry.Schema):
         log_request_errors(errors, execution_context)
 
 
-class ReadScope(SchemaExtension):
-    """Queries read the friend graph once."""
-
-    def on_execute(self) -> Iterator[None]:
-        # A query reads the friend graph once (services/access/read_scope.py); mutations and
-        # subscriptions read it afresh each time.
-        if self.execution_context.operation_type is OperationType.QUERY:
-            with read_scope():
-                yield
-        else:
-            yield
-
-
 @functools.cache
 def build_schema() -> strawberry.Schema:
     """The schema, built once per process (Strawberry's type registry is global)."""
@@ -270,7 +254,6 @@ def build_schema() -> strawberry.Schema:
             lambda: DocumentPipeline(
                 max_tokens=MAX_TOKENS, limits=_LIMITS, rules=RULES, production_rules=PRODUCTION_RULES
             ),
-            ReadScope,
         ],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
         execution_context_class=RequestErrorsExecutor,

@@ -8,7 +8,7 @@ import base64
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -22,11 +22,13 @@ from services.core.ports import (
     AuditPage,
     BlobInfo,
     BlobStream,
+    FriendshipState,
     IdempotencyClaim,
     ListFilter,
     MediaStats,
     Page,
     PresignedRequest,
+    Relations,
     UploadedPart,
     Usage,
 )
@@ -40,14 +42,27 @@ if TYPE_CHECKING:
         IdempotencyStore,
         MediaRepository,
         RateLimiter,
+        SnapshotStore,
+        SocialStore,
     )
 
 
-class InMemoryMediaRepository:
-    """Same contract as DynamoMediaRepository: versioned writes, newest-first listings."""
+class Outbox(dict[str, MediaEvent]):
+    """Events written with their change and not yet published, by `MediaEvent.outbox_key`:
+    shared by an InMemoryMediaRepository (writes) and an InMemoryEventBus (publishes)."""
 
-    def __init__(self) -> None:
+
+class InMemoryMediaRepository:
+    """Same contract as DynamoMediaRepository: versioned writes, newest-first listings, and
+    the events of a write kept in `outbox` until the bus publishes them."""
+
+    def __init__(self, outbox: Outbox | None = None) -> None:
         self._items: dict[str, Media] = {}
+        self.outbox = outbox if outbox is not None else Outbox()
+
+    def _keep(self, events: Sequence[MediaEvent]) -> None:
+        for event in events:
+            self.outbox[event.outbox_key] = event
 
     def __len__(self) -> int:
         return len(self._items)
@@ -55,10 +70,11 @@ class InMemoryMediaRepository:
     def all(self) -> list[Media]:
         return list(self._items.values())
 
-    async def create(self, media: Media) -> None:
+    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
         if media.id in self._items:
             raise Conflict(f"media {media.id} already exists")
         self._items[media.id] = media
+        self._keep(events)
 
     async def get(self, media_id: str) -> Media | None:
         return self._items.get(media_id)
@@ -66,11 +82,19 @@ class InMemoryMediaRepository:
     async def get_many(self, media_ids: list[str]) -> dict[str, Media]:
         return {media_id: self._items[media_id] for media_id in media_ids if media_id in self._items}
 
-    async def save(self, media: Media, *, expected_version: int, previous: Media | None = None) -> None:
+    async def save(
+        self,
+        media: Media,
+        *,
+        expected_version: int,
+        previous: Media | None = None,
+        events: Sequence[MediaEvent] = (),
+    ) -> None:
         current = self._items.get(media.id)
         if current is None or current.version != expected_version:
             raise Conflict(f"media {media.id} changed meanwhile")
         self._items[media.id] = media
+        self._keep(events)
 
     async def find_completed_by_sha256(self, owner_id: str, sha256: str) -> Media | None:
         matching = [
@@ -147,11 +171,12 @@ class InMemoryMediaRepository:
         items = [self._items[media_id] for media_id in ids[:limit]]
         return Page(items, len(ids) > limit, items[-1].id if items else None)
 
-    async def delete(self, media: Media) -> None:
+    async def delete(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
         current = self._items.get(media.id)
         if current is None or current.version != media.version:
             raise Conflict(f"media {media.id} changed meanwhile")
         del self._items[media.id]
+        self._keep(events)
 
     def position_of(self, media: Media) -> str:
         return f"{media.created_at.isoformat()}#{media.id}"
@@ -365,9 +390,12 @@ class InMemoryEventBus:
     """Publishes each `dedupe_key` once, with increasing ids, to that owner's subscribers.
 
     Set `fail_next_publish` to an exception to make the next publish raise it without
-    publishing anything: a worker that dies between its write and its publish."""
+    publishing anything: a worker that dies between its write and its publish. With an
+    `outbox` (the repository's), a published event leaves it and `deliver_pending` publishes
+    what is left, as OutboxBus does."""
 
-    def __init__(self) -> None:
+    def __init__(self, outbox: Outbox | None = None) -> None:
+        self.outbox = outbox if outbox is not None else Outbox()
         self.published: list[MediaEvent] = []
         self.fail_next_publish: BaseException | None = None
         self._ids: dict[str, str] = {}  # dedupe key -> the id it was published under
@@ -378,6 +406,7 @@ class InMemoryEventBus:
         if self.fail_next_publish is not None:
             error, self.fail_next_publish = self.fail_next_publish, None
             raise error
+        self.outbox.pop(event.outbox_key, None)
         if event.dedupe_key in self._ids:
             return None
         self._sequence += 1
@@ -390,6 +419,12 @@ class InMemoryEventBus:
 
     async def published_id(self, event: MediaEvent) -> str | None:
         return self._ids.get(event.dedupe_key)
+
+    async def deliver_pending(self, media_id: str) -> int:
+        pending = sorted(key for key in self.outbox if key.startswith(f"{media_id}#"))
+        for key in pending:
+            await self.publish(self.outbox[key])
+        return len(pending)
 
     async def last_id(self, user_id: str) -> str:
         return f"{self._sequence}-0"
@@ -525,6 +560,63 @@ class InMemorySnapshotStore:
         return self.snapshots.get(snapshot_id)
 
 
+class InMemorySocialStore:
+    """Same contract as DynamoSocialStore: one directed edge per (user, other), a block
+    outliving unfriending from either side."""
+
+    def __init__(self) -> None:
+        self.users: set[str] = set()
+        self.edges: dict[tuple[str, str], FriendshipState] = {}
+
+    async def touch_user(self, user_id: str) -> None:
+        self.users.add(user_id)
+
+    async def user_exists(self, user_id: str) -> bool:
+        return user_id in self.users
+
+    async def state(self, user_id: str, other: str) -> FriendshipState:
+        mine, theirs = self.edges.get((user_id, other)), self.edges.get((other, user_id))
+        if FriendshipState.BLOCKED in (mine, theirs):
+            return FriendshipState.BLOCKED
+        return mine or FriendshipState.NONE
+
+    async def request(self, user_id: str, other: str) -> None:
+        self.edges[(user_id, other)] = FriendshipState.REQUESTED
+        self.edges[(other, user_id)] = FriendshipState.INCOMING
+
+    async def befriend(self, user_id: str, other: str) -> None:
+        self.edges[(user_id, other)] = self.edges[(other, user_id)] = FriendshipState.FRIENDS
+
+    async def unfriend(self, user_id: str, other: str) -> None:
+        for edge in ((user_id, other), (other, user_id)):
+            if self.edges.get(edge) is not FriendshipState.BLOCKED:
+                self.edges.pop(edge, None)
+
+    async def block(self, user_id: str, other: str) -> None:
+        self.edges[(user_id, other)] = FriendshipState.BLOCKED
+        if self.edges.get((other, user_id)) is not FriendshipState.BLOCKED:
+            self.edges.pop((other, user_id), None)
+
+    async def relations(self, user_id: str, others: set[str]) -> Relations:
+        blocked = {
+            other
+            for other in others
+            if FriendshipState.BLOCKED in (self.edges.get((user_id, other)), self.edges.get((other, user_id)))
+        }
+        friends = {other for other in others if self.edges.get((user_id, other)) is FriendshipState.FRIENDS}
+        return Relations(friends=frozenset(friends - blocked), blocked=frozenset(blocked))
+
+    async def list_related(
+        self, user_id: str, state: FriendshipState, *, limit: int, after: str | None
+    ) -> tuple[list[str], bool]:
+        ids = sorted(
+            other
+            for (owner, other), held in self.edges.items()
+            if owner == user_id and held is state and (after is None or other > after)
+        )
+        return ids[:limit], len(ids) > limit
+
+
 if TYPE_CHECKING:
     # The fakes must keep up with the ports: mypy fails here when a port grows a method.
     _repository: MediaRepository = InMemoryMediaRepository()
@@ -534,3 +626,5 @@ if TYPE_CHECKING:
     _limiter: RateLimiter = InMemoryRateLimiter()
     _engagement: EngagementStore = InMemoryEngagementStore()
     _audit: AuditLog = InMemoryAuditLog()
+    _snapshots: SnapshotStore = InMemorySnapshotStore()
+    _social: SocialStore = InMemorySocialStore()

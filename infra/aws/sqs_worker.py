@@ -279,7 +279,7 @@ class SqsWorker:
                     VisibilityTimeout=max(1, round(timeout_s)),
                 )
             except Exception as exc:
-                log.warning("visibility of a message in hand not extended", extra={"error": repr(exc)})
+                log.warning("visibility of a message in hand not extended: %r", exc)
 
     async def _process(self, message: dict[str, Any]) -> None:
         """Every notice of the message; on a transient failure, retried in hand (see the module's

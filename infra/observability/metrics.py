@@ -43,6 +43,19 @@ EVENTS_PUBLISHED = Counter(
 EVENTS_DEDUPLICATED = Counter(
     "mediagraph_events_deduplicated_total", "Publishes dropped because that exact change was announced."
 )
+OUTBOX_DEFERRED = Counter(
+    "mediagraph_outbox_deferred_total",
+    "Committed changes whose event could not be published at once (Redis unreachable): left in "
+    "the outbox for the relay.",
+)
+OUTBOX_RELAYED = Counter(
+    "mediagraph_outbox_relayed_total",
+    "Events published from the outbox by the relay or a redelivery, not by their writer.",
+)
+OUTBOX_PENDING = Gauge(
+    "mediagraph_outbox_pending",
+    "Outbox items the relay's last pass left (not yet due, or Redis unreachable).",
+)
 EVENTS_DELIVERED = Counter("mediagraph_events_delivered_total", "Media events queued for a local subscriber.")
 FANOUT_WRITES = Counter(
     "mediagraph_fanout_writes_total",
@@ -97,6 +110,10 @@ CACHE_REQUESTS = Counter(
     "mediagraph_cache_requests_total", "Cache lookups, by cache and result (hit, miss).", ["cache", "result"]
 )
 
+RATE_LIMIT_LOCAL = Counter(
+    "mediagraph_rate_limit_local_total",
+    "Rate-limit checks made against this process's own buckets because Redis could not answer.",
+)
 CACHE_INVALIDATION_FAILURES = Counter(
     "mediagraph_cache_invalidation_failures_total",
     "Listing-page invalidations that could not reach Redis after a committed write (pages may be "

@@ -1,7 +1,9 @@
 """RedisRateLimiter: token buckets in Redis, refilled and spent by one Lua script (atomic, and
 shared by every API process). The clock is Redis's own (`TIME`), so API hosts whose clocks
 disagree still share one consistent bucket. FallbackRateLimiter: the same, falling back to
-buckets in the process (LocalRateLimiter) while Redis cannot answer."""
+buckets in the process (LocalRateLimiter) while Redis cannot answer: the API keeps serving
+through a Redis outage, and the limits still hold, per process (docs/security.md#rate-limits;
+counted in mediagraph_rate_limit_local_total)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from infra.observability import metrics
 
 log = logging.getLogger("mediagraph.rate_limit")
 _WARN_EVERY_S = 30.0
@@ -98,6 +102,7 @@ class FallbackRateLimiter:
             async with asyncio.timeout(self._timeout_s):
                 return await self._shared.acquire(bucket, rate_per_s=rate_per_s, burst=burst, cost=cost)
         except (RedisError, OSError, TimeoutError) as exc:
+            metrics.RATE_LIMIT_LOCAL.inc()
             now = time.monotonic()
             if now - self._warned_at > _WARN_EVERY_S:
                 self._warned_at = now

@@ -3,6 +3,8 @@ bus, the adapters and the services built on them. Used by the API, the worker an
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -18,6 +20,7 @@ from infra.aws.dynamo_audit import DynamoAuditLog
 from infra.aws.dynamo_engagement import DynamoEngagementStore
 from infra.aws.dynamo_social import DynamoSocialStore
 from infra.aws.idempotency import DynamoIdempotencyStore
+from infra.aws.outbox import OutboxBus
 from infra.aws.regions import ReplicaAwareBlobStore
 from infra.aws.s3 import S3BlobStore
 from infra.identity.jwt import JwtTokenVerifier
@@ -60,6 +63,8 @@ class Runtime:
     clients: AwsClients
     redis: Redis
     bus: RedisEventBus
+    # What services publish through: the outbox's writer side and its relay (infra/aws/outbox.py).
+    outbox: OutboxBus
     repo: CachedMediaRepository
     blobs: S3BlobStore
     tokens: TokenVerifier
@@ -129,8 +134,11 @@ def _sessions(settings: Settings, redis: Redis) -> tuple[SessionIssuer, TokenVer
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncIterator[Runtime]:
-    """Open everything; `listen` starts the bus's pub/sub reader (the API needs it, the worker not)."""
+async def open_runtime(
+    settings: Settings, *, listen: bool = True, relay: bool = True
+) -> AsyncIterator[Runtime]:
+    """Open everything; `listen` starts the bus's pub/sub reader (the API needs it, the worker not),
+    `relay` the outbox relay (home region only)."""
     async with AsyncExitStack() as stack:
         stack.enter_context(tracing_session(settings))
         clients = traced(await open_clients(settings, stack))
@@ -146,6 +154,20 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
         if listen:
             await bus.start()
             stack.push_async_callback(bus.close)
+        outbox = OutboxBus(
+            bus, clients.dynamodb, settings.table, relay_interval_s=settings.outbox_relay_interval_s
+        )
+        if relay and settings.is_home_region:
+            # Only the home region relays: outbox items replicate with the table, and a replica
+            # deleting one would delete it before the home region published it.
+            relaying = asyncio.create_task(outbox.run(), name="outbox-relay")
+
+            async def stop_relay() -> None:
+                relaying.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relaying
+
+            stack.push_async_callback(stop_relay)
         repo = CachedMediaRepository(
             DynamoMediaRepository(clients.dynamodb, settings.table),
             redis,
@@ -219,12 +241,13 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
         views = ViewService(view_recorder, engagement_store, repo, cursors, window_s=settings.view_window_s)
         auditor = Auditor(DynamoAuditLog(clients.dynamodb, settings.table), cursors)
         uploads = UploadService(
-            repo, upload_blobs, bus, policy, quotas=quotas, idempotency=idempotency, auditor=auditor
+            repo, upload_blobs, outbox, policy, quotas=quotas, idempotency=idempotency, auditor=auditor
         )
         processing = ProcessingService(
             repo,
             blobs,
-            bus,
+            # A replica region only re-announces what the home region wrote: straight to its bus.
+            outbox if settings.is_home_region else bus,
             upload_prefix=settings.upload_prefix,
             quarantine_prefix=settings.quarantine_prefix,
             steps=await open_steps(settings, stack, repo, blobs),
@@ -237,7 +260,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
         retention = RetentionService(
             repo,
             blobs,
-            bus,
+            outbox,
             engagement_store,
             auditor,
             cursors,
@@ -246,12 +269,12 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
                 purge_lease=timedelta(seconds=settings.purge_lease_s),
             ),
         )
-        review = ReviewService(repo, bus)
+        review = ReviewService(repo, outbox)
         issuer, tokens, sessions = _sessions(settings, redis)
         services = Services(
             uploads=uploads,
             gallery=gallery,
-            editing=EditingService(repo, bus, auditor=auditor, settled_only=not settings.is_home_region),
+            editing=EditingService(repo, outbox, auditor=auditor, settled_only=not settings.is_home_region),
             engagement=EngagementService(engagement_store, gallery, views=view_recorder),
             social=SocialService(social_store, cursors, urls),
             views=views,
@@ -270,6 +293,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             clients=clients,
             redis=redis,
             bus=bus,
+            outbox=outbox,
             repo=repo,
             blobs=blobs,
             tokens=tokens,

@@ -21,6 +21,7 @@ from infra.roots.runtime import Runtime
 from tests.client import CREATE_UPLOAD, WsClient, gql, put_upload
 from tests.conftest import TEST_SECRET
 from tests.media_files import jpeg_bytes
+from tests.servers import listening
 
 pytestmark = pytest.mark.e2e
 
@@ -88,7 +89,7 @@ async def test_metrics_move_as_an_upload_goes_through(
     before = await scrape(api)
     async with WsClient(api, alice) as ws:
         await ws.subscribe(UPLOAD_COMPLETED)
-        await asyncio.sleep(0.2)
+        await listening(api, "alice")
         during = await scrape(api)
         payload, _ = await _create(api, alice, data)
         assert await put_upload(payload["upload"], data) == 200
@@ -142,7 +143,7 @@ async def test_log_lines_are_json_and_follow_the_request_into_the_worker(
     data = jpeg_bytes(20_000)
     async with WsClient(api, alice) as ws:
         await ws.subscribe(UPLOAD_COMPLETED)
-        await asyncio.sleep(0.2)
+        await listening(api, "alice")
         payload, request_id = await _create(api, alice, data)
         assert await put_upload(payload["upload"], data) == 200
         assert (await ws.receive(timeout=20))["type"] == "next"
