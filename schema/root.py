@@ -26,6 +26,7 @@ from schema.limits import MAX_TOKENS, PRODUCTION_RULES, RULES, document_limits
 from schema.observability import Observability
 from schema.rate_limits import RateLimits
 from schema.request_errors import RequestErrorsExecutor, log_request_errors
+from schema.types import plain_resolvers
 from schema.types.account import AccountDeletion, DataExport
 from schema.types.audit import AuditEntryConnection
 from schema.types.connection import MediaConnection
@@ -236,6 +237,7 @@ class MediagraphSchema(strawberry.Schema):
 
 
 @functools.cache
+@plain_resolvers.installed
 def build_schema() -> strawberry.Schema:
     """The schema, built once per process (Strawberry's type registry is global)."""
     return MediagraphSchema(

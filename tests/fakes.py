@@ -18,6 +18,7 @@ from services.core.errors import Conflict, NotFound
 from services.core.events import MediaEvent, event_position
 from services.core.media import Media, MediaStatus, Visibility, utcnow
 from services.core.ports import (
+    HELD_STATUSES,
     AuditEntry,
     AuditPage,
     BlobInfo,
@@ -28,6 +29,8 @@ from services.core.ports import (
     MediaStats,
     Page,
     PresignedRequest,
+    Quota,
+    QuotaExceeded,
     Relations,
     UploadedPart,
     Usage,
@@ -70,9 +73,21 @@ class InMemoryMediaRepository:
     def all(self) -> list[Media]:
         return list(self._items.values())
 
-    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
+    async def create(
+        self, media: Media, *, events: Sequence[MediaEvent] = (), quota: Quota | None = None
+    ) -> None:
         if media.id in self._items:
             raise Conflict(f"media {media.id} already exists")
+        if quota is not None:
+            # As the table's counters: every PENDING record (expired ones until swept), and the
+            # bytes of every record in a held status.
+            mine = [m for m in self._items.values() if m.owner_id == media.owner_id]
+            pending = sum(1 for m in mine if m.status is MediaStatus.PENDING)
+            held = sum(m.size for m in mine if m.status in HELD_STATUSES)
+            if pending >= quota.max_pending:
+                raise QuotaExceeded("pendingUploads", pending=pending, held_bytes=held)
+            if held + media.size > quota.max_bytes:
+                raise QuotaExceeded("bytes", pending=pending, held_bytes=held)
         self._items[media.id] = media
         self._keep(events)
 

@@ -8,10 +8,11 @@ batch-get the records, so a tag item never carries stale copies of mutable field
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,10 +27,54 @@ from infra.aws.outbox import outbox_put
 from services.core.errors import Conflict
 from services.core.events import MediaEvent
 from services.core.media import Media, MediaStatus, Visibility
-from services.core.ports import ListFilter, Page, Usage
+from services.core.ports import HELD_STATUSES, ListFilter, Page, Quota, QuotaExceeded, Usage
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+
+HELD_BYTES = "b_HELD"
+
+
+def _counts_key(owner_id: str) -> dict[str, Any]:
+    return keys.key(keys.owner(owner_id), keys.COUNTS)
+
+
+def _held(media: Media) -> int:
+    return media.size if media.status in HELD_STATUSES else 0
+
+
+def _number(item: dict[str, Any], name: str) -> int:
+    return int(item.get(name, {}).get("N", "0"))
+
+
+def _failed_at(exc: Exception, index: int) -> bool:
+    """Whether a cancelled transaction failed on the condition of item `index` (the counters)."""
+    cause = exc.__cause__
+    if not isinstance(cause, ClientError):
+        return False
+    reasons = cause.response.get("CancellationReasons") or []
+    return len(reasons) > index and reasons[index].get("Code") == "ConditionalCheckFailed"
+
+
+def _within(update: dict[str, Any], quota: Quota, size: int) -> dict[str, Any]:
+    """The counters' update, conditional on the quota: one pending upload fewer than the limit
+    before it, and room for `size` more bytes. Fails the whole transaction otherwise."""
+    body = dict(update["Update"])
+    body["ConditionExpression"] = (
+        "(attribute_not_exists(#cp) OR #cp < :max_pending) AND (attribute_not_exists(#hb) OR #hb <= :room)"
+    )
+    body["ExpressionAttributeNames"] = {
+        **body["ExpressionAttributeNames"],
+        "#cp": "c_PENDING",
+        "#hb": HELD_BYTES,
+    }
+    body["ExpressionAttributeValues"] = {
+        **body["ExpressionAttributeValues"],
+        ":max_pending": {"N": str(quota.max_pending)},
+        ":room": {"N": str(quota.max_bytes - size)},
+    }
+    return {"Update": body}
 
 
 def sort_key(media: Media) -> str:
@@ -105,7 +150,14 @@ class DynamoMediaRepository:
 
     # --- writes: one transaction each, so records, tag items and counters never disagree ---
 
-    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
+    async def create(
+        self, media: Media, *, events: Sequence[MediaEvent] = (), quota: Quota | None = None
+    ) -> None:
+        if quota is not None:
+            if media.size > quota.max_bytes:
+                item = await self._counts(media.owner_id) or {}
+                raise QuotaExceeded("bytes", pending=_number(item, "c_PENDING"), held_bytes=0)
+            await self._backfill_held_bytes(media.owner_id)
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -117,9 +169,18 @@ class DynamoMediaRepository:
             }
         ]
         items += [{"Put": {"TableName": self._table, "Item": _tag_item(media, tag)}} for tag in media.tags]
-        items += self._count_updates(media.owner_id, Counter({media.status: 1}))
+        counts = self._count_updates(media.owner_id, Counter({media.status: 1}), _held(media))
+        if quota is not None:
+            counts = [_within(update, quota, media.size) for update in counts]
+        counts_at = len(items)  # where the counters' update sits in the transaction
+        items += counts
         items += [outbox_put(self._table, event) for event in events]
-        await self._transact(items, f"media {media.id} already exists")
+        try:
+            await self._transact(items, f"media {media.id} already exists")
+        except Conflict as exc:
+            if quota is not None and _failed_at(exc, counts_at):
+                await self._quota_exceeded(media.owner_id, quota)
+            raise
 
     async def get(self, media_id: str) -> Media | None:
         response = await self._client.get_item(
@@ -161,8 +222,9 @@ class DynamoMediaRepository:
             items.append({"Delete": {"TableName": self._table, "Key": key}})
         for tag in set(media.tags) - set(previous.tags):
             items.append({"Put": {"TableName": self._table, "Item": _tag_item(media, tag)}})
-        if previous.status is not media.status:
-            items += self._count_updates(media.owner_id, Counter({media.status: 1, previous.status: -1}))
+        items += self._count_updates(
+            media.owner_id, Counter({media.status: 1, previous.status: -1}), _held(media) - _held(previous)
+        )
         items += [outbox_put(self._table, event) for event in events]
         await self._transact(items, f"media {media.id} changed meanwhile")
 
@@ -181,28 +243,63 @@ class DynamoMediaRepository:
         for tag in media.tags:
             key = keys.key(keys.tag(tag), sort_key(media))
             items.append({"Delete": {"TableName": self._table, "Key": key}})
-        items += self._count_updates(media.owner_id, Counter({media.status: -1}))
+        items += self._count_updates(media.owner_id, Counter({media.status: -1}), -_held(media))
         items += [outbox_put(self._table, event) for event in events]
         await self._transact(items, f"media {media.id} changed meanwhile")
 
-    def _count_updates(self, owner_id: str, deltas: Counter[MediaStatus]) -> list[dict[str, Any]]:
-        changes = {status: delta for status, delta in deltas.items() if delta}
+    def _count_updates(
+        self, owner_id: str, deltas: Counter[MediaStatus], held_bytes: int = 0
+    ) -> list[dict[str, Any]]:
+        changes = {f"c_{status.value}": delta for status, delta in deltas.items() if delta}
+        if held_bytes:
+            changes[HELD_BYTES] = held_bytes
         if not changes:
             return []
-        names = {f"#c{i}": f"c_{status.value}" for i, status in enumerate(changes)}
+        names = {f"#c{i}": name for i, name in enumerate(changes)}
         values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(changes.values())}
         expression = "ADD " + ", ".join(f"#c{i} :d{i}" for i in range(len(changes)))
         return [
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": keys.key(keys.owner(owner_id), keys.COUNTS),
+                    "Key": _counts_key(owner_id),
                     "UpdateExpression": expression,
                     "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": values,
                 }
             }
         ]
+
+    async def _counts(self, owner_id: str) -> dict[str, Any] | None:
+        response = await self._client.get_item(
+            TableName=self._table, Key=_counts_key(owner_id), ConsistentRead=True
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    async def _backfill_held_bytes(self, owner_id: str) -> None:
+        """Counters written before b_HELD existed lack it: compute it once from the records."""
+        item = await self._counts(owner_id)
+        if item is None or HELD_BYTES in item:
+            return  # a new owner (nothing held), or counted already
+        now = datetime.now(UTC)
+        held = sum([(await self.owner_usage(owner_id, status, now=now)).bytes for status in HELD_STATUSES])
+        with contextlib.suppress(ClientError):  # another request set it first: theirs stands
+            await self._client.update_item(
+                TableName=self._table,
+                Key=_counts_key(owner_id),
+                UpdateExpression="SET #held = :held",
+                ConditionExpression="attribute_not_exists(#held)",
+                ExpressionAttributeNames={"#held": HELD_BYTES},
+                ExpressionAttributeValues={":held": {"N": str(held)}},
+            )
+
+    async def _quota_exceeded(self, owner_id: str, quota: Quota) -> None:
+        """The counters refused a create: which quota, with the counters as they are now."""
+        item = await self._counts(owner_id) or {}
+        pending, held = _number(item, "c_PENDING"), _number(item, HELD_BYTES)
+        kind = "pendingUploads" if pending >= quota.max_pending else "bytes"
+        raise QuotaExceeded(kind, pending=pending, held_bytes=held)
 
     async def _transact(self, items: list[dict[str, Any]], conflict_message: str) -> None:
         try:
@@ -231,7 +328,7 @@ class DynamoMediaRepository:
     async def count_by_status(self, owner_id: str) -> dict[MediaStatus, int]:
         response = await self._client.get_item(
             TableName=self._table,
-            Key=keys.key(keys.owner(owner_id), keys.COUNTS),
+            Key=_counts_key(owner_id),
             ConsistentRead=True,
         )
         item = response.get("Item") or {}

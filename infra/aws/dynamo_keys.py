@@ -12,7 +12,10 @@ keys, in one place. Adapters build keys only through these functions; the items 
     pk=MEDIA#<id>          sk=STATS          like and view counters
     pk=TAG#<tag>           sk=<createdAt>#<id>   one per tag of a media: search across users
       gsi1pk=OWNERTAG#<owner>#<tag>          gsi1sk=<createdAt>#<id>   the owner's media by tag
-    pk=OWNER#<owner>       sk=COUNTS         c_<STATUS> counters of the owner's media
+    pk=OWNER#<owner>       sk=COUNTS         c_<STATUS> counters of the owner's media, and b_HELD:
+                                             bytes in a held status (PENDING, PROCESSING,
+                                             COMPLETED, QUARANTINED); createUpload's transaction
+                                             is conditional on them (atomic quota reservation)
     pk=AUDIT#<mediaId>     sk=<entryId>      the audit trail (infra/aws/dynamo_audit.py)
     pk=IDEMP#<owner>#<key> sk=IDEMP          an idempotency claim (infra/aws/idempotency.py)
     pk=OUTBOX#<shard>      sk=<id>#<version>#<TYPE>   an event of a write, in the same

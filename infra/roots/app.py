@@ -36,7 +36,6 @@ from infra.http.request_log import RequestLog, WebSocketRegistry
 from infra.identity.dev_sign_in import TOKEN_TTL_S, sign_in_route
 from infra.identity.jwt import issue_dev_token
 from infra.observability import metrics
-from infra.observability.metrics import metrics_endpoint
 from infra.observability.request_context import request_id_from
 from infra.roots.runtime import Runtime, open_runtime
 from infra.settings import Settings, check_api_settings
@@ -381,7 +380,6 @@ def create_app(
         Route("/.well-known/jwks.json", jwks),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint),
     ]
     if settings.graphiql and not settings.is_production:
         routes.append(graphiql.asset_route())
