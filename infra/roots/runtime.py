@@ -30,7 +30,7 @@ from infra.redis.bus import RedisEventBus
 from infra.redis.client import RedisClient, open_redis
 from infra.redis.delivery import RedisUrlCache, RedisViewRecorder
 from infra.redis.page_cache import CachedMediaRepository
-from infra.redis.rate_limit import RedisRateLimiter
+from infra.redis.rate_limit import FallbackRateLimiter, LocalRateLimiter, RedisRateLimiter
 from infra.redis.sessions import RedisRefreshTokenStore
 from infra.redis.snapshots import RedisSnapshotStore
 from infra.settings import Settings
@@ -206,7 +206,7 @@ async def open_runtime(
             ),
         )
         rate_limits = RateLimitService(
-            RedisRateLimiter(redis, prefix=settings.redis_prefix),
+            FallbackRateLimiter(RedisRateLimiter(redis, prefix=settings.redis_prefix), LocalRateLimiter()),
             RateLimitPolicy(
                 per_user=Limit(settings.rate_limit_user_per_minute, settings.rate_limit_user_burst),
                 per_ip=Limit(settings.rate_limit_ip_per_minute, settings.rate_limit_ip_burst),
