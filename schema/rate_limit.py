@@ -20,7 +20,5 @@ class RateLimit(FieldExtension):
         self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any
     ) -> Any:
         context = info.context
-        limits = context.services.rate_limits
-        if limits is not None:
-            await limits.check(context.principal, context.client_ip, cost=self.cost)
+        await context.services.rate_limits.check(context.principal, context.client_ip, cost=self.cost)
         return await next_(source, info, **kwargs)

@@ -38,7 +38,6 @@ from graphql import (
 )
 from graphql.error import GraphQLSyntaxError
 from starlette.types import Message
-from strawberry.asgi import GraphQL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -328,11 +327,3 @@ class SharedTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
                     }
                 )
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
-
-
-def install(
-    view: GraphQL[Any, Any], queue_size: int, on_pass: Callable[[int, int], None] | None = None
-) -> None:
-    """Make `view` share identical live subscriptions (its handler reads `view.fanout`)."""
-    view.graphql_transport_ws_handler_class = SharedTransportWSHandler
-    setattr(view, "fanout", FanOut(queue_size, on_pass))  # noqa: B010  # an attribute GraphQL does not declare

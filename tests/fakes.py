@@ -22,11 +22,13 @@ from services.core.ports import (
     AuditPage,
     BlobInfo,
     BlobStream,
+    FriendshipState,
     IdempotencyClaim,
     ListFilter,
     MediaStats,
     Page,
     PresignedRequest,
+    Relations,
     UploadedPart,
     Usage,
 )
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
         IdempotencyStore,
         MediaRepository,
         RateLimiter,
+        SocialStore,
+        ViewRecorder,
     )
 
 
@@ -525,6 +529,91 @@ class InMemorySnapshotStore:
         return self.snapshots.get(snapshot_id)
 
 
+class InMemorySocialStore:
+    """Friendships as one state per direction, as DynamoSocialStore keeps them."""
+
+    def __init__(self) -> None:
+        self.users: set[str] = set()
+        self.edges: dict[tuple[str, str], FriendshipState] = {}
+
+    async def touch_user(self, user_id: str) -> None:
+        self.users.add(user_id)
+
+    async def user_exists(self, user_id: str) -> bool:
+        return user_id in self.users
+
+    async def state(self, user_id: str, other: str) -> FriendshipState:
+        mine, theirs = self.edges.get((user_id, other)), self.edges.get((other, user_id))
+        if FriendshipState.BLOCKED in (mine, theirs):
+            return FriendshipState.BLOCKED
+        return mine or FriendshipState.NONE
+
+    async def request(self, user_id: str, other: str) -> None:
+        self.edges[(user_id, other)] = FriendshipState.REQUESTED
+        self.edges[(other, user_id)] = FriendshipState.INCOMING
+
+    async def befriend(self, user_id: str, other: str) -> None:
+        self.edges[(user_id, other)] = self.edges[(other, user_id)] = FriendshipState.FRIENDS
+
+    async def unfriend(self, user_id: str, other: str) -> None:
+        for pair in ((user_id, other), (other, user_id)):
+            if self.edges.get(pair) is not FriendshipState.BLOCKED:
+                self.edges.pop(pair, None)
+
+    async def block(self, user_id: str, other: str) -> None:
+        self.edges[(user_id, other)] = FriendshipState.BLOCKED
+        if self.edges.get((other, user_id)) is not FriendshipState.BLOCKED:
+            self.edges.pop((other, user_id), None)
+
+    async def relations(self, user_id: str, others: set[str]) -> Relations:
+        blocked = {
+            other
+            for other in others
+            if FriendshipState.BLOCKED in (self.edges.get((user_id, other)), self.edges.get((other, user_id)))
+        }
+        friends = {o for o in others if self.edges.get((user_id, o)) is FriendshipState.FRIENDS}
+        return Relations(friends=frozenset(friends - blocked), blocked=frozenset(blocked))
+
+    async def list_related(
+        self, user_id: str, state: FriendshipState, *, limit: int, after: str | None
+    ) -> tuple[list[str], bool]:
+        ids = sorted(b for (a, b), s in self.edges.items() if a == user_id and s is state)
+        if after is not None:
+            ids = [i for i in ids if i > after]
+        return ids[:limit], len(ids) > limit
+
+
+class InMemoryViewRecorder:
+    """Views counted once per viewer per window, on a clock the caller passes (`at`)."""
+
+    def __init__(self, log_length: int = 1000) -> None:
+        self.log_length = log_length
+        self.counted_until: dict[tuple[str, str], datetime] = {}
+        self.pending_counts: dict[str, int] = {}
+        self.logs: dict[str, list[tuple[str, datetime]]] = {}
+
+    async def record(self, media_id: str, viewer_id: str, at: datetime, *, window_s: int) -> bool:
+        until = self.counted_until.get((media_id, viewer_id))
+        if until is not None and at < until:
+            return False
+        self.counted_until[(media_id, viewer_id)] = at + timedelta(seconds=window_s)
+        self.pending_counts[media_id] = self.pending_counts.get(media_id, 0) + 1
+        self.logs.setdefault(media_id, []).insert(0, (viewer_id, at))
+        del self.logs[media_id][self.log_length :]
+        return True
+
+    async def pending(self, media_ids: list[str]) -> dict[str, int]:
+        return {m: self.pending_counts[m] for m in media_ids if self.pending_counts.get(m)}
+
+    async def take_pending(self) -> dict[str, int]:
+        taken, self.pending_counts = self.pending_counts, {}
+        return taken
+
+    async def log(self, media_id: str, *, offset: int, limit: int) -> tuple[list[tuple[str, datetime]], bool]:
+        entries = self.logs.get(media_id, [])[offset : offset + limit + 1]
+        return entries[:limit], len(entries) > limit
+
+
 if TYPE_CHECKING:
     # The fakes must keep up with the ports: mypy fails here when a port grows a method.
     _repository: MediaRepository = InMemoryMediaRepository()
@@ -534,3 +623,5 @@ if TYPE_CHECKING:
     _limiter: RateLimiter = InMemoryRateLimiter()
     _engagement: EngagementStore = InMemoryEngagementStore()
     _audit: AuditLog = InMemoryAuditLog()
+    _social: SocialStore = InMemorySocialStore()
+    _views: ViewRecorder = InMemoryViewRecorder()

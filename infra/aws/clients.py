@@ -66,3 +66,12 @@ def traced(clients: AwsClients) -> AwsClients:
         dynamodb=TracedClient(clients.dynamodb, "DynamoDB"),
         sqs=TracedClient(clients.sqs, "SQS"),
     )
+
+
+async def queue_urls(settings: Settings) -> tuple[str, str]:
+    """The URLs of the S3-event queue and its dead-letter queue."""
+    async with AsyncExitStack() as stack:
+        sqs = (await open_clients(settings, stack)).sqs
+        queue = (await sqs.get_queue_url(QueueName=settings.queue))["QueueUrl"]
+        dlq = (await sqs.get_queue_url(QueueName=settings.dlq))["QueueUrl"]
+        return str(queue), str(dlq)

@@ -1,4 +1,5 @@
-"""Prometheus metrics: every series the service exports, defined once, and the /metrics endpoint.
+"""Prometheus metrics: every series the service exports, defined once. /metrics is served by the
+process's root (no web framework here: the worker imports this module).
 
 Names follow the Prometheus conventions: a `mediagraph_` namespace, base units in the name
 (`_seconds`), `_total` on counters, and labels whose values are bounded by the code (GraphQL root
@@ -8,9 +9,7 @@ the logs, not into a label. docs/operations.md lists them with the alerts worth 
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
-from starlette.requests import Request
-from starlette.responses import Response
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 # Request latency: 5 ms (a cached read) to 10 s (a client's request timeout).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -105,7 +104,3 @@ def record_cache(cache: str, *, hit: bool) -> None:
 def sample(name: str, labels: dict[str, str] | None = None) -> float:
     """The current value of one series (0 if it was never touched): for tests and health checks."""
     return REGISTRY.get_sample_value(name, labels or {}) or 0.0
-
-
-async def metrics_endpoint(request: Request) -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

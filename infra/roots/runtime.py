@@ -33,7 +33,7 @@ from infra.redis.sessions import RedisRefreshTokenStore
 from infra.redis.snapshots import RedisSnapshotStore
 from infra.settings import Settings
 from services.access.rate_limits import Limit, RateLimitPolicy, RateLimitService
-from services.access.sessions import SessionService
+from services.access.sessions import Sessions, SessionsDisabled, SessionService
 from services.bundle import Services
 from services.community.engagement import EngagementService
 from services.community.feed import FeedService
@@ -100,9 +100,9 @@ def _await_records_for(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.upload_url_ttl_s + 300)
 
 
-def _sessions(settings: Settings, redis: Redis) -> tuple[SessionIssuer, TokenVerifier, SessionService | None]:
+def _sessions(settings: Settings, redis: Redis) -> tuple[SessionIssuer, TokenVerifier, Sessions]:
     """The service's own issuer, the verifier taking its tokens and the upstream ones, and the
-    session service (None without an upstream identity provider)."""
+    session service (disabled without an upstream identity provider)."""
     key = settings.session_signing_key
     issuer = SessionIssuer(
         key.get_secret_value() if key else None,
@@ -112,7 +112,7 @@ def _sessions(settings: Settings, redis: Redis) -> tuple[SessionIssuer, TokenVer
     )
     tokens = IssuerAwareVerifier(issuer, JwtTokenVerifier(settings), leeway=settings.jwt_leeway_s)
     if not settings.idp_jwks_url:
-        return issuer, tokens, None
+        return issuer, tokens, SessionsDisabled()
     idp = settings.model_copy(
         update={
             "jwt_issuer": settings.idp_issuer,

@@ -18,8 +18,8 @@ from infra.aws.sqs_worker import SqsWorker
 from infra.http.server import ApiServer, server_config
 from infra.observability import metrics
 from infra.roots.app import create_app
-from infra.roots.cli import stop_worker
 from infra.roots.runtime import Runtime
+from infra.roots.worker import stop_worker
 from infra.settings import Settings
 from services.core.auth import Principal
 from services.core.events import MediaEvent, MediaEventType
