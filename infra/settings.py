@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CONTENT_TYPES = (
@@ -53,7 +53,11 @@ class Profile(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEDIAGRAPH_", env_file=".env", extra="ignore", frozen=True)
+    # hide_input_in_errors: a validation error names the setting, never its value (a secret, or
+    # the whole input with every secret in it, for a model-level check): docs/security.md.
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIAGRAPH_", env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     profile: Profile = Profile.DEVELOPMENT
 
@@ -181,6 +185,10 @@ class Settings(BaseSettings):
     # Worker.
     worker_wait_s: int = Field(default=10, ge=0, le=20)
     worker_batch: int = Field(default=10, ge=1, le=10)
+    # How long a dependency (Redis, S3, DynamoDB) may be unreachable while the worker holds a
+    # message and retries it, without spending its receives: an outage up to this long never
+    # sends a message to the DLQ (docs/operations.md, "Outages").
+    worker_outage_tolerance_s: float = Field(default=300.0, ge=0, le=3600)
     # Seconds the worker lets messages in hand finish at shutdown before returning them to the queue.
     worker_shutdown_grace_s: float = Field(default=20.0, ge=0, le=300)
     # The worker's own /metrics (the API serves /metrics on its HTTP port); 0 turns it off.
@@ -305,8 +313,6 @@ class Settings(BaseSettings):
                 raise ValueError("a replica region needs the home bucket in MEDIAGRAPH_REGION_BUCKETS")
         elif self.replica_regions:
             raise ValueError("MEDIAGRAPH_REPLICA_REGIONS needs MEDIAGRAPH_HOME_REGION")
-        if self.profile is Profile.PRODUCTION and self.session_signing_key is None:
-            raise ValueError("the production profile needs MEDIAGRAPH_SESSION_SIGNING_KEY (EC P-256 PEM)")
         if self.idp_jwks_url and not self.idp_issuer:
             raise ValueError("MEDIAGRAPH_IDP_ISSUER is required with MEDIAGRAPH_IDP_JWKS_URL")
         if self.profile is Profile.PRODUCTION and self.aws_endpoint_url:
@@ -329,3 +335,29 @@ class Settings(BaseSettings):
             return self.bucket
         assert self.home_region is not None  # is_home_region
         return self.region_buckets[self.home_region]
+
+
+class ConfigurationError(ValueError):
+    """A setting the process being started needs and does not have (named, never its value)."""
+
+
+def check_api_settings(settings: Settings) -> None:
+    """What only the API needs, checked when the API is built: the worker and one-off tasks run
+    without the session signing key (the worker parses untrusted files: it must not hold a key
+    that mints tokens)."""
+    if settings.is_production and settings.session_signing_key is None:
+        raise ConfigurationError(
+            "the production API needs MEDIAGRAPH_SESSION_SIGNING_KEY (EC P-256 PEM): without it each "
+            "process would sign with a key of its own"
+        )
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per problem, naming the variable and never echoing its value (it may be a secret):
+    "MEDIAGRAPH_JWT_LEEWAY_S: Input should be less than or equal to 30"."""
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False, include_context=False):
+        field = ".".join(str(part) for part in problem["loc"])
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        lines.append(f"MEDIAGRAPH_{field.upper()}: {message}" if field else message)
+    return lines

@@ -1,20 +1,40 @@
 """SqsWorker: long-polls the S3-event queue and hands each ObjectCreated notice to the
-ProcessingService. A message is deleted only after every record in it was handled; an
-exception leaves it on the queue, its visibility backed off, until the redrive policy moves
-it to the DLQ after `max_receive_count` receives."""
+ProcessingService. A message is deleted only after every record in it was handled.
+
+Two kinds of failure, two budgets:
+
+- Transient (a dependency is unreachable: Redis, S3 or DynamoDB connection errors, timeouts,
+  throttling, 5xx): the message is kept in hand and retried with backoff, its visibility
+  extended meanwhile, for up to `outage_tolerance_s` (default 5 min). It is not received
+  again, so SQS's receive count (the poison budget) is not spent: an outage shorter than that
+  never sends a message to the DLQ. Past it, the message is given back like any failure.
+- Anything else (a bug, a malformed body, a refusal no retry can change): the message goes back
+  with exponential backoff through its visibility and reaches the DLQ after
+  `max_receive_count` receives, within seconds.
+
+While a message is in hand, a heartbeat keeps it invisible `visibility_timeout_s` ahead, so the
+queue's visibility timeout can stay short: a worker that dies costs that long, not the length
+of the work."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from opentelemetry.trace import SpanKind
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infra.observability import metrics
 from infra.observability.tracing import mark_error, tracer
@@ -26,6 +46,47 @@ MAX_BACKOFF_S = 900
 
 class PoisonMessage(ValueError):
     """A message that no retry can make sense of: it will reach the DLQ."""
+
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says a dependency is unreachable or overloaded, rather
+    than that this message cannot be processed."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(
+            current,
+            RedisConnectionError
+            | RedisTimeoutError
+            | BusyLoadingError
+            | BotoConnectionError
+            | HTTPClientError
+            | ConnectionError
+            | TimeoutError,
+        ):
+            return True
+        if isinstance(current, ClientError):
+            error = current.response.get("Error", {})
+            status = int(current.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if error.get("Code") in _TRANSIENT_CODES or status >= 500:
+                return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def parse_notices(body: str) -> list[ObjectCreated]:
@@ -76,7 +137,14 @@ class SqsWorker:
         batch: int = 10,
         retry_base_s: float = 2.0,
         dlq_url: str | None = None,
+        outage_tolerance_s: float = 300.0,
+        visibility_timeout_s: float | None = None,
+        transient_backoff_max_s: float = 10.0,
     ) -> None:
+        self._outage_tolerance_s = outage_tolerance_s
+        self._transient_backoff_max_s = transient_backoff_max_s
+        # None: no heartbeat (the queue's visibility timeout applies as it is).
+        self._visibility_timeout_s = visibility_timeout_s
         self._client = client
         self._queue_url = queue_url
         self._processing = processing
@@ -134,6 +202,66 @@ class SqsWorker:
 
     async def _handle(self, message: dict[str, Any]) -> None:
         receipt = message["ReceiptHandle"]
+        heartbeat = None
+        if self._visibility_timeout_s:
+            heartbeat = asyncio.create_task(self._heartbeat(receipt, self._visibility_timeout_s))
+
+        async def stop_heartbeat() -> None:
+            # Before the message is deleted, backed off or released: never a renewal after that.
+            if heartbeat is not None:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+
+        try:
+            await self._handle_in_hand(message, receipt, stop_heartbeat)
+        finally:
+            await stop_heartbeat()
+
+    async def _heartbeat(self, receipt: str, timeout_s: float) -> None:
+        """Keep the message in hand invisible `timeout_s` ahead, renewed every third of it."""
+        while True:
+            await asyncio.sleep(max(timeout_s / 3, 0.2))
+            try:
+                await self._client.change_message_visibility(
+                    QueueUrl=self._queue_url,
+                    ReceiptHandle=receipt,
+                    VisibilityTimeout=max(1, round(timeout_s)),
+                )
+            except Exception as exc:
+                log.warning("visibility of a message in hand not extended", extra={"error": repr(exc)})
+
+    async def _process(self, message: dict[str, Any]) -> None:
+        """Every notice of the message; on a transient failure, retried in hand (see the module's
+        note) until it succeeds, another failure comes, or the outage outlasts the tolerance."""
+        loop = asyncio.get_running_loop()
+        outage_since: float | None = None
+        delay = 0.2
+        while True:
+            try:
+                for notice in parse_notices(message["Body"]):
+                    outcome = await self._processing.handle(notice)
+                    _count(notice, outcome)
+                    log.info("s3 event handled", extra={"key": notice.key, "outcome": outcome.value})
+                return
+            except Exception as exc:
+                if not is_transient(exc) or self._stopping.is_set():
+                    raise
+                now = loop.time()
+                outage_since = now if outage_since is None else outage_since
+                if now - outage_since >= self._outage_tolerance_s:
+                    raise
+                metrics.WORKER_MESSAGES.labels(result="held").inc()
+                log.warning(
+                    "dependency unavailable; message held and retried",
+                    extra={"message_id": message.get("MessageId"), "error": repr(exc), "retry_in_s": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._transient_backoff_max_s)
+
+    async def _handle_in_hand(
+        self, message: dict[str, Any], receipt: str, stop_heartbeat: Callable[[], Awaitable[None]]
+    ) -> None:
         started = time.perf_counter()
         with tracer().start_as_current_span(
             "worker.message",
@@ -141,10 +269,10 @@ class SqsWorker:
             attributes={"messaging.system": "aws_sqs", "messaging.message.id": message.get("MessageId", "")},
         ) as span:
             try:
-                for notice in parse_notices(message["Body"]):
-                    outcome = await self._processing.handle(notice)
-                    _count(notice, outcome)
-                    log.info("s3 event handled", extra={"key": notice.key, "outcome": outcome.value})
+                try:
+                    await self._process(message)
+                finally:
+                    await stop_heartbeat()
             except asyncio.CancelledError:
                 await self._release(receipt)
                 raise

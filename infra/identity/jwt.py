@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from infra.identity.jwks import JwksKeys
 from infra.settings import Settings
@@ -40,14 +41,18 @@ class JwtTokenVerifier:
     async def verify(self, token: str) -> Principal:
         try:
             key: Any = self._secret
+            algorithms = self._algorithms
             if self._jwks is not None:
                 key = await self._jwks.key(jwt.get_unverified_header(token).get("kid"))
-                if key is None:
+                # The kid picks the key, the key fixes the algorithms: an ES256 token naming an
+                # RSA key is refused here, not handed to a verifier that cannot use that key.
+                algorithms = [alg for alg in self._algorithms if key is not None and _fits(alg, key)]
+                if not algorithms:
                     raise Unauthenticated("invalid or expired token")
             claims = jwt.decode(
                 token,
                 key,
-                algorithms=self._algorithms,
+                algorithms=algorithms,
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=self._leeway,
@@ -60,6 +65,20 @@ class JwtTokenVerifier:
             # The reason stays server-side: clients learn only that the token was refused.
             raise Unauthenticated("invalid or expired token") from exc
         return principal_from_claims(claims)
+
+
+_CURVES = {"ES256": ec.SECP256R1, "ES256K": ec.SECP256K1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
+
+
+def _fits(algorithm: str, key: Any) -> bool:
+    """Whether `algorithm` can verify with `key` (a public key from the JWKS)."""
+    if algorithm.startswith(("RS", "PS")):
+        return isinstance(key, rsa.RSAPublicKey)
+    if algorithm in _CURVES:
+        return isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, _CURVES[algorithm])
+    if algorithm == "EdDSA":
+        return isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
+    return False
 
 
 @functools.lru_cache(maxsize=256)

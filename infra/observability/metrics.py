@@ -62,7 +62,7 @@ def count_fanout_pass(now: int, waited: int) -> None:
 
 EVENTS_DROPPED = Counter(
     "mediagraph_events_dropped_total",
-    "Media events a local subscriber did not get, by reason (slow_consumer, undecodable).",
+    "Media events a local subscriber did not get, by reason (slow_consumer, undecodable, subscribe_failed).",
     ["reason"],
 )
 WORKER_EVENTS = Counter(
@@ -72,7 +72,8 @@ WORKER_EVENTS = Counter(
 )
 WORKER_MESSAGES = Counter(
     "mediagraph_worker_messages_total",
-    "SQS messages finished by the worker, by result (deleted, retried, released).",
+    "SQS messages finished by the worker, by result (deleted, retried, released; held: kept in "
+    "hand and retried while a dependency is unreachable).",
     ["result"],
 )
 WORKER_DURATION = Histogram(
@@ -93,6 +94,12 @@ QUEUE_MESSAGES = Gauge(
 )
 CACHE_REQUESTS = Counter(
     "mediagraph_cache_requests_total", "Cache lookups, by cache and result (hit, miss).", ["cache", "result"]
+)
+
+CACHE_INVALIDATION_FAILURES = Counter(
+    "mediagraph_cache_invalidation_failures_total",
+    "Listing-page invalidations that could not reach Redis after a committed write (pages may be "
+    "stale for up to page_cache_ttl_s).",
 )
 
 

@@ -163,6 +163,7 @@ class RedisEventBus:
         stream_maxlen: int = 1000,
         stream_max_age_s: int = 24 * 3600,
         dedupe_ttl_s: int = 7 * 24 * 3600,
+        confirm_timeout_s: float = 5.0,
     ) -> None:
         self._redis = redis
         self._prefix = prefix
@@ -183,6 +184,10 @@ class RedisEventBus:
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._confirm_timeout_s = confirm_timeout_s
+        # Whether the pub/sub connection answered its last read: /readyz reports a bus that
+        # cannot deliver live events as not ready.
+        self._connected = False
 
     def channel(self, user_id: str) -> str:
         return f"{self._prefix}events:{user_id}"
@@ -245,12 +250,20 @@ class RedisEventBus:
             await self._remove(subscriber)
 
     async def ping(self) -> None:
+        """Raises unless the bus can serve: Redis answers, and (once started) the pub/sub
+        connection is up and its reader running."""
         await self._redis.execute_command("PING")  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        if self._reader is not None:
+            if self._reader.done():
+                raise RedisConnectionError("the event bus reader has stopped")
+            if not self._connected:
+                raise RedisConnectionError("the pub/sub connection is down")
 
     async def start(self) -> None:
         self._pubsub = self._redis.pubsub()
         # A control channel keeps the connection open while no user is subscribed.
         await self._pubsub.subscribe(f"{self._prefix}bus:control")
+        self._connected = True
         self._reader = asyncio.create_task(self._read(), name="redis-event-bus")
 
     async def close(self) -> None:
@@ -291,20 +304,42 @@ class RedisEventBus:
                 return events
 
     async def _add(self, subscriber: _Subscriber) -> None:
+        user_id = subscriber.user_id
         try:
             async with self._lock:
-                subscribers = self._subscribers.setdefault(subscriber.user_id, set())
+                subscribers = self._subscribers.setdefault(user_id, set())
                 subscribers.add(subscriber)
                 if len(subscribers) == 1 and self._pubsub is not None:
-                    self._subscribed[subscriber.user_id] = asyncio.get_running_loop().create_future()
-                    self._unconfirmed[subscriber.user_id] = self._unconfirmed.get(subscriber.user_id, 0) + 1
-                    await self._pubsub.subscribe(self.channel(subscriber.user_id))
-                confirmed = self._subscribed.get(subscriber.user_id)
+                    self._subscribed[user_id] = asyncio.get_running_loop().create_future()
+                    self._unconfirmed[user_id] = self._unconfirmed.get(user_id, 0) + 1
+                    try:
+                        await self._pubsub.subscribe(self.channel(user_id))
+                    except BaseException:
+                        # No reply will come for a SUBSCRIBE that failed: count it out again, or
+                        # every later subscriber of this user waits for a reply that never comes.
+                        self._forget_unconfirmed(user_id)
+                        raise
+                confirmed = self._subscribed.get(user_id)
             if confirmed is not None:
-                await asyncio.wait_for(asyncio.shield(confirmed), timeout=10)
+                await asyncio.wait_for(asyncio.shield(confirmed), timeout=self._confirm_timeout_s)
+        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+            await self._remove(subscriber)
+            metrics.EVENTS_DROPPED.labels(reason="subscribe_failed").inc()
+            raise BusInterrupted(
+                "the event connection is unavailable; resubscribe (with since) in a few seconds",
+                reason="RESUBSCRIBE",
+                retryAfter=2,
+            ) from exc
         except BaseException:
             await self._remove(subscriber)
             raise
+
+    def _forget_unconfirmed(self, user_id: str) -> None:
+        left = self._unconfirmed.get(user_id, 0) - 1
+        if left > 0:
+            self._unconfirmed[user_id] = left
+        else:
+            self._unconfirmed.pop(user_id, None)
 
     async def _remove(self, subscriber: _Subscriber) -> None:
         async with self._lock:
@@ -333,11 +368,19 @@ class RedisEventBus:
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
                 backoff = 0.1
+                if not self._connected:
+                    log.info("redis pub/sub connection restored")
+                self._connected = True
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 # redis-py reconnects and resubscribes on the next read; wait, don't spin. Events
                 # published meanwhile never reach this process: end every local subscription so
                 # its client resumes with `since`, from the stream, with nothing missed.
-                log.warning("redis pub/sub connection lost; retrying", extra={"error": str(exc)})
+                if self._connected:
+                    log.warning("redis pub/sub connection lost; retrying", extra={"error": str(exc)})
+                self._connected = False
+                # Replies to SUBSCRIBEs sent on the lost connection never come; the reconnect
+                # resubscribes every channel and those replies confirm whoever still waits.
+                self._unconfirmed.clear()
                 self._broadcast(_INTERRUPTED)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

@@ -14,20 +14,32 @@ mutation has returned:
 A reader that fetched the old state before t0 and stores it after t1 stores it under g: unused.
 Pages are viewer-independent (visibility is applied after the read), so one entry serves all.
 Reading a page costs one round trip: a Lua script reads the generation and the page together.
+
+The cache is best effort. A write has committed once DynamoDB took it: a failed invalidation
+(Redis down) is logged and counted, never raised, so the mutation still succeeds and an
+idempotency key is never given back for a record that exists. What it costs is staleness, and
+that is bounded: a page built before the write lives at most `ttl_s` (page_cache_ttl_s, 60 s by
+default) after it was stored. A failed cache read or store reads DynamoDB instead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from infra.observability import metrics
 from infra.observability.metrics import record_cache
 from services.core.media import Media, MediaStatus, Visibility
 from services.core.ports import ListFilter, MediaRepository, Page, Usage
+
+log = logging.getLogger("mediagraph.cache")
+_UNREACHABLE = (RedisError, OSError)
 
 _READ = """
 local generation = redis.call('GET', KEYS[1]) or '0'
@@ -78,31 +90,48 @@ class CachedMediaRepository:
         digest = hashlib.sha256(json.dumps(arguments).encode()).hexdigest()[:32]
         generation_key = f"{self._prefix}gen:{scope}"
         page_prefix = f"{self._prefix}page:{scope}:"
-        generation, cached = await self._read(keys=[generation_key], args=[page_prefix, digest])
+        try:
+            generation, cached = await self._read(keys=[generation_key], args=[page_prefix, digest])
+        except _UNREACHABLE as exc:
+            log.warning("page cache unreachable; reading DynamoDB", extra={"error": repr(exc)})
+            record_cache("page", hit=False)
+            page: Page = await read()
+            return page
         if cached is not None:
             record_cache("page", hit=True)
             data = json.loads(cached)
             items = [Media.from_record(record) for record in data["items"]]
             return Page(items, data["has_more"], data["last_position"])
         record_cache("page", hit=False)
-        page: Page = await read()
+        page = await read()
         value = {
             "items": [media.to_record() for media in page.items],
             "has_more": page.has_more,
             "last_position": page.last_position,
         }
         key = f"{page_prefix}{_text(generation)}:{digest}"
-        await self._redis.set(key, json.dumps(value, separators=(",", ":")), ex=self._ttl_s)
+        try:
+            await self._redis.set(key, json.dumps(value, separators=(",", ":")), ex=self._ttl_s)
+        except _UNREACHABLE as exc:
+            log.warning("page not cached", extra={"error": repr(exc)})
         return page
 
     async def _invalidate(self, *media: Media | None) -> None:
+        """Best effort, after the write committed: see the module's note on staleness."""
         scopes = set().union(*(_scopes(m) for m in media if m is not None))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for scope in sorted(scopes):
-                key = f"{self._prefix}gen:{scope}"
-                pipe.incr(key)
-                pipe.expire(key, 24 * 3600)  # generations outlive every page built on them
-            await pipe.execute()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for scope in sorted(scopes):
+                    key = f"{self._prefix}gen:{scope}"
+                    pipe.incr(key)
+                    pipe.expire(key, 24 * 3600)  # generations outlive every page built on them
+                await pipe.execute()
+        except _UNREACHABLE as exc:
+            metrics.CACHE_INVALIDATION_FAILURES.inc()
+            log.warning(
+                "page cache not invalidated; pages may be stale for up to the page TTL",
+                extra={"error": repr(exc), "ttl_s": self._ttl_s},
+            )
 
     # --- writes: through, then invalidate ---
 

@@ -37,7 +37,7 @@ from infra.observability import metrics
 from infra.observability.request_context import request_id_from
 from infra.roots.runtime import Runtime, open_runtime
 from infra.roots.scheduler import Job, Scheduler
-from infra.settings import Settings
+from infra.settings import Settings, check_api_settings
 from schema.extensions import shape_error
 from schema.root import build_schema
 from schema.types.context import Context
@@ -257,6 +257,7 @@ class CorsOutermost(Starlette):
 
 def create_app(settings: Settings, *, dev_sign_in: bool = False) -> Starlette:
     """`dev_sign_in` adds POST /dev/sign-in: only `mediagraph dev` on loopback passes it."""
+    check_api_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:

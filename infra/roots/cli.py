@@ -13,12 +13,14 @@ import sys
 from contextlib import AsyncExitStack
 from typing import Any
 
+from pydantic import ValidationError
+
 from infra.aws.clients import open_clients, queue_urls
 from infra.aws.resources import ensure_resources
 from infra.identity.jwt import issue_dev_token
 from infra.observability.logs import configure_logging
 from infra.roots.runtime import open_runtime
-from infra.settings import Settings
+from infra.settings import ConfigurationError, Settings, describe_errors
 
 log = logging.getLogger("mediagraph.cli")
 
@@ -146,6 +148,16 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(dlq(Settings(), args.action, args.limit))
     except KeyboardInterrupt:
         pass
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        # Names the setting, never its value: the value may be a secret (docs/configuration.md).
+        for line in describe_errors(exc):
+            print(f"configuration error: {line}", file=sys.stderr)
+        sys.exit(2)
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,9 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             wait_s=settings.worker_wait_s,
             batch=settings.worker_batch,
             dlq_url=dlq_url,
+            outage_tolerance_s=settings.worker_outage_tolerance_s,
+            # Work in hand renews its own visibility: a worker that dies costs this long.
+            visibility_timeout_s=settings.queue_visibility_timeout_s,
         )
         await stack.enter_async_context(metrics_port(settings.worker_metrics_port))
         await stack.enter_async_context(Scheduler(worker_jobs(runtime, worker)))

@@ -164,8 +164,10 @@ class UploadService:
                 await self._quotas.check_new_upload(principal.user_id, request.size)
             ticket = await self._start(media)
         except BaseException:
-            # Nothing was created: a retry with the same key must be free to try again.
-            if store is not None and key is not None:
+            # Nothing was created: a retry with the same key must be free to try again. But a
+            # record that was written stays the key's: whatever failed after the write, the
+            # retry gets that media, never a second one.
+            if store is not None and key is not None and not await self._exists(media.id):
                 await store.release(principal.user_id, key, claim)
             raise
         if self._auditor is not None:
@@ -174,6 +176,12 @@ class UploadService:
         if ticket.media.status is MediaStatus.PENDING:  # an instant upload announced COMPLETED
             await self._bus.publish(MediaEvent(MediaEventType.CREATED, ticket.media, now))
         return ticket
+
+    async def _exists(self, media_id: str) -> bool:
+        try:
+            return await self._repo.get(media_id) is not None
+        except Exception:
+            return False  # the store is unreachable: as before, the key is given back
 
     async def _start(self, media: Media) -> UploadTicket:
         same = await self._repo.find_completed_by_sha256(media.owner_id, media.sha256)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from infra.settings import Settings
 from tests.client import error_codes, gql
@@ -25,6 +25,7 @@ IDP_ISSUER = "https://idp.example"
 CLIENT_ID = "mediagraph-web"
 IDP_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
 
 EXCHANGE = "mutation($t: String!) { exchangeToken(idToken: $t) { accessToken expiresIn refreshToken } }"
 REFRESH = "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken } }"
@@ -52,11 +53,11 @@ def settings(moto_endpoint: str, redis_url: str, provider: Provider) -> Iterator
     )
 
 
-def id_token(key: Any = IDP_KEY, kid: str = "idp-1", **changes: Any) -> str:
+def id_token(key: Any = IDP_KEY, kid: str = "idp-1", algorithm: str = "RS256", **changes: Any) -> str:
     now = int(time.time())
     claims = {"sub": "alice", "iss": IDP_ISSUER, "aud": CLIENT_ID, "iat": now, "exp": now + 300, **changes}
     return jwt.encode(
-        {k: v for k, v in claims.items() if v is not None}, key, algorithm="RS256", headers={"kid": kid}
+        {k: v for k, v in claims.items() if v is not None}, key, algorithm=algorithm, headers={"kid": kid}
     )
 
 
@@ -93,6 +94,7 @@ async def test_exchange_gives_a_working_access_token_signed_with_the_published_k
         id_token(iss="https://evil.example"),
         id_token(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200),
         id_token(sub=None),
+        id_token(key=EC_KEY, algorithm="ES256"),  # an ES256 token naming the provider's RSA key
         "not-a-token",
     ],
 )

@@ -10,32 +10,13 @@ import pytest
 from infra.aws.resources import Resources
 from infra.aws.sqs_worker import SqsWorker
 from infra.roots.runtime import Runtime
-from services.core.auth import Principal
 from services.core.events import MediaEvent, MediaEventType
 from services.core.media import MediaStatus
-from services.ingest.uploads import UploadRequest
 from tests.media_files import jpeg_bytes
+from tests.runtime_uploads import upload_directly
 from tests.servers import eventually
 
 pytestmark = pytest.mark.integration
-
-
-async def _upload(runtime: Runtime, data: bytes) -> str:
-    import hashlib
-
-    ticket = await runtime.uploads.create_upload(
-        Principal("alice"),
-        UploadRequest(
-            filename="a.jpg",
-            content_type="image/jpeg",
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-        ),
-    )
-    await runtime.clients.s3.put_object(
-        Bucket=runtime.settings.bucket, Key=ticket.media.object_key, Body=data, ContentType="image/jpeg"
-    )
-    return ticket.media.id
 
 
 async def _events(runtime: Runtime, user: str) -> list[MediaEvent]:
@@ -46,7 +27,7 @@ async def _events(runtime: Runtime, user: str) -> list[MediaEvent]:
 async def test_the_same_s3_event_twice_changes_and_announces_once(
     runtime: Runtime, resources: Resources, worker: SqsWorker
 ) -> None:
-    media_id = await _upload(runtime, jpeg_bytes())
+    media_id = await upload_directly(runtime, jpeg_bytes())
 
     async def completed() -> bool:
         media = await runtime.repo.get(media_id)
@@ -99,7 +80,7 @@ async def test_poison_message_lands_in_the_dlq_and_the_worker_goes_on(
 
     await eventually(in_dlq, timeout=30)
     # The worker still processes good uploads afterwards.
-    media_id = await _upload(runtime, jpeg_bytes())
+    media_id = await upload_directly(runtime, jpeg_bytes())
 
     async def completed() -> bool:
         media = await runtime.repo.get(media_id)
@@ -115,7 +96,7 @@ async def test_an_event_for_an_unknown_upload_is_acknowledged_not_dead_lettered(
 ) -> None:
     """A well-formed event for a key with no record (swept, or never ours) is not an error:
     retrying could never help, so it is deleted rather than filling the DLQ."""
-    media_id = await _upload(runtime, jpeg_bytes())
+    media_id = await upload_directly(runtime, jpeg_bytes())
     await eventually(lambda: _is_completed(runtime, media_id))
     body = json.dumps(
         {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": "uploads/ZZZZ"}}}]}

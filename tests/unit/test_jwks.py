@@ -46,6 +46,18 @@ def token(key: Any, kid: str, algorithm: str = "RS256") -> str:
     return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
 
 
+def provider_verifier(provider: Provider, algorithms: str) -> JwtTokenVerifier:
+    settings = Settings(
+        _env_file=None,
+        jwt_algorithms=algorithms,
+        jwt_jwks_url=provider.url,
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        cursor_secret="cursor-secret-that-is-long-enough-0123456789",
+    )
+    return JwtTokenVerifier(settings)
+
+
 async def test_rotation_is_picked_up_and_unknown_kids_fetch_at_most_once_per_interval(
     provider: Provider,
 ) -> None:
@@ -92,18 +104,29 @@ async def test_the_verifier_accepts_the_providers_tokens_and_refuses_weak_or_unk
     provider: Provider,
 ) -> None:
     provider.keys = {"a": RSA_A, "weak": WEAK}
-    settings = Settings(
-        _env_file=None,
-        jwt_algorithms="RS256",
-        jwt_jwks_url=provider.url,
-        jwt_issuer=ISSUER,
-        jwt_audience=AUDIENCE,
-        cursor_secret="cursor-secret-that-is-long-enough-0123456789",
-    )
-    verifier = JwtTokenVerifier(settings)
+    verifier = provider_verifier(provider, "RS256")
     assert (await verifier.verify(token(RSA_A, "a"))).user_id == "alice"
     with pytest.warns(jwt.InsecureKeyLengthWarning):
         weak = token(WEAK, "weak")
     for refused in (weak, token(RSA_B, "a"), token(RSA_B, "unknown")):
+        with pytest.raises(Unauthenticated):
+            await verifier.verify(refused)
+
+
+async def test_a_token_whose_kid_names_a_key_of_another_family_is_refused(provider: Provider) -> None:
+    # The audit's case: an ES256 token whose kid names the provider's RSA key was a 500 (pyjwt
+    # handed the RSA key to its EC verifier: TypeError). The key now decides the algorithms.
+    p256, p384 = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP384R1())
+    provider.keys = {"rsa": RSA_A, "p256": p256, "p384": p384}
+    verifier = provider_verifier(provider, "RS256,ES256,ES384")
+    assert (await verifier.verify(token(p256, "p256", "ES256"))).user_id == "alice"
+    assert (await verifier.verify(token(p384, "p384", "ES384"))).user_id == "alice"
+    assert (await verifier.verify(token(RSA_A, "rsa"))).user_id == "alice"
+    for refused in (
+        token(p256, "rsa", "ES256"),  # EC token, RSA key
+        token(RSA_A, "p256"),  # RSA token, EC key
+        token(p256, "p384", "ES256"),  # ES256 against a P-384 key
+        token(p384, "p256", "ES384"),
+    ):
         with pytest.raises(Unauthenticated):
             await verifier.verify(refused)
