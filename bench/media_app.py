@@ -94,7 +94,7 @@ def build_app(redis_url: str) -> Starlette:
     for media in page_items():
         asyncio.run(memory.create(media))
     cached = CachedMediaRepository(memory, Redis.from_url(redis_url), prefix=f"bench:{os.getpid()}:")
-    tokens = JwtTokenVerifier(settings)
+    tokens = JwtTokenVerifier(settings.tokens)
     views = {
         name: MediagraphGraphQL(settings, _services(settings, repo), tokens)
         for name, repo in (("memory", memory), ("cached", cached))

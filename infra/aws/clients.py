@@ -10,7 +10,7 @@ import aioboto3
 from aiobotocore.config import AioConfig
 
 from infra.observability.tracing import TracedClient
-from infra.settings import Settings
+from infra.settings import AwsConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,7 @@ class AwsClients:
     sqs: Any
 
 
-def _config(settings: Settings, **extra: Any) -> AioConfig:
+def _config(**extra: Any) -> AioConfig:
     return AioConfig(
         retries={"max_attempts": 4, "mode": "adaptive"},
         connect_timeout=5,
@@ -30,32 +30,30 @@ def _config(settings: Settings, **extra: Any) -> AioConfig:
     )
 
 
-async def open_s3(settings: Settings, stack: AsyncExitStack, *, region: str | None = None) -> Any:
+async def open_s3(aws: AwsConfig, stack: AsyncExitStack, *, region: str | None = None) -> Any:
     """An S3 client for `region` (default: the region this process serves). A replica region
     opens one for the home region too: presigned URLs are signed for one region's endpoint."""
-    session = aioboto3.Session(region_name=region or settings.aws_region)
-    endpoint = settings.aws_endpoint_url
+    session = aioboto3.Session(region_name=region or aws.region)
+    endpoint = aws.endpoint_url
     # Path-style addressing keeps presigned URLs valid against a local endpoint (no DNS buckets).
     s3_options = {"addressing_style": "path"} if endpoint else {}
     return await stack.enter_async_context(
         session.client(
             "s3",
             endpoint_url=endpoint,
-            config=_config(settings, signature_version="s3v4", s3=s3_options),
+            config=_config(signature_version="s3v4", s3=s3_options),
         )
     )
 
 
-async def open_clients(settings: Settings, stack: AsyncExitStack) -> AwsClients:
-    session = aioboto3.Session(region_name=settings.aws_region)
-    endpoint = settings.aws_endpoint_url
-    s3 = await open_s3(settings, stack)
+async def open_clients(aws: AwsConfig, stack: AsyncExitStack) -> AwsClients:
+    session = aioboto3.Session(region_name=aws.region)
+    endpoint = aws.endpoint_url
+    s3 = await open_s3(aws, stack)
     dynamodb = await stack.enter_async_context(
-        session.client("dynamodb", endpoint_url=endpoint, config=_config(settings))
+        session.client("dynamodb", endpoint_url=endpoint, config=_config())
     )
-    sqs = await stack.enter_async_context(
-        session.client("sqs", endpoint_url=endpoint, config=_config(settings))
-    )
+    sqs = await stack.enter_async_context(session.client("sqs", endpoint_url=endpoint, config=_config()))
     return AwsClients(s3=s3, dynamodb=dynamodb, sqs=sqs)
 
 
@@ -68,10 +66,10 @@ def traced(clients: AwsClients) -> AwsClients:
     )
 
 
-async def queue_urls(settings: Settings) -> tuple[str, str]:
+async def queue_urls(aws: AwsConfig) -> tuple[str, str]:
     """The URLs of the S3-event queue and its dead-letter queue."""
     async with AsyncExitStack() as stack:
-        sqs = (await open_clients(settings, stack)).sqs
-        queue = (await sqs.get_queue_url(QueueName=settings.queue))["QueueUrl"]
-        dlq = (await sqs.get_queue_url(QueueName=settings.dlq))["QueueUrl"]
+        sqs = (await open_clients(aws, stack)).sqs
+        queue = (await sqs.get_queue_url(QueueName=aws.queue))["QueueUrl"]
+        dlq = (await sqs.get_queue_url(QueueName=aws.dlq))["QueueUrl"]
         return str(queue), str(dlq)

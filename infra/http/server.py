@@ -16,7 +16,7 @@ import uvicorn
 
 from infra.http.request_log import GOING_AWAY, WebSocketRegistry
 from infra.http.ws_protocol import websocket_protocol
-from infra.settings import Settings
+from infra.settings import WebSocketServerConfig
 
 log = logging.getLogger("mediagraph.api")
 
@@ -32,7 +32,9 @@ class ApiServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def server_config(app: Any, settings: Settings, *, host: str, port: int, **options: Any) -> uvicorn.Config:
+def server_config(
+    app: Any, websockets: WebSocketServerConfig, *, host: str, port: int, **options: Any
+) -> uvicorn.Config:
     """How every API server here runs: `mediagraph serve`, `dev`, the tests and the benchmarks."""
     return uvicorn.Config(
         app,
@@ -41,8 +43,8 @@ def server_config(app: Any, settings: Settings, *, host: str, port: int, **optio
         log_config=None,
         # Client addresses come from MEDIAGRAPH_TRUSTED_PROXIES (infra/http/client_ip.py), not uvicorn.
         proxy_headers=False,
-        ws=websocket_protocol(settings.ws_send_timeout_s),
+        ws=websocket_protocol(websockets.send_timeout_s),
         # A message over the limit closes the socket with 1009 before it is buffered.
-        ws_max_size=settings.ws_max_message_bytes,
+        ws_max_size=websockets.max_message_bytes,
         **options,
     )

@@ -329,8 +329,8 @@ def create_app(settings: Settings, *, dev_sign_in: bool = False) -> Starlette:
         routes.append(graphiql.asset_route())
     graphiql_token: Callable[[], str] | None = None
     if dev_sign_in:
-        routes.append(sign_in_route(settings))
-        graphiql_token = functools.partial(issue_dev_token, settings, "alice", ttl_s=TOKEN_TTL_S)
+        routes.append(sign_in_route(settings.tokens, production=settings.is_production))
+        graphiql_token = functools.partial(issue_dev_token, settings.tokens, "alice", ttl_s=TOKEN_TTL_S)
 
     app = CorsOutermost(
         CorsPolicy.of(settings.cors_origins, development=not settings.is_production),
@@ -344,4 +344,4 @@ def create_app(settings: Settings, *, dev_sign_in: bool = False) -> Starlette:
 
 def serve(settings: Settings, *, host: str, port: int) -> None:
     """`mediagraph serve`: the API under uvicorn until SIGINT/SIGTERM."""
-    ApiServer(server_config(create_app(settings), settings, host=host, port=port)).run()
+    ApiServer(server_config(create_app(settings), settings.websocket_server, host=host, port=port)).run()

@@ -27,8 +27,8 @@ log = logging.getLogger("mediagraph.cli")
 
 async def init_resources(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
-        clients = await open_clients(settings, stack)
-        resources = await ensure_resources(clients, settings)
+        clients = await open_clients(settings.aws, stack)
+        resources = await ensure_resources(clients, settings.aws)
     print(
         json.dumps(
             {
@@ -68,9 +68,9 @@ async def reconcile(settings: Settings, *, repair: bool) -> int:
 
 
 async def dlq(settings: Settings, action: str, limit: int) -> None:
-    queue_url, dlq_url = await queue_urls(settings)
+    queue_url, dlq_url = await queue_urls(settings.aws)
     async with AsyncExitStack() as stack:
-        sqs = (await open_clients(settings, stack)).sqs
+        sqs = (await open_clients(settings.aws, stack)).sqs
         moved = 0
         while moved < limit:
             response = await sqs.receive_message(
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "init-resources":
             asyncio.run(init_resources(Settings()))
         elif args.command == "token":
-            print(issue_dev_token(Settings(), args.user, ttl_s=args.ttl, roles=tuple(args.role)))
+            print(issue_dev_token(Settings().tokens, args.user, ttl_s=args.ttl, roles=tuple(args.role)))
         elif args.command == "sweep":
             asyncio.run(sweep(Settings()))
         elif args.command == "purge":

@@ -50,11 +50,11 @@ async def dev(host: str, port: int) -> None:
         # One process: the API's /metrics shows the worker's series too.
         settings = Settings(aws_endpoint_url=endpoint_url, worker_wait_s=2, worker_metrics_port=0)
         await init_resources(settings)
-        token = issue_dev_token(settings, "alice", ttl_s=24 * 3600)
+        token = issue_dev_token(settings.tokens, "alice", ttl_s=24 * 3600)
         # Anyone who can reach the sign-in gets a token: it is offered on loopback only.
         sign_in = is_loopback(host)
         app = create_app(settings, dev_sign_in=sign_in)
-        server = _QuietServer(server_config(app, settings, host=host, port=port))
+        server = _QuietServer(server_config(app, settings.websocket_server, host=host, port=port))
         stop = asyncio.Event()
 
         def shut_down() -> None:

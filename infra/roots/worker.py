@@ -67,7 +67,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     """Run until SIGINT/SIGTERM, or until `stop` is set by an owner that handles signals itself."""
     if stop is None:
         stop = _stop_on_signals()
-    queue_url, dlq_url = await queue_urls(settings)
+    queue_url, dlq_url = await queue_urls(settings.aws)
     async with AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(open_runtime(settings, listen=False))
         worker = SqsWorker(

@@ -182,7 +182,9 @@ async def test_websocket_clients_are_told_going_away(
 ) -> None:
     port = free_port()
     server = server_class(
-        server_config(create_app(settings), settings, host="127.0.0.1", port=port, lifespan="on")
+        server_config(
+            create_app(settings), settings.websocket_server, host="127.0.0.1", port=port, lifespan="on"
+        )
     )
     serving = asyncio.create_task(server.serve())
     while not server.started:
