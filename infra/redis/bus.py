@@ -273,7 +273,7 @@ class RedisEventBus:
                 await self._reader
         self._broadcast(_CLOSED)
         if self._pubsub is not None:
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            await self._pubsub.aclose()
 
     @property
     def local_subscribers(self) -> int:

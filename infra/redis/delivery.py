@@ -80,7 +80,7 @@ class RedisViewRecorder:
     async def pending(self, media_ids: list[str]) -> dict[str, int]:
         if not media_ids:
             return {}
-        values = await self._redis.hmget(f"{self._prefix}views:pending", media_ids)  # type: ignore[misc]  # redis-py types sync and async together
+        values = await self._redis.hmget(f"{self._prefix}views:pending", media_ids)
         return {media_id: int(value) for media_id, value in zip(media_ids, values, strict=True) if value}
 
     async def take_pending(self) -> dict[str, int]:
@@ -88,7 +88,7 @@ class RedisViewRecorder:
         return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     async def log(self, media_id: str, *, offset: int, limit: int) -> tuple[list[tuple[str, datetime]], bool]:
-        raw = await self._redis.lrange(f"{self._prefix}viewlog:{media_id}", offset, offset + limit)  # type: ignore[misc]  # as above
+        raw = await self._redis.lrange(f"{self._prefix}viewlog:{media_id}", offset, offset + limit)
         entries = [json.loads(item) for item in raw]
         views = [(viewer, datetime.fromisoformat(at)) for viewer, at in entries[:limit]]
         return views, len(entries) > limit

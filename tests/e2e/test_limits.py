@@ -78,7 +78,9 @@ async def test_client_address_limit_believes_only_trusted_proxies(
         assert "errors" not in body, body
     limited = await gql(api, MINE, token=token("late"), headers=via("203.0.113.7"))
     assert error_codes(limited) == ["RATE_LIMITED"]
-    assert limited["errors"][0]["extensions"]["retryAfter"] == 10  # 6 per minute: one every 10 s
+    # 6 per minute: one token every 10 s, less what refilled while the burst was being spent
+    # (not a timing assert: any wait in (0, 10] is right, a slow machine refills a little more).
+    assert 1 <= limited["errors"][0]["extensions"]["retryAfter"] <= 10
     # ... anonymous callers too ...
     assert error_codes(await gql(api, MINE, headers=via("203.0.113.7"))) == ["RATE_LIMITED"]
     # ... while another address has its own. A spoofed entry left of the proxy's is ignored.

@@ -227,7 +227,8 @@ async def test_view_counts_are_exact_and_deduplicated(
         await asyncio.sleep(0.05)
     assert count == 10
     assert runtime.services.views is not None
-    assert await runtime.services.views.flush() == 10  # moved to DynamoDB: the count stays the same
+    # Moved to DynamoDB (by this call, or by the periodic flush if it ran first): the count stays the same.
+    await runtime.services.views.flush()
     after = await gql(
         api, "query($id: ID!) { media(id: $id) { viewCount } }", {"id": media.id}, token=token("alice")
     )

@@ -17,6 +17,7 @@ from infra.settings import Settings
 from services.core.events import EventsExpired, MediaEvent, MediaEventType
 from services.core.media import Media, MediaStatus
 from tests.fakes import make_media
+from tests.streams import stream_entries
 
 pytestmark = pytest.mark.integration
 
@@ -124,8 +125,8 @@ async def test_events_older_than_the_age_limit_are_dropped_and_expire_their_posi
     await asyncio.sleep(1.2)
     await _publish(brief, "bob", 1)
     second = (await _publish(brief, "alice", 1))[0]
-    entries = await bus._redis.xrange(brief.stream_key("alice"))
-    assert [entry_id.decode() for entry_id, _ in entries] == [second]
+    entries = await stream_entries(bus._redis, brief.stream_key("alice"))
+    assert [entry_id for entry_id, _ in entries] == [second]
     with pytest.raises(EventsExpired):
         async with brief.subscribe("alice", since=first[0]):
             pass

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 
 import pytest
 
@@ -13,13 +12,14 @@ from infra.aws.resources import Resources
 from infra.aws.sqs_worker import SqsWorker
 from infra.roots.runtime import Runtime
 from services.core.auth import Principal
-from services.core.events import MediaEvent, MediaEventType
+from services.core.events import MediaEventType
 from services.core.media import MediaStatus
 from services.ingest.pipeline import Job, Verdict
 from services.ingest.processing import ProcessingService
 from services.ingest.uploads import UploadRequest
 from tests.media_files import jpeg_with_gps
 from tests.pipeline import real_steps
+from tests.streams import stream_events
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +79,5 @@ async def test_a_worker_dying_after_derivatives_completes_once_on_redelivery(
         Bucket=runtime.settings.bucket, Prefix=f"derived/{media_id}/"
     )
     assert sorted(item["Key"] for item in listing["Contents"]) == sorted(v.key for v in media.variants)
-    entries = await runtime.redis.xrange(runtime.bus.stream_key("alice"))
-    types = [MediaEvent.from_record(json.loads(fields[b"e"])).type for _, fields in entries]
+    types = [event.type for event in await stream_events(runtime.redis, runtime.bus.stream_key("alice"))]
     assert types == [MediaEventType.CREATED, MediaEventType.PROCESSING, MediaEventType.COMPLETED]

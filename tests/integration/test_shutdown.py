@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -22,7 +21,7 @@ from infra.roots.runtime import Runtime
 from infra.roots.worker import stop_worker
 from infra.settings import Settings
 from services.core.auth import Principal
-from services.core.events import MediaEvent, MediaEventType
+from services.core.events import MediaEventType
 from services.core.media import MediaStatus
 from services.core.ports import BlobStream
 from services.ingest.processing import ProcessingService
@@ -31,6 +30,7 @@ from tests.client import WsClient
 from tests.media_files import jpeg_bytes
 from tests.pipeline import real_steps
 from tests.servers import eventually
+from tests.streams import stream_events
 
 pytestmark = pytest.mark.integration
 
@@ -107,8 +107,7 @@ def _start(
 
 
 async def _completions_announced(runtime: Runtime) -> int:
-    entries = await runtime.redis.xrange(runtime.bus.stream_key("alice"))
-    events = [MediaEvent.from_record(json.loads(fields[b"e"])) for _, fields in entries]
+    events = await stream_events(runtime.redis, runtime.bus.stream_key("alice"))
     return sum(event.type is MediaEventType.COMPLETED for event in events)
 
 

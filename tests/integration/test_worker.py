@@ -16,13 +16,13 @@ from services.core.media import MediaStatus
 from tests.media_files import jpeg_bytes
 from tests.runtime_uploads import upload_directly
 from tests.servers import eventually
+from tests.streams import stream_events
 
 pytestmark = pytest.mark.integration
 
 
 async def _events(runtime: Runtime, user: str) -> list[MediaEvent]:
-    entries = await runtime.redis.xrange(runtime.bus.stream_key(user))
-    return [MediaEvent.from_record(json.loads(fields[b"e"])) for _, fields in entries]
+    return await stream_events(runtime.redis, runtime.bus.stream_key(user))
 
 
 async def test_the_same_s3_event_twice_changes_and_announces_once(
