@@ -22,7 +22,8 @@ RUN python -m pip install --upgrade "pip>=24" \
 # Then the project itself, without touching the locked dependencies (as `make` does, minus -e).
 COPY . .
 RUN python -m pip install --no-deps . \
- && python -m compileall -q /opt/venv/lib
+ && python -m compileall -q /opt/venv/lib \
+ && python -c "import pyvips, pillow_heif; pyvips.Image.black(1, 1).webpsave_buffer()"
 
 # ---- runtime: the venv and nothing else; no compilers, no sources, no root ----
 FROM ${PYTHON_IMAGE} AS runtime

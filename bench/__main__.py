@@ -19,6 +19,7 @@ SECTIONS = [
     "core_path",
     "realtime",
     "frontend",
+    "pipeline",
 ]
 
 

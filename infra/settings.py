@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -26,6 +27,12 @@ _WEAK_SECRETS = {"changeme", "change-me", "secret", "dev", "development"}
 
 CORS_SETTING = "MEDIAGRAPH_CORS_ORIGINS"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+# The decoding memory model of infra/media/images.py, at its worst: a HEIC of 4 bands decoded three
+# times over (12 bytes a pixel), and the 2048-px display variant held twice in RGBA.
+DECODE_BYTES_PER_PIXEL_WORST = 12
+DECODE_DISPLAY_BYTES = 2 * 2048 * 2048 * 4
 
 
 def normalize_origin(value: str) -> str:
@@ -186,10 +193,20 @@ class Settings(BaseSettings):
     # Worker.
     worker_wait_s: int = Field(default=10, ge=0, le=20)
     worker_batch: int = Field(default=10, ge=1, le=10)
+    # Seconds between the outbox relay's passes when nothing failed (after a failed publish it
+    # retries every 0.5 s): the longest a committed change whose writer died waits for its event.
+    outbox_relay_interval_s: float = Field(default=2.0, gt=0, le=60)
     # How long a dependency (Redis, S3, DynamoDB) may be unreachable while the worker holds a
     # message and retries it, without spending its receives: an outage up to this long never
     # sends a message to the DLQ (docs/operations.md, "Outages").
     worker_outage_tolerance_s: float = Field(default=300.0, ge=0, le=3600)
+    # Messages one worker handles at once; 0: four per core (docs/processing.md, "Concurrency").
+    worker_concurrency: int = Field(default=0, ge=0, le=256)
+    # Threads that decode and encode images; 0: one per core.
+    worker_image_threads: int = Field(default=0, ge=0, le=64)
+    # MiB of decoded pixels the worker may hold at once across its messages; a decode waits for
+    # room. Must fit the largest image MAX_IMAGE_PIXELS admits (12 bytes a pixel, for HEIC).
+    worker_decode_budget_mb: int = Field(default=1024, ge=16)
     # Seconds the worker lets messages in hand finish at shutdown before returning them to the queue.
     worker_shutdown_grace_s: float = Field(default=20.0, ge=0, le=300)
     # The worker's own /metrics (the API serves /metrics on its HTTP port); 0 turns it off.
@@ -304,6 +321,13 @@ class Settings(BaseSettings):
                 raise ValueError("a replica region needs the home bucket in MEDIAGRAPH_REGION_BUCKETS")
         elif self.replica_regions:
             raise ValueError("MEDIAGRAPH_REPLICA_REGIONS needs MEDIAGRAPH_HOME_REGION")
+        # The largest admissible image must fit the budget, or it could never be decoded.
+        worst = self.max_image_pixels * DECODE_BYTES_PER_PIXEL_WORST + DECODE_DISPLAY_BYTES
+        if self.worker_decode_budget_mb * 2**20 < worst:
+            raise ValueError(
+                "MEDIAGRAPH_WORKER_DECODE_BUDGET_MB is too small for MEDIAGRAPH_MAX_IMAGE_PIXELS: "
+                f"at least {-(-worst // 2**20)} MiB"
+            )
         if self.idp_jwks_url and not self.idp_issuer:
             raise ValueError("MEDIAGRAPH_IDP_ISSUER is required with MEDIAGRAPH_IDP_JWKS_URL")
         if self.idp_jwks_url:
@@ -377,6 +401,18 @@ class Settings(BaseSettings):
         return WebSocketServerConfig(
             send_timeout_s=self.ws_send_timeout_s, max_message_bytes=self.ws_max_message_bytes
         )
+
+    @property
+    def worker_cores(self) -> int:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+    @property
+    def effective_worker_concurrency(self) -> int:
+        return self.worker_concurrency or 4 * self.worker_cores
+
+    @property
+    def effective_image_threads(self) -> int:
+        return self.worker_image_threads or self.worker_cores
 
     @property
     def is_production(self) -> bool:

@@ -6,7 +6,7 @@ import strawberry
 
 from schema.types.context import Info
 from schema.types.media import User, decode_media_id
-from schema.types.social import Friendship, MediaViewConnection, UserConnection
+from schema.types.social import Friendship, MediaViewConnection, UserConnection, user_connection
 from services.community.social import SocialService
 from services.library.views import ViewService
 
@@ -39,12 +39,12 @@ async def block_user(info: Info, user_id: strawberry.ID) -> bool:
 
 async def friends(info: Info, first: int | None = None, after: str | None = None) -> UserConnection:
     page = await _social(info).friends(info.context.principal, first=first, after=after)
-    return UserConnection.from_page(page, has_previous_page=after is not None)
+    return user_connection(page, has_previous_page=after is not None)
 
 
 async def friend_requests(info: Info, first: int | None = None, after: str | None = None) -> UserConnection:
     page = await _social(info).requests(info.context.principal, first=first, after=after)
-    return UserConnection.from_page(page, has_previous_page=after is not None)
+    return user_connection(page, has_previous_page=after is not None)
 
 
 async def media_views(

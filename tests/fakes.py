@@ -8,7 +8,7 @@ import base64
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -47,11 +47,22 @@ if TYPE_CHECKING:
     )
 
 
-class InMemoryMediaRepository:
-    """Same contract as DynamoMediaRepository: versioned writes, newest-first listings."""
+class Outbox(dict[str, MediaEvent]):
+    """Events written with their change and not yet published, by `MediaEvent.outbox_key`:
+    shared by an InMemoryMediaRepository (writes) and an InMemoryEventBus (publishes)."""
 
-    def __init__(self) -> None:
+
+class InMemoryMediaRepository:
+    """Same contract as DynamoMediaRepository: versioned writes, newest-first listings, and
+    the events of a write kept in `outbox` until the bus publishes them."""
+
+    def __init__(self, outbox: Outbox | None = None) -> None:
         self._items: dict[str, Media] = {}
+        self.outbox = outbox if outbox is not None else Outbox()
+
+    def _keep(self, events: Sequence[MediaEvent]) -> None:
+        for event in events:
+            self.outbox[event.outbox_key] = event
 
     def __len__(self) -> int:
         return len(self._items)
@@ -59,10 +70,11 @@ class InMemoryMediaRepository:
     def all(self) -> list[Media]:
         return list(self._items.values())
 
-    async def create(self, media: Media) -> None:
+    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
         if media.id in self._items:
             raise Conflict(f"media {media.id} already exists")
         self._items[media.id] = media
+        self._keep(events)
 
     async def get(self, media_id: str) -> Media | None:
         return self._items.get(media_id)
@@ -70,11 +82,19 @@ class InMemoryMediaRepository:
     async def get_many(self, media_ids: list[str]) -> dict[str, Media]:
         return {media_id: self._items[media_id] for media_id in media_ids if media_id in self._items}
 
-    async def save(self, media: Media, *, expected_version: int, previous: Media | None = None) -> None:
+    async def save(
+        self,
+        media: Media,
+        *,
+        expected_version: int,
+        previous: Media | None = None,
+        events: Sequence[MediaEvent] = (),
+    ) -> None:
         current = self._items.get(media.id)
         if current is None or current.version != expected_version:
             raise Conflict(f"media {media.id} changed meanwhile")
         self._items[media.id] = media
+        self._keep(events)
 
     async def find_completed_by_sha256(self, owner_id: str, sha256: str) -> Media | None:
         matching = [
@@ -151,11 +171,12 @@ class InMemoryMediaRepository:
         items = [self._items[media_id] for media_id in ids[:limit]]
         return Page(items, len(ids) > limit, items[-1].id if items else None)
 
-    async def delete(self, media: Media) -> None:
+    async def delete(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
         current = self._items.get(media.id)
         if current is None or current.version != media.version:
             raise Conflict(f"media {media.id} changed meanwhile")
         del self._items[media.id]
+        self._keep(events)
 
     def position_of(self, media: Media) -> str:
         return f"{media.created_at.isoformat()}#{media.id}"
@@ -369,9 +390,12 @@ class InMemoryEventBus:
     """Publishes each `dedupe_key` once, with increasing ids, to that owner's subscribers.
 
     Set `fail_next_publish` to an exception to make the next publish raise it without
-    publishing anything: a worker that dies between its write and its publish."""
+    publishing anything: a worker that dies between its write and its publish. With an
+    `outbox` (the repository's), a published event leaves it and `deliver_pending` publishes
+    what is left, as OutboxBus does."""
 
-    def __init__(self) -> None:
+    def __init__(self, outbox: Outbox | None = None) -> None:
+        self.outbox = outbox if outbox is not None else Outbox()
         self.published: list[MediaEvent] = []
         self.fail_next_publish: BaseException | None = None
         self._ids: dict[str, str] = {}  # dedupe key -> the id it was published under
@@ -382,6 +406,7 @@ class InMemoryEventBus:
         if self.fail_next_publish is not None:
             error, self.fail_next_publish = self.fail_next_publish, None
             raise error
+        self.outbox.pop(event.outbox_key, None)
         if event.dedupe_key in self._ids:
             return None
         self._sequence += 1
@@ -394,6 +419,12 @@ class InMemoryEventBus:
 
     async def published_id(self, event: MediaEvent) -> str | None:
         return self._ids.get(event.dedupe_key)
+
+    async def deliver_pending(self, media_id: str) -> int:
+        pending = sorted(key for key in self.outbox if key.startswith(f"{media_id}#"))
+        for key in pending:
+            await self.publish(self.outbox[key])
+        return len(pending)
 
     async def last_id(self, user_id: str) -> str:
         return f"{self._sequence}-0"

@@ -10,7 +10,7 @@ import random
 import struct
 import zlib
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 # Split so that this file is not itself reported by a virus scanner.
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -178,3 +178,114 @@ def mp4_bytes(size: int = 4096) -> bytes:
 @functools.cache
 def _small_mp4() -> bytes:
     return mp4(seconds=1, width=64, height=48)
+
+
+def png_with_missing_rows(width: int, height: int, *, rows: int, noise: bool = False) -> bytes:
+    """A structurally valid PNG (8-bit RGB, every chunk's CRC right, IEND present) whose image data
+    holds only its first `rows` rows: the rest are missing. With `noise`, the rows are random, so
+    the compressed data is large enough to pass any size bound and only counting finds the gap."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rng = random.Random(rows)
+    line = 1 + width * 3
+    raw = b"".join(b"\x00" + (rng.randbytes(line - 1) if noise else bytes(line - 1)) for _ in range(rows))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(raw, 9))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def phone_photo_image(width: int, height: int, *, seed: int = 18) -> Image.Image:
+    """A fixed, seeded stand-in for a phone photo with photographic detail, not flat colour: a
+    gradient, value noise from coarse to fine (natural images' falling spectrum), shapes with
+    texture over them, a slight blur, sensor grain. As JPEG q90: 1080x1080 ~0.45 MB, 4032x3024
+    ~4.6 MB, the sizes phones send."""
+    rng = random.Random(seed)
+
+    def noise(w: int, h: int, mode: str = "RGB") -> Image.Image:
+        return Image.frombytes(mode, (w, h), rng.randbytes(w * h * len(mode)))
+
+    def octaves(image: Image.Image, levels: tuple[tuple[int, float], ...]) -> Image.Image:
+        longest = max(width, height)
+        for cells, weight in levels:
+            layer = noise(max(2, cells * width // longest), max(2, cells * height // longest))
+            image = Image.blend(image, layer.resize((width, height), Image.Resampling.BICUBIC), weight)
+        return image
+
+    gradient = Image.linear_gradient("L").rotate(rng.choice((0, 90, 180, 270)))
+    image = octaves(gradient.resize((width, height)).convert("RGB"), ((6, 0.45), (24, 0.3)))
+    draw = ImageDraw.Draw(image)
+    small, large = max(2, min(width, height) // 60), max(3, min(width, height) // 6)
+    for _ in range(40):
+        x, y, r = rng.randrange(width), rng.randrange(height), rng.randrange(small, large)
+        color = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        if rng.random() < 0.5:
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=color)
+        else:
+            corners = [(x + rng.randrange(-r, r), y + rng.randrange(-r, r)) for _ in range(5)]
+            draw.polygon(corners, fill=color)
+    image = octaves(image, ((96, 0.2), (384, 0.16))).filter(ImageFilter.GaussianBlur(1.2))
+    return Image.blend(image, noise(width, height, "L").convert("RGB"), 0.11)
+
+
+def phone_photo(width: int, height: int, *, seed: int = 18, quality: int = 90) -> bytes:
+    return _encode(phone_photo_image(width, height, seed=seed), "JPEG", quality=quality)
+
+
+def icc_rgb_profile(
+    description: str, primaries: tuple[tuple[float, float, float], ...], gamma: float
+) -> bytes:
+    """A matrix/TRC ICC v2 display profile: `primaries` are the red, green and blue colorants in
+    D50-adapted XYZ, `gamma` a pure power curve."""
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    def xyz(values: tuple[float, float, float]) -> bytes:
+        return b"XYZ \0\0\0\0" + b"".join(s15(v) for v in values)
+
+    ascii_text = description.encode("ascii") + b"\0"
+    desc = b"desc\0\0\0\0" + struct.pack(">I", len(ascii_text)) + ascii_text + bytes(4 + 4 + 2 + 1 + 67)
+    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+    tags = [
+        (b"desc", desc),
+        (b"cprt", b"text\0\0\0\0" + b"No copyright, test profile\0"),
+        (b"wtpt", xyz((0.9642, 1.0, 0.8249))),
+        (b"rXYZ", xyz(primaries[0])),
+        (b"gXYZ", xyz(primaries[1])),
+        (b"bXYZ", xyz(primaries[2])),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for signature, data in tags:
+        data += bytes(-len(data) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (
+        struct.pack(">I", size)
+        + b"\0\0\0\0"
+        + struct.pack(">I", 0x02100000)
+        + b"mntrRGB XYZ "
+        + struct.pack(">6H", 2026, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + bytes(4 + 4 + 4 + 4 + 8 + 4)
+        + s15(0.9642)
+        + s15(1.0)
+        + s15(0.8249)
+        + bytes(4 + 16 + 28)
+    )
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+# Adobe RGB (1998): its colorants adapted to D50 and its 2.2 (563/256) gamma, as Adobe publishes them.
+ADOBE_RGB_ICC = icc_rgb_profile(
+    "Adobe RGB (1998) compatible",
+    ((0.60974, 0.31111, 0.01947), (0.20528, 0.62567, 0.06087), (0.14919, 0.06322, 0.74457)),
+    563 / 256,
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.media.images import PillowImageProcessor
+from infra.media.images import VipsImageProcessor
 from infra.media.moderation import LocalRuleModerator
 from infra.media.scanners import EicarScanner
 from services.core.ports import BlobStore, MediaRepository
@@ -13,12 +13,16 @@ TEST_MAX_PIXELS = 20_000_000
 
 
 def real_steps(
-    repo: MediaRepository, blobs: BlobStore, *, moderator: Moderator | None = None
+    repo: MediaRepository,
+    blobs: BlobStore,
+    *,
+    moderator: Moderator | None = None,
+    max_pixels: int = TEST_MAX_PIXELS,
 ) -> tuple[Step, ...]:
     return default_steps(
         repo=repo,
         blobs=blobs,
-        images=PillowImageProcessor(max_pixels=TEST_MAX_PIXELS),
+        images=VipsImageProcessor(max_pixels=max_pixels),
         scanners=[EicarScanner()],
         moderator=moderator or LocalRuleModerator(blocked_terms=["forbidden"]),
         derived_prefix="derived/",

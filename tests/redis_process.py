@@ -16,7 +16,11 @@ from infra.aws.embedded import free_port
 class RedisProcess:
     """A redis-server of this test's own that can be stopped and started on the same port."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, persistent: bool = False) -> None:
+        # persistent: an append-only file synced on every write, so a stop and start keeps
+        # every key (a restart, a failover to an up-to-date replica); otherwise a restart
+        # loses everything.
+        self.persistent = persistent
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="mg-redis-restart-")
         self.process: subprocess.Popen[bytes] | None = None
@@ -37,6 +41,7 @@ class RedisProcess:
                 "",
                 "--dir",
                 self.dir,
+                *(["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else []),
             ],
             stdout=subprocess.DEVNULL,
         )

@@ -14,6 +14,8 @@ DynamoDB table. Every attribute name in an expression is aliased (see stack-note
       gsi1pk=OWNERTAG#<owner>#<tag>          gsi1sk=<createdAt>#<id>   the owner's media by tag
     pk=OWNER#<owner>       sk=COUNTS         c_<STATUS> counters, changed in the same
                                              transaction as every create, transition and delete
+    pk=OUTBOX#<shard>      sk=<id>#<version>#<TYPE>   an event of that write, in the same
+                                             transaction, until published (infra/aws/outbox.py)
 
 DynamoDB cannot index list elements, hence the tag items; they hold keys only, and readers
 batch-get the records, so a tag item never carries stale copies of mutable fields.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -31,7 +34,9 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from infra.aws.dynamo_batch import batch_get
+from infra.aws.outbox import outbox_put
 from services.core.errors import Conflict
+from services.core.events import MediaEvent
 from services.core.media import Media, MediaStatus, Visibility
 from services.core.ports import ListFilter, Page, Usage
 
@@ -121,7 +126,7 @@ class DynamoMediaRepository:
 
     # --- writes: one transaction each, so records, tag items and counters never disagree ---
 
-    async def create(self, media: Media) -> None:
+    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -134,6 +139,7 @@ class DynamoMediaRepository:
         ]
         items += [{"Put": {"TableName": self._table, "Item": _tag_item(media, tag)}} for tag in media.tags]
         items += self._count_updates(media.owner_id, Counter({media.status: 1}))
+        items += [outbox_put(self._table, event) for event in events]
         await self._transact(items, f"media {media.id} already exists")
 
     async def get(self, media_id: str) -> Media | None:
@@ -148,7 +154,14 @@ class DynamoMediaRepository:
         items = await batch_get(self._client, self._table, keys, consistent=True)
         return {media.id: media for media in map(from_item, items)}
 
-    async def save(self, media: Media, *, expected_version: int, previous: Media | None = None) -> None:
+    async def save(
+        self,
+        media: Media,
+        *,
+        expected_version: int,
+        previous: Media | None = None,
+        events: Sequence[MediaEvent] = (),
+    ) -> None:
         if previous is None or previous.version != expected_version:
             previous = await self.get(media.id)
             if previous is None or previous.version != expected_version:
@@ -171,9 +184,10 @@ class DynamoMediaRepository:
             items.append({"Put": {"TableName": self._table, "Item": _tag_item(media, tag)}})
         if previous.status is not media.status:
             items += self._count_updates(media.owner_id, Counter({media.status: 1, previous.status: -1}))
+        items += [outbox_put(self._table, event) for event in events]
         await self._transact(items, f"media {media.id} changed meanwhile")
 
-    async def delete(self, media: Media) -> None:
+    async def delete(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
         items: list[dict[str, Any]] = [
             {
                 "Delete": {
@@ -189,6 +203,7 @@ class DynamoMediaRepository:
             key = {"pk": {"S": f"TAG#{tag}"}, "sk": {"S": sort_key(media)}}
             items.append({"Delete": {"TableName": self._table, "Key": key}})
         items += self._count_updates(media.owner_id, Counter({media.status: -1}))
+        items += [outbox_put(self._table, event) for event in events]
         await self._transact(items, f"media {media.id} changed meanwhile")
 
     def _count_updates(self, owner_id: str, deltas: Counter[MediaStatus]) -> list[dict[str, Any]]:

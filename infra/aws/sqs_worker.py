@@ -14,7 +14,11 @@ Two kinds of failure, two budgets:
 
 While a message is in hand, a heartbeat keeps it invisible `visibility_timeout_s` ahead, so the
 queue's visibility timeout can stay short: a worker that dies costs that long, not the length
-of the work."""
+of the work.
+
+Up to `concurrency` messages are in hand at once, each in its own task: a free slot is filled by
+the next receive at once, so one slow message never holds back a batch. The image decoding they
+do is bounded apart, by the decoding memory budget (`infra/media/budget.py`)."""
 
 from __future__ import annotations
 
@@ -137,10 +141,15 @@ class SqsWorker:
         batch: int = 10,
         retry_base_s: float = 2.0,
         dlq_url: str | None = None,
+        concurrency: int = 10,
         outage_tolerance_s: float = 300.0,
         visibility_timeout_s: float | None = None,
         transient_backoff_max_s: float = 10.0,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._concurrency = concurrency
+        self._tasks: set[asyncio.Task[None]] = set()
         self._outage_tolerance_s = outage_tolerance_s
         self._transient_backoff_max_s = transient_backoff_max_s
         # None: no heartbeat (the queue's visibility timeout applies as it is).
@@ -167,25 +176,52 @@ class SqsWorker:
         self._abandoned = True
         if self._in_hand is not None:
             self._in_hand.cancel()
+        for task in self._tasks:
+            task.cancel()
+
+    @property
+    def in_hand(self) -> int:
+        """Messages being handled right now."""
+        return len(self._tasks)
 
     async def run(self) -> None:
         """Receive and handle until stopped. Periodic jobs (the sweep, the purge, the queue-depth
         gauges) are not this loop's: the worker's scheduler runs them (infra/roots/worker.py)."""
         while not self._stopping.is_set():
             try:
-                await self.poll_once()
+                await self._fill()
             except Exception:
                 log.exception("receive failed; retrying")
                 await asyncio.sleep(1.0)
+        # Stopping: the messages in hand finish (or, abandoned, go back to the queue).
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
 
-    async def poll_once(self) -> int:
+    async def _fill(self) -> None:
+        """Wait for a free slot, then receive as many messages as there are free slots; each
+        is handled in a task of its own."""
+        while len(self._tasks) >= self._concurrency and not self._stopping.is_set():
+            await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+        if self._stopping.is_set():
+            return
+        for message in await self._receive(min(self._batch, self._concurrency - len(self._tasks))):
+            task = asyncio.create_task(self._handle(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _receive(self, up_to: int) -> list[dict[str, Any]]:
         response = await self._client.receive_message(
             QueueUrl=self._queue_url,
-            MaxNumberOfMessages=self._batch,
+            MaxNumberOfMessages=up_to,
             WaitTimeSeconds=self._wait_s,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
-        messages = response.get("Messages", [])
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        return messages
+
+    async def poll_once(self) -> int:
+        """Receive one batch and handle it to the end (tests and tools; `run` keeps slots full)."""
+        messages = await self._receive(self._batch)
         # Shielded: a shutdown lets the messages in hand finish instead of half-processing them;
         # only `abandon` cuts them short, and then they go back to the queue.
         batch = asyncio.gather(*(self._handle(m) for m in messages))
@@ -229,7 +265,7 @@ class SqsWorker:
                     VisibilityTimeout=max(1, round(timeout_s)),
                 )
             except Exception as exc:
-                log.warning("visibility of a message in hand not extended", extra={"error": repr(exc)})
+                log.warning("visibility of a message in hand not extended: %r", exc)
 
     async def _process(self, message: dict[str, Any]) -> None:
         """Every notice of the message; on a transient failure, retried in hand (see the module's

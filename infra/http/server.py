@@ -1,14 +1,24 @@
-"""ApiServer: uvicorn with a shutdown that says "going away" to WebSocket clients.
+"""ApiServer: uvicorn with a shutdown that answers every request it accepted, and says "going
+away" to WebSocket clients.
 
-uvicorn's own shutdown closes open WebSockets with 1012 (service restart). We stop accepting
-first, then close every open WebSocket with 1001 (going away: reconnect, to another instance)
-and mark the process as draining (/readyz answers 503), then let uvicorn finish the in-flight
-HTTP requests and run the lifespan shutdown as usual.
+uvicorn's own shutdown closes the listening sockets at once (the kernel resets connections
+still in the accept queue) and closes every connection with no request in progress at once,
+though its request may already be in the socket's buffer, unread (the client sees a reset).
+Ours, at SIGTERM:
+
+1. lets the event loop accept what the kernel has queued, then stops accepting;
+2. closes every open WebSocket with 1001 (going away: reconnect, to another instance) and
+   marks the process as draining (/readyz answers 503);
+3. gives connections without a request in progress up to `idle_grace_s` to deliver one: a
+   request already sent is read and answered (with `Connection: close`), not reset;
+4. lets uvicorn finish the in-flight requests and run the lifespan shutdown as usual.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import select
 import socket
 from typing import Any
 
@@ -22,14 +32,54 @@ log = logging.getLogger("mediagraph.api")
 
 
 class ApiServer(uvicorn.Server):
+    idle_grace_s = 1.0
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._accept_queued()
         for server in self.servers:
             server.close()  # idempotent: uvicorn closes them again
         registry = getattr(getattr(self.config.app, "state", None), "websockets", None)
         if isinstance(registry, WebSocketRegistry):
             log.info("closing websockets", extra={"count": len(registry), "close_code": GOING_AWAY})
             await registry.close_all(GOING_AWAY)
+        await self._let_sent_requests_arrive()
         await super().shutdown(sockets)
+
+    async def _accept_queued(self) -> None:
+        """Let the event loop accept the connections the kernel has queued (at most
+        `idle_grace_s`): closing a listening socket resets those still in its queue."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.idle_grace_s
+        listening = [sock.fileno() for server in self.servers for sock in server.sockets]
+        while listening and loop.time() < deadline:
+            queued, _, _ = select.select(listening, [], [], 0)
+            if not queued:
+                break
+            await asyncio.sleep(0.005)
+        # Accepted connections get their transport over the next turns of the loop.
+        for _ in range(3):
+            await asyncio.sleep(0.005)
+
+    async def _let_sent_requests_arrive(self) -> None:
+        """Wait (at most `idle_grace_s`) until every connection has a request in progress or is
+        closed; those that do are told to close after their response."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.idle_grace_s
+        while True:
+            idle = 0
+            for connection in list(self.server_state.connections):
+                if not hasattr(connection, "cycle"):
+                    continue  # a WebSocket: closed with 1001 above
+                cycle = connection.cycle
+                if cycle is None or cycle.response_complete:
+                    idle += 1
+                else:
+                    cycle.keep_alive = False
+            if not idle or loop.time() >= deadline:
+                if idle:
+                    log.info("closing idle connections", extra={"count": idle})
+                return
+            await asyncio.sleep(0.02)
 
 
 def server_config(

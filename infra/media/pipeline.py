@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 
 import aioboto3
@@ -9,7 +10,8 @@ import aiohttp
 from aiobotocore.config import AioConfig
 from redis.asyncio import Redis
 
-from infra.media.images import PillowImageProcessor
+from infra.media.budget import DecodeBudget
+from infra.media.images import VipsImageProcessor
 from infra.media.moderation import LocalRuleModerator, RekognitionModerator
 from infra.media.notifications import SnsNotifier, WebhookNotifier
 from infra.media.scanners import ClamdScanner, EicarScanner
@@ -58,12 +60,24 @@ async def open_steps(
     return default_steps(
         repo=repo,
         blobs=blobs,
-        images=PillowImageProcessor(max_pixels=settings.max_image_pixels),
+        images=image_processor(settings, stack),
         scanners=scanners(settings),
         moderator=await open_moderator(settings, stack),
         derived_prefix=settings.derived_prefix,
         duplicate_max_distance=settings.duplicate_max_distance,
         video=video_prober(settings),
+    )
+
+
+def image_processor(settings: Settings, stack: AsyncExitStack) -> VipsImageProcessor:
+    """Decoding and encoding on threads of their own (one per core by default): libvips, libwebp
+    and pillow-heif release the GIL. The budget bounds the decoded pixels held at once."""
+    executor = ThreadPoolExecutor(settings.effective_image_threads, thread_name_prefix="mg-image")
+    stack.callback(executor.shutdown, wait=False, cancel_futures=True)
+    return VipsImageProcessor(
+        max_pixels=settings.max_image_pixels,
+        budget=DecodeBudget(settings.worker_decode_budget_mb * 2**20),
+        executor=executor,
     )
 
 

@@ -42,6 +42,19 @@ EVENTS_PUBLISHED = Counter(
 EVENTS_DEDUPLICATED = Counter(
     "mediagraph_events_deduplicated_total", "Publishes dropped because that exact change was announced."
 )
+OUTBOX_DEFERRED = Counter(
+    "mediagraph_outbox_deferred_total",
+    "Committed changes whose event could not be published at once (Redis unreachable): left in "
+    "the outbox for the relay.",
+)
+OUTBOX_RELAYED = Counter(
+    "mediagraph_outbox_relayed_total",
+    "Events published from the outbox by the relay or a redelivery, not by their writer.",
+)
+OUTBOX_PENDING = Gauge(
+    "mediagraph_outbox_pending",
+    "Outbox items the relay's last pass left (not yet due, or Redis unreachable).",
+)
 EVENTS_DELIVERED = Counter("mediagraph_events_delivered_total", "Media events queued for a local subscriber.")
 FANOUT_WRITES = Counter(
     "mediagraph_fanout_writes_total",
@@ -96,6 +109,10 @@ CACHE_REQUESTS = Counter(
     "mediagraph_cache_requests_total", "Cache lookups, by cache and result (hit, miss).", ["cache", "result"]
 )
 
+RATE_LIMIT_UNCHECKED = Counter(
+    "mediagraph_rate_limit_unchecked_total",
+    "Requests let through without a rate-limit check because Redis was unreachable (fail open).",
+)
 CACHE_INVALIDATION_FAILURES = Counter(
     "mediagraph_cache_invalidation_failures_total",
     "Listing-page invalidations that could not reach Redis after a committed write (pages may be "

@@ -6,8 +6,14 @@ Each message is decoded once and the same event object is queued for every subsc
 Queues are bounded: a subscriber that falls `queue_size` events behind is cut off
 (SlowConsumer) rather than letting memory grow.
 
-Every event also goes into a bounded per-user Stream, whose entry id is the event id: a
-subscriber with `since` is replayed what it missed, then continues live (docs/realtime.md).
+Every event also goes into a bounded per-user Stream: a subscriber with `since` is replayed
+what it missed, then continues live (docs/realtime.md).
+
+Epochs. Beside each stream lives its epoch, a random id set when the stream's history begins
+(the first publish, or the first `last_id`). An event id is `<epoch>.<stream id>`. A Redis that
+lost its data (a restart without persistence, a failover to an empty replica, FLUSHALL) lost the
+epoch with the stream, and the next publish starts a new one: a `since` of the old epoch then
+answers SINCE_EXPIRED (the client refetches) instead of an empty, seemingly complete replay.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,7 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infra.observability import metrics
 from services.core.errors import MediagraphError
-from services.core.events import EventsExpired, MediaEvent, event_position
+from services.core.events import EventsExpired, MediaEvent, event_epoch, event_position
 
 log = logging.getLogger("mediagraph.bus")
 
@@ -34,17 +41,20 @@ log = logging.getLogger("mediagraph.bus")
 # step, so a change is either announced once with an id, or not at all, and the order of the
 # channel is the order of the stream. Trimming is exact, and the newest id it ever removed is
 # kept beside the stream (Redis records it only for XDEL): a `since` before it has a gap.
+# The epoch (KEYS[4]) is taken, or started with ARGV[6], and lives as long as the stream.
 _PUBLISH = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) == false then
   return false
 end
+redis.call('SET', KEYS[4], ARGV[6], 'NX')
+local epoch = redis.call('GET', KEYS[4])
 local function newer(a, b)
   local am, as = string.match(a, '(%d+)-(%d+)')
   local bm, bs = string.match(b, '(%d+)-(%d+)')
   am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
   return am > bm or (am == bm and as > bs)
 end
-local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
+local id = epoch .. '.' .. redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
 -- The marker keeps the id: mediaStatus asks under which id a media's current state was announced.
 redis.call('SET', KEYS[1], id, 'EX', ARGV[3])
 local cut = nil
@@ -67,29 +77,35 @@ if cut ~= nil then
 end
 redis.call('PEXPIRE', KEYS[2], age_ms)
 redis.call('PEXPIRE', KEYS[3], age_ms)
+redis.call('PEXPIRE', KEYS[4], age_ms)
 redis.call('PUBLISH', ARGV[1], id .. '|' .. ARGV[2])
 return id
 """
 
-# One page of a replay, with the trim marker and the server's clock read in the same instant.
+# One page of a replay, with the trim marker, the epoch and the server's clock read in the
+# same instant.
 _REPLAY = """
 local now = redis.call('TIME')
 local now_ms = string.format('%.0f', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
 local trimmed = redis.call('GET', KEYS[2]) or '0-0'
-return {now_ms, trimmed, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
+local epoch = redis.call('GET', KEYS[3]) or ''
+return {now_ms, trimmed, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2]), epoch}
 """
 _REPLAY_PAGE = 200
 
 # The newest id of a user's stream; with none kept, an id just before anything XADD can give
-# from now on (an id of the current millisecond could equal the next entry's).
+# from now on (an id of the current millisecond could equal the next entry's). Either in the
+# stream's epoch, started here (ARGV[1]) if there is none yet.
 _LAST_ID = """
+redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])
+local epoch = redis.call('GET', KEYS[2])
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #newest > 0 then
-  return newest[1][1]
+  return epoch .. '.' .. newest[1][1]
 end
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - 1
-return string.format('%.0f', ms) .. '-18446744073709551615'
+return epoch .. '.' .. string.format('%.0f', ms) .. '-18446744073709551615'
 """
 
 
@@ -198,6 +214,9 @@ class RedisEventBus:
     def trimmed_key(self, user_id: str) -> str:
         return f"{self._prefix}trimmed:{user_id}"
 
+    def epoch_key(self, user_id: str) -> str:
+        return f"{self._prefix}epoch:{user_id}"
+
     async def publish(self, event: MediaEvent) -> str | None:
         payload = json.dumps(event.to_record(), separators=(",", ":"))
         result = await self._script(
@@ -205,6 +224,7 @@ class RedisEventBus:
                 f"{self._prefix}published:{event.dedupe_key}",
                 self.stream_key(event.owner_id),
                 self.trimmed_key(event.owner_id),
+                self.epoch_key(event.owner_id),
             ],
             args=[
                 self.channel(event.owner_id),
@@ -212,6 +232,7 @@ class RedisEventBus:
                 self._dedupe_ttl_s,
                 self._stream_maxlen,
                 self._stream_max_age_s,
+                _new_epoch(),
             ],
         )
         if result is None:
@@ -226,8 +247,12 @@ class RedisEventBus:
         # Markers written before ids were kept hold "1": published, under an unknown id.
         return text if text is not None and "-" in text else None
 
+    async def deliver_pending(self, media_id: str) -> int:
+        return 0  # no outbox behind this bus: what was published is all there is
+
     async def last_id(self, user_id: str) -> str:
-        return _text(await self._last_id(keys=[self.stream_key(user_id)]))
+        keys = [self.stream_key(user_id), self.epoch_key(user_id)]
+        return _text(await self._last_id(keys=keys, args=[_new_epoch(), self._stream_max_age_s * 1000]))
 
     @contextlib.asynccontextmanager
     async def subscribe(self, user_id: str, since: str | None = None) -> AsyncIterator[_Subscriber]:
@@ -239,8 +264,8 @@ class RedisEventBus:
         # subscriber drops the live copy (its id is not after the last replayed one).
         await self._add(subscriber)
         try:
-            if start is not None:
-                subscriber.backlog = await self._history(user_id, start)
+            if since is not None and start is not None:
+                subscriber.backlog = await self._history(user_id, since)
                 if subscriber.backlog:
                     subscriber.last = subscriber.backlog[-1][0]
                 else:
@@ -279,23 +304,31 @@ class RedisEventBus:
     def local_subscribers(self) -> int:
         return sum(len(subscribers) for subscribers in self._subscribers.values())
 
-    async def _history(self, user_id: str, start: Position) -> list[tuple[Position, MediaEvent]]:
-        """The kept events after `start`, oldest first; EventsExpired if any of them was trimmed."""
-        since = f"{start[0]}-{start[1]}"
+    async def _history(self, user_id: str, since: str) -> list[tuple[Position, MediaEvent]]:
+        """The kept events after `since`, oldest first; EventsExpired if any of them was trimmed
+        or the history `since` belongs to was lost."""
+        start = event_position(since)
+        epoch = event_epoch(since)
         max_age_ms = self._stream_max_age_s * 1000
         events: list[tuple[Position, MediaEvent]] = []
         cursor = start
         while True:
-            now_ms, trimmed, entries = await self._replay(
-                keys=[self.stream_key(user_id), self.trimmed_key(user_id)],
+            now_ms, trimmed, entries, current_epoch = await self._replay(
+                keys=[self.stream_key(user_id), self.trimmed_key(user_id), self.epoch_key(user_id)],
                 args=[f"{cursor[0]}-{cursor[1]}", _REPLAY_PAGE],
             )
-            # Expired: an entry after the cursor was trimmed, or `since` is older than the
-            # promised age (the whole stream may have expired with its key).
-            if cursor < event_position(_text(trimmed)) or start[0] < int(now_ms) - max_age_ms:
+            # Expired: another history (Redis lost the one `since` is of, or `since` is from
+            # before epochs), an entry after the cursor was trimmed, or `since` is older than
+            # the promised age (the whole stream may have expired with its key).
+            if (
+                epoch is None
+                or epoch != _text(current_epoch)
+                or cursor < event_position(_text(trimmed))
+                or start[0] < int(now_ms) - max_age_ms
+            ):
                 raise EventsExpired(since)
             for raw_id, fields in entries:  # from a script: fields is a flat [name, value] list
-                event_id = _text(raw_id)
+                event_id = f"{epoch}.{_text(raw_id)}"
                 event = _decode(event_id, _text(fields[1]))
                 cursor = event_position(event_id)
                 if event is not None and event.owner_id == user_id:
@@ -429,6 +462,11 @@ def _decode(event_id: str, payload: str) -> MediaEvent | None:
         log.exception("undecodable event dropped", extra={"event_id": event_id})
         metrics.EVENTS_DROPPED.labels(reason="undecodable").inc()
         return None
+
+
+def _new_epoch() -> str:
+    """A candidate epoch: used only if the stream has none yet."""
+    return secrets.token_hex(4)
 
 
 def _text(value: bytes | str) -> str:

@@ -38,20 +38,46 @@ class RedisUrlCache:
         self._redis = redis
         self._prefix = prefix
 
-    async def get(self, owner_id: str, key: str) -> CachedUrl | None:
-        generation = await self._redis.get(f"{self._prefix}urlgen:{owner_id}") or b"0"
-        raw = await self._redis.get(f"{self._prefix}url:{owner_id}:{_text(generation)}:{key}")
-        record_cache("url", hit=raw is not None)
-        if raw is None:
-            return None
-        data = json.loads(raw)
-        return CachedUrl(data["url"], datetime.fromisoformat(data["expires_at"]))
+    async def get_many(self, entries: list[tuple[str, str]]) -> list[CachedUrl | None]:
+        # Pipelines of single-key commands (no MGET): each key may live on another cluster node.
+        generations = await self._generations({owner_id for owner_id, _ in entries})
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for owner_id, key in entries:
+                pipe.get(self._key(owner_id, generations[owner_id], key))
+            raws = await pipe.execute()
+        found: list[CachedUrl | None] = []
+        for raw in raws:
+            record_cache("url", hit=raw is not None)
+            if raw is None:
+                found.append(None)
+                continue
+            data = json.loads(raw)
+            found.append(CachedUrl(data["url"], datetime.fromisoformat(data["expires_at"])))
+        return found
 
-    async def put(self, owner_id: str, key: str, url: CachedUrl) -> None:
-        generation = await self._redis.get(f"{self._prefix}urlgen:{owner_id}") or b"0"
-        ttl = max(1, int((url.expires_at - datetime.now(UTC)).total_seconds()))
-        value = json.dumps({"url": url.url, "expires_at": url.expires_at.isoformat()})
-        await self._redis.set(f"{self._prefix}url:{owner_id}:{_text(generation)}:{key}", value, ex=ttl)
+    async def put_many(self, entries: list[tuple[str, str, CachedUrl]]) -> None:
+        generations = await self._generations({owner_id for owner_id, _, _ in entries})
+        now = datetime.now(UTC)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for owner_id, key, url in entries:
+                ttl = max(1, int((url.expires_at - now).total_seconds()))
+                value = json.dumps({"url": url.url, "expires_at": url.expires_at.isoformat()})
+                pipe.set(self._key(owner_id, generations[owner_id], key), value, ex=ttl)
+            await pipe.execute()
+
+    async def _generations(self, owner_ids: set[str]) -> dict[str, str]:
+        owners = sorted(owner_ids)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for owner_id in owners:
+                pipe.get(f"{self._prefix}urlgen:{owner_id}")
+            values = await pipe.execute()
+        return {
+            owner: _text(value) if value is not None else "0"
+            for owner, value in zip(owners, values, strict=True)
+        }
+
+    def _key(self, owner_id: str, generation: str, key: str) -> str:
+        return f"{self._prefix}url:{owner_id}:{generation}:{key}"
 
     async def forget_owner(self, owner_id: str) -> None:
         await self._redis.incr(f"{self._prefix}urlgen:{owner_id}")

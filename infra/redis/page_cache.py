@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,7 @@ from redis.exceptions import RedisError
 
 from infra.observability import metrics
 from infra.observability.metrics import record_cache
+from services.core.events import MediaEvent
 from services.core.media import Media, MediaStatus, Visibility
 from services.core.ports import ListFilter, MediaRepository, Page, Usage
 
@@ -135,18 +137,25 @@ class CachedMediaRepository:
 
     # --- writes: through, then invalidate ---
 
-    async def create(self, media: Media) -> None:
-        await self._inner.create(media)
+    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
+        await self._inner.create(media, events=events)
         await self._invalidate(media)
 
-    async def save(self, media: Media, *, expected_version: int, previous: Media | None = None) -> None:
+    async def save(
+        self,
+        media: Media,
+        *,
+        expected_version: int,
+        previous: Media | None = None,
+        events: Sequence[MediaEvent] = (),
+    ) -> None:
         if previous is None or previous.version != expected_version:
             previous = await self._inner.get(media.id)
-        await self._inner.save(media, expected_version=expected_version, previous=previous)
+        await self._inner.save(media, expected_version=expected_version, previous=previous, events=events)
         await self._invalidate(previous, media)
 
-    async def delete(self, media: Media) -> None:
-        await self._inner.delete(media)
+    async def delete(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
+        await self._inner.delete(media, events=events)
         await self._invalidate(media)
 
     # --- the rest: straight through (records are read consistently, never cached) ---

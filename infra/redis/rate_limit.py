@@ -1,12 +1,23 @@
 """RedisRateLimiter: token buckets in Redis, refilled and spent by one Lua script (atomic, and
 shared by every API process). The clock is Redis's own (`TIME`), so API hosts whose clocks
-disagree still share one consistent bucket."""
+disagree still share one consistent bucket.
+
+While Redis is unreachable the limiter lets requests through (fails open, logged and counted):
+the API keeps serving reads and writes from DynamoDB through a Redis outage instead of answering
+every request with an error. The limits protect against abuse over minutes; an outage of seconds
+to minutes without them is the lesser harm."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from infra.observability import metrics
+
+log = logging.getLogger("mediagraph.rate_limit")
 
 # KEYS[1] bucket; ARGV rate (tokens/s), burst (capacity), cost. Returns the wait in seconds
 # (as a string: Lua numbers are truncated to integers in Redis replies), "0" when granted.
@@ -38,5 +49,10 @@ class RedisRateLimiter:
         self._script: Any = redis.register_script(_BUCKET_SCRIPT)
 
     async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
-        wait = await self._script(keys=[f"{self._prefix}rl:{bucket}"], args=[rate_per_s, burst, cost])
+        try:
+            wait = await self._script(keys=[f"{self._prefix}rl:{bucket}"], args=[rate_per_s, burst, cost])
+        except (RedisError, OSError) as exc:
+            metrics.RATE_LIMIT_UNCHECKED.inc()
+            log.warning("rate limit not checked: Redis unreachable", extra={"error": repr(exc)})
+            return 0.0
         return float(wait.decode() if isinstance(wait, bytes) else wait)

@@ -8,6 +8,8 @@ builder called before what it needs exists does not type-check."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -23,6 +25,7 @@ from infra.aws.dynamo_audit import DynamoAuditLog
 from infra.aws.dynamo_engagement import DynamoEngagementStore
 from infra.aws.dynamo_social import DynamoSocialStore
 from infra.aws.idempotency import DynamoIdempotencyStore
+from infra.aws.outbox import OutboxBus
 from infra.aws.regions import ReplicaAwareBlobStore
 from infra.aws.s3 import S3BlobStore
 from infra.identity.jwt import JwtTokenVerifier
@@ -65,6 +68,8 @@ class Runtime:
     clients: AwsClients
     redis: Redis
     bus: RedisEventBus
+    # What services publish through: the outbox's writer side and its relay (infra/aws/outbox.py).
+    outbox: OutboxBus
     repo: CachedMediaRepository
     blobs: S3BlobStore
     tokens: TokenVerifier
@@ -86,6 +91,7 @@ class _Adapters:
     clients: AwsClients
     redis: Redis
     bus: RedisEventBus
+    outbox: OutboxBus
     repo: CachedMediaRepository
     blobs: S3BlobStore  # this region's bucket: the pipeline's, the purge's
     upload_blobs: S3BlobStore  # where uploads go: the home region's bucket
@@ -98,11 +104,18 @@ class _Adapters:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncIterator[Runtime]:
-    """Open everything; `listen` starts the bus's pub/sub reader (the API needs it, the worker not)."""
+async def open_runtime(
+    settings: Settings, *, listen: bool = True, relay: bool = True
+) -> AsyncIterator[Runtime]:
+    """Open everything; `listen` starts the bus's pub/sub reader (the API needs it, the worker not),
+    `relay` the outbox relay (home region only)."""
     async with AsyncExitStack() as stack:
         stack.enter_context(tracing_session(settings.tracing))
         adapters = await _open_adapters(settings, stack, listen=listen)
+        if relay and settings.is_home_region:
+            # Only the home region relays: outbox items replicate with the table, and a replica
+            # deleting one would delete it before the home region published it.
+            _start_relay(stack, adapters.outbox)
         issuer, tokens, sessions = _identity(settings, adapters.redis)
         services = _build_services(settings, adapters, sessions)
         processing = await _open_processing(settings, stack, adapters)
@@ -111,6 +124,7 @@ async def open_runtime(settings: Settings, *, listen: bool = True) -> AsyncItera
             clients=adapters.clients,
             redis=adapters.redis,
             bus=adapters.bus,
+            outbox=adapters.outbox,
             repo=adapters.repo,
             blobs=adapters.blobs,
             tokens=tokens,
@@ -148,6 +162,9 @@ async def _open_adapters(settings: Settings, stack: AsyncExitStack, *, listen: b
     if listen:
         await bus.start()
         stack.push_async_callback(bus.close)
+    outbox = OutboxBus(
+        bus, clients.dynamodb, settings.table, relay_interval_s=settings.outbox_relay_interval_s
+    )
     repo = CachedMediaRepository(
         DynamoMediaRepository(clients.dynamodb, settings.table),
         redis,
@@ -160,6 +177,7 @@ async def _open_adapters(settings: Settings, stack: AsyncExitStack, *, listen: b
         clients=clients,
         redis=redis,
         bus=bus,
+        outbox=outbox,
         repo=repo,
         blobs=blobs,
         upload_blobs=upload_blobs,
@@ -206,7 +224,7 @@ def _build_services(settings: Settings, a: _Adapters, sessions: Sessions) -> Ser
     retention = RetentionService(
         a.repo,
         a.blobs,
-        a.bus,
+        a.outbox,
         a.engagement,
         a.auditor,
         a.cursors,
@@ -225,7 +243,7 @@ def _build_services(settings: Settings, a: _Adapters, sessions: Sessions) -> Ser
     uploads = UploadService(
         a.repo,
         a.upload_blobs,
-        a.bus,
+        a.outbox,
         _upload_policy(settings),
         quotas=quotas,
         idempotency=DynamoIdempotencyStore(a.clients.dynamodb, settings.table),
@@ -234,12 +252,12 @@ def _build_services(settings: Settings, a: _Adapters, sessions: Sessions) -> Ser
     return Services(
         uploads=uploads,
         gallery=gallery,
-        editing=EditingService(a.repo, a.bus, auditor=a.auditor, settled_only=not settings.is_home_region),
+        editing=EditingService(a.repo, a.outbox, auditor=a.auditor, settled_only=not settings.is_home_region),
         engagement=EngagementService(a.engagement, gallery, views=a.views),
         social=SocialService(a.social, a.cursors, urls),
         views=ViewService(a.views, a.engagement, a.repo, a.cursors, window_s=settings.view_window_s),
         rate_limits=_rate_limits(settings, a.redis),
-        review=ReviewService(a.repo, a.bus),
+        review=ReviewService(a.repo, a.outbox),
         feed=FeedService(
             a.repo, gallery, a.engagement, RedisSnapshotStore(a.redis, settings.redis.prefix), a.cursors
         ),
@@ -254,7 +272,8 @@ async def _open_processing(settings: Settings, stack: AsyncExitStack, a: _Adapte
     return ProcessingService(
         a.repo,
         a.blobs,
-        a.bus,
+        # A replica region only re-announces what the home region wrote: straight to its bus.
+        a.outbox if settings.is_home_region else a.bus,
         upload_prefix=settings.upload_prefix,
         quarantine_prefix=settings.quarantine_prefix,
         steps=await open_steps(settings, stack, a.repo, a.blobs),
@@ -264,6 +283,17 @@ async def _open_processing(settings: Settings, stack: AsyncExitStack, a: _Adapte
         announce_only=not settings.is_home_region,
         await_records_for=_await_records_for(settings),
     )
+
+
+def _start_relay(stack: AsyncExitStack, outbox: OutboxBus) -> None:
+    relaying = asyncio.create_task(outbox.run(), name="outbox-relay")
+
+    async def stop_relay() -> None:
+        relaying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relaying
+
+    stack.push_async_callback(stop_relay)
 
 
 def _identity(settings: Settings, redis: Redis) -> tuple[SessionIssuer, TokenVerifier, Sessions]:

@@ -76,6 +76,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             runtime.processing,
             wait_s=settings.worker_wait_s,
             batch=settings.worker_batch,
+            concurrency=settings.effective_worker_concurrency,
             dlq_url=dlq_url,
             outage_tolerance_s=settings.worker_outage_tolerance_s,
             # Work in hand renews its own visibility: a worker that dies costs this long.

@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import Self
 
 import strawberry
-from strawberry import relay
 
-from schema.types.connection import page_info
+from schema.types.connection import Connection
 from services.core.audit import AuditPageView
 from services.core.ports import AuditEntry as AuditEntryModel
 
@@ -52,29 +51,14 @@ def _json(value: object) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-@strawberry.type
-class AuditEntryEdge:
-    cursor: str
-    node: AuditEntry
-
-
 @strawberry.type(description="A media's audit log, oldest first.")
-class AuditEntryConnection:
-    edges: list[AuditEntryEdge]
-    page_info: relay.PageInfo
-
+class AuditEntryConnection(Connection[AuditEntry]):
     @classmethod
     def from_page(cls, page: AuditPageView, *, has_previous_page: bool) -> Self:
-        edges = [
-            AuditEntryEdge(cursor=cursor, node=AuditEntry.from_model(entry))
-            for entry, cursor in zip(page.entries, page.cursors, strict=True)
-        ]
-        return cls(
-            edges=edges,
-            page_info=page_info(
-                [edge.cursor for edge in edges],
-                has_next_page=page.has_next_page,
-                has_previous_page=has_previous_page,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+        return cls.of(
+            [AuditEntry.from_model(entry) for entry in page.entries],
+            page.cursors,
+            has_next_page=page.has_next_page,
+            has_previous_page=has_previous_page,
+            end_cursor=page.cursors[-1] if page.cursors else None,
         )

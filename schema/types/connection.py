@@ -1,8 +1,12 @@
-"""Relay-style connections of Media, with signed cursors from the service layer."""
+"""Relay-style connections: one generic Connection[T]/Edge[T] for every list, with signed
+cursors from the service layer. Strawberry names a specialisation after its node type
+(Connection[User] is `UserConnection`, Edge[Media] is `MediaEdge`); a subclass adds a
+description or fields (MediaConnection's totalCount)."""
 
 from __future__ import annotations
 
-from typing import Self
+from collections.abc import Sequence
+from typing import Any, Generic, Self, TypeVar
 
 import strawberry
 from strawberry import relay
@@ -10,29 +14,46 @@ from strawberry import relay
 from schema.types.media import Media
 from services.library.gallery import MediaPage
 
-
-def page_info(
-    cursors: list[str], *, has_next_page: bool, has_previous_page: bool, end_cursor: str | None
-) -> relay.PageInfo:
-    """Relay page info of one page; `end_cursor` may lie past the last edge (a hidden item read)."""
-    return relay.PageInfo(
-        has_next_page=has_next_page,
-        has_previous_page=has_previous_page,
-        start_cursor=cursors[0] if cursors else None,
-        end_cursor=end_cursor,
-    )
+NodeT = TypeVar("NodeT")
 
 
 @strawberry.type
-class MediaEdge:
+class Edge(Generic[NodeT]):
     cursor: str
-    node: Media
+    node: NodeT
+
+
+@strawberry.type
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]]
+    page_info: relay.PageInfo
+
+    @classmethod
+    def of(
+        cls,
+        nodes: Sequence[NodeT],
+        cursors: list[str],
+        *,
+        has_next_page: bool,
+        has_previous_page: bool,
+        end_cursor: str | None,
+        **fields: Any,
+    ) -> Self:
+        """One page; `end_cursor` may lie past the last edge (a hidden item read)."""
+        return cls(
+            edges=[Edge(cursor=cursor, node=node) for node, cursor in zip(nodes, cursors, strict=True)],
+            page_info=relay.PageInfo(
+                has_next_page=has_next_page,
+                has_previous_page=has_previous_page,
+                start_cursor=cursors[0] if cursors else None,
+                end_cursor=end_cursor,
+            ),
+            **fields,
+        )
 
 
 @strawberry.type(description="A page of media, newest first. Cursors are opaque and signed.")
-class MediaConnection:
-    edges: list[MediaEdge]
-    page_info: relay.PageInfo
+class MediaConnection(Connection[Media]):
     total_count: int | None = strawberry.field(
         description="Exact number of items in the whole list, where it is kept without scanning "
         "(your own media, unfiltered or by status); null elsewhere."
@@ -40,17 +61,11 @@ class MediaConnection:
 
     @classmethod
     def from_page(cls, page: MediaPage, *, has_previous_page: bool) -> Self:
-        edges = [
-            MediaEdge(cursor=cursor, node=Media.from_model(media))
-            for media, cursor in zip(page.items, page.cursors, strict=True)
-        ]
-        return cls(
+        return cls.of(
+            [Media.from_model(media) for media in page.items],
+            page.cursors,
+            has_next_page=page.has_next_page,
+            has_previous_page=has_previous_page,
+            end_cursor=page.end_cursor,
             total_count=page.total_count,
-            edges=edges,
-            page_info=page_info(
-                [edge.cursor for edge in edges],
-                has_next_page=page.has_next_page,
-                has_previous_page=has_previous_page,
-                end_cursor=page.end_cursor,
-            ),
         )

@@ -10,6 +10,7 @@ from strawberry.dataloader import DataLoader
 
 from services.bundle import Services
 from services.core.auth import Principal
+from services.core.media import Media
 from services.core.ports import MediaStats
 
 
@@ -22,7 +23,7 @@ class Context:
     production: bool = False  # the production profile: no introspection, no suggestions
     # graphql-transport-ws: the connection_init payload; Strawberry sets it on the context.
     connection_params: dict[str, Any] | None = field(default=None)
-    _loaders: dict[str, DataLoader[str, Any]] = field(default_factory=dict)
+    _loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)
 
     # Loaders batch the reads of one page (no N+1) and never cache: a WebSocket context lives
     # as long as its connection, and counters must not go stale across its operations.
@@ -40,7 +41,16 @@ class Context:
 
         return self._loader("liked", load)
 
-    def _loader(self, name: str, load: Any) -> DataLoader[str, Any]:
+    def url_loader(self) -> DataLoader[tuple[Media, str | None], str | None]:
+        """(media, variant name, or None for the media's own URL) -> its URL under the
+        visibility rules: every URL of a page in one visibility check and one cache read."""
+
+        async def load(wanted: list[tuple[Media, str | None]]) -> list[str | None]:
+            return await self.services.gallery.urls(self.principal, wanted)
+
+        return self._loader("url", load)
+
+    def _loader(self, name: str, load: Any) -> DataLoader[Any, Any]:
         if name not in self._loaders:
             self._loaders[name] = DataLoader(load_fn=load, cache=False)
         return self._loaders[name]

@@ -107,8 +107,7 @@ class Media(relay.Node):
         "variant (no EXIF, no location) once it exists, never the original bytes then."
     )
     async def url(self, info: Info) -> str | None:
-        context = info.context
-        return await context.services.gallery.url_for(context.principal, self._model)
+        return await info.context.url_loader().load((self._model, None))
 
     @strawberry.field(
         description="Whether `url` can be read now (one storage lookup): archived originals in "

@@ -21,8 +21,7 @@ class MediaVariant:
 
     @strawberry.field(description="A short-lived URL; null unless the media is COMPLETED and visible.")
     async def url(self, info: Info) -> str | None:
-        context = info.context
-        return await context.services.gallery.variant_url(context.principal, self._media, self.name)
+        return await info.context.url_loader().load((self._media, self.name))
 
     @classmethod
     def from_model(cls, media: MediaModel, variant: Variant) -> Self:

@@ -23,16 +23,29 @@ class MediaEventType(StrEnum):
     RESTORED = "RESTORED"
 
 
-_EVENT_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+# `<epoch>.<ms>-<seq>`: the epoch names the event history the id belongs to (a new one starts
+# when Redis lost the old), `<ms>-<seq>` is the Stream entry id. Ids from before epochs existed
+# have none.
+_EVENT_ID = re.compile(r"^(?:([0-9a-z]{1,32})\.)?(\d{1,20})-(\d{1,20})$")
 
 
-def event_position(event_id: str) -> tuple[int, int]:
-    """An event id (`<ms>-<seq>`) as a comparable pair: ids order by (ms, seq), not as strings
-    ("9-0" < "10-0"). Raises BadUserInput (reason MALFORMED_SINCE) for anything else."""
+def _match(event_id: str) -> re.Match[str]:
     match = _EVENT_ID.match(event_id)
     if match is None:
         raise BadUserInput("since must be an eventId received from mediaEvents", reason="MALFORMED_SINCE")
-    return int(match.group(1)), int(match.group(2))
+    return match
+
+
+def event_position(event_id: str) -> tuple[int, int]:
+    """An event id's place in its history as a comparable pair: ids order by (ms, seq), not as
+    strings ("9-0" < "10-0"). Raises BadUserInput (reason MALFORMED_SINCE) for anything else."""
+    match = _match(event_id)
+    return int(match.group(2)), int(match.group(3))
+
+
+def event_epoch(event_id: str) -> str | None:
+    """The history an event id belongs to; None for an id from before epochs."""
+    return _match(event_id).group(1)
 
 
 class EventsExpired(BadUserInput):
@@ -70,6 +83,12 @@ class MediaEvent:
             round_ = f":r{self.media.review_round}" if self.media.review_round else ""
             return f"{self.media.id}:{self.type}{round_}"
         return f"{self.media.id}:{self.media.version}:{self.type}"
+
+    @property
+    def outbox_key(self) -> str:
+        """Where the change waits in the transactional outbox until published: one per write
+        (a media's version changes with each), ordered as the media's changes are."""
+        return f"{self.media.id}#{self.media.version:012d}#{self.type}"
 
     def to_record(self) -> dict[str, Any]:
         return {

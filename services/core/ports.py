@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,8 +76,9 @@ class BlobStream:
 
 
 class MediaRepository(Protocol):
-    async def create(self, media: Media) -> None:
-        """Store a new record. Raises Conflict if the id exists."""
+    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
+        """Store a new record. Raises Conflict if the id exists. `events` are written in the
+        same transaction (the outbox): published afterwards, by the writer or the relay."""
 
     async def get(self, media_id: str) -> Media | None:
         """The record, or None. Expired PENDING records are returned: callers decide."""
@@ -85,9 +86,17 @@ class MediaRepository(Protocol):
     async def get_many(self, media_ids: list[str]) -> dict[str, Media]:
         """The records that exist among `media_ids`, in one batched read."""
 
-    async def save(self, media: Media, *, expected_version: int, previous: Media | None = None) -> None:
+    async def save(
+        self,
+        media: Media,
+        *,
+        expected_version: int,
+        previous: Media | None = None,
+        events: Sequence[MediaEvent] = (),
+    ) -> None:
         """Replace the record if its stored version is `expected_version`; else raises Conflict.
-        Tag index items and per-owner counters change in the same transaction."""
+        Tag index items, per-owner counters and `events` (the outbox) change in the same
+        transaction."""
 
     async def find_completed_by_sha256(self, owner_id: str, sha256: str) -> Media | None:
         """A COMPLETED media of this owner with exactly these bytes, or None (may lag a write)."""
@@ -109,8 +118,8 @@ class MediaRepository(Protocol):
     async def oldest_with_status(self, status: MediaStatus, *, limit: int) -> list[Media]:
         """Oldest first: what the sweeper walks."""
 
-    async def delete(self, media: Media) -> None:
-        """Remove the record if unchanged since read; else raises Conflict."""
+    async def delete(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
+        """Remove the record if unchanged since read; else raises Conflict. `events` as in create."""
 
     def position_of(self, media: Media) -> str:
         """An opaque position in a listing, after which the next page starts."""
@@ -192,6 +201,11 @@ class EventBus(Protocol):
     async def published_id(self, event: MediaEvent) -> str | None:
         """The id this change (`event.dedupe_key`) was published under, or None if it was not
         (or its id is no longer known)."""
+
+    async def deliver_pending(self, media_id: str) -> int:
+        """Publish now, in order, every committed change of this media whose event is still in
+        the outbox (its publish failed, or its writer died before it); returns how many. What a
+        redelivered message or a retried request calls instead of publishing again."""
 
     async def last_id(self, user_id: str) -> str:
         """A position no later than any event of the user published from now on: the newest
@@ -309,9 +323,11 @@ class UrlSigner(Protocol):
 
 
 class UrlCache(Protocol):
-    async def get(self, owner_id: str, key: str) -> CachedUrl | None: ...
+    async def get_many(self, entries: list[tuple[str, str]]) -> list[CachedUrl | None]:
+        """The cached URL of each (owner id, key), in order (one round trip)."""
 
-    async def put(self, owner_id: str, key: str, url: CachedUrl) -> None: ...
+    async def put_many(self, entries: list[tuple[str, str, CachedUrl]]) -> None:
+        """Cache each (owner id, key, url) until the URL expires (one round trip)."""
 
     async def forget_owner(self, owner_id: str) -> None:
         """Drop every cached URL of the owner's media at once."""

@@ -54,6 +54,7 @@ class Derived:
     renditions: tuple[Rendition, ...]
     blurhash: str
     phash: str  # 64-bit dHash as 16 hex digits
+    format: str = ""  # as ImageFacts.format
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +69,10 @@ class ModerationResult:
 class ImageProcessor(Protocol):
     """CPU-heavy work: adapters run it off the event loop."""
 
-    async def inspect(self, path: str) -> ImageFacts:
-        """Open and fully decode the image. Raises MediaRefused (corrupt, decompression bomb)."""
-
     async def derive(self, path: str, workdir: str) -> Derived:
-        """Sanitised variants (no EXIF, no location, orientation applied), thumbnails, blurhash
-        and perceptual hash, written under `workdir`. Raises MediaRefused."""
+        """Decode once (within the pixel limit and the decoding memory budget, truncated data
+        refused) and write the sanitised variants (no EXIF, no location, orientation applied,
+        sRGB) under `workdir`, with blurhash and perceptual hash. Raises MediaRefused."""
 
 
 class MalwareScanner(Protocol):

@@ -6,9 +6,12 @@ the job go on (None) or ends it with a Verdict (REJECTED or QUARANTINED). Order 
     integrity   size and SHA-256 are the declared ones       else REJECTED
     malware     built-in EICAR check, clamd when configured   else QUARANTINED (object moved)
     type        magic bytes and polyglot rules                else REJECTED
-    decode      the image opens, within the pixel limit       else REJECTED
+    decode      images: decoded once, within the pixel limit  else REJECTED
+                and the memory budget, into the sanitised
+                display variant, thumbnails, blurhash, dHash;
+                videos: ffprobe
     moderation  labels noted; the verdict waits for the end   (variants exist when released)
-    derive      sanitised display variant, thumbnails, blurhash, perceptual hash
+    derive      the variants stored (videos: poster frame first), all at once
     duplicates  the closest earlier look-alike of the same owner → duplicate_of
     review gate moderation labels → QUARANTINED
 
@@ -19,6 +22,7 @@ media id, so a redelivery after a crash writes the same objects again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -109,7 +113,10 @@ class DecodeStep:
 
     async def run(self, job: Job) -> Verdict | None:
         if _is_image(job.media):
-            job.facts = await self._images.inspect(job.path)
+            # One decode serves both the checks and the variants (stored by DeriveStep).
+            derived = await self._images.derive(job.path, job.workdir)
+            job.derived = derived
+            job.facts = ImageFacts(width=derived.width, height=derived.height, format=derived.format)
         elif self._video is not None:
             job.video = await self._video.probe(job.path)
         # Without a prober, videos are accepted on their container's magic and integrity alone.
@@ -151,7 +158,8 @@ class DeriveStep:
 
     async def run(self, job: Job) -> Verdict | None:
         if _is_image(job.media):
-            job.derived = await self._images.derive(job.path, job.workdir)
+            if job.derived is None:  # DecodeStep made them
+                job.derived = await self._images.derive(job.path, job.workdir)
         elif self._video is not None and job.video is not None:
             # A poster frame a second in (or mid-way through a shorter clip), then the image path.
             at_ms = min(1000, job.video.duration_ms // 2)
@@ -164,8 +172,14 @@ class DeriveStep:
             # A video's large still is its poster: Media.url keeps serving the video itself.
             name = "poster" if job.video is not None and rendition.name == "display" else rendition.name
             key = derived_key(self._prefix, job.media.id, name)
-            await self._blobs.put_file(key, rendition.path, content_type=rendition.content_type)
             variants.append(Variant(name, key, rendition.width, rendition.height, rendition.content_type))
+        # Independent objects: stored at once, not one round trip after another.
+        await asyncio.gather(
+            *(
+                self._blobs.put_file(variant.key, rendition.path, content_type=rendition.content_type)
+                for variant, rendition in zip(variants, job.derived.renditions, strict=True)
+            )
+        )
         job.variants = tuple(variants)
         return None
 

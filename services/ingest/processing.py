@@ -2,16 +2,20 @@
 (`services/ingest/pipeline.py`) → COMPLETED, REJECTED or QUARANTINED.
 
 S3 delivers at least once and moto even sends two notices for one multipart upload, so
-every step here is idempotent. Timeline of a redelivery after a crash:
+every step here is idempotent. Each status change writes its event into the outbox in the same
+transaction (infra/aws/outbox.py); a notice first publishes whatever of its media is still
+there. Timeline of a redelivery after a crash:
 
-    t0  notice #1: PENDING v1 → PROCESSING v2, publish PROCESSING (dedupe key v2)
+    t0  notice #1: PENDING v1 → PROCESSING v2 (+ its event), publish PROCESSING
     t1  derivatives written under derived/<id>/ ... worker killed
-    t2  notice #1 again: PROCESSING v2 found → PROCESSING re-published (dropped as a duplicate),
-        the pipeline runs again and writes the same derived keys, PROCESSING v2 → COMPLETED v3,
-        publish COMPLETED (dedupe key per media)
-    t3  notice #2: record already COMPLETED → publish again with the same dedupe key → dropped
+    t2  notice #1 again: pending events of the media published (none: PROCESSING went out);
+        PROCESSING v2 found, the pipeline runs again and writes the same derived keys,
+        PROCESSING v2 → COMPLETED v3 (+ its event), publish COMPLETED
+    t3  notice #2: pending events published (none); record already COMPLETED → nothing
 
-A worker killed between the final write and the publish is mended by the same path.
+A worker killed between the final write and the publish leaves COMPLETED in the outbox: the
+relay of any process publishes it within seconds, or the redelivery at once, whichever is first.
+Nothing is published again that already went out, even if Redis lost its dedupe markers.
 """
 
 from __future__ import annotations
@@ -130,13 +134,17 @@ class ProcessingService:
             return Outcome.IGNORED
         # The request that created the upload: S3 events carry none, the record does.
         self._telemetry.annotate(media_id=media_id, request_id=media.request_id)
+        with self._telemetry.step("announce"):
+            # Events of earlier writes that did not go out (Redis was down, a worker died): now,
+            # and before anything this notice announces.
+            await self._bus.deliver_pending(media_id)
         if is_older(notice.sequencer, media.sequencer):
             return Outcome.IGNORED  # an event that was overtaken by a newer one for this key
         if media.status in TERMINAL:
             if media.status is MediaStatus.COMPLETED and is_older(media.sequencer, notice.sequencer):
                 return await self._recheck(media, notice)
             with self._telemetry.step("announce"):
-                await self._settle(media)
+                await self._settle(media, None)
             return Outcome.DUPLICATE
         if media.status is MediaStatus.DELETED or media.object_key != notice.key:
             return Outcome.IGNORED
@@ -144,35 +152,43 @@ class ProcessingService:
         with self._telemetry.step("start"):
             if media.status is MediaStatus.PENDING:
                 started = media.transition(MediaStatus.PROCESSING, utcnow(), sequencer=notice.sequencer)
+                event = _event_of(started)
                 try:
-                    await self._repo.save(started, expected_version=media.version, previous=media)
+                    await self._repo.save(
+                        started, expected_version=media.version, previous=media, events=_events(event)
+                    )
                 except Conflict:
                     current = await self._repo.get(media_id)
                     if current is None or current.status is not MediaStatus.PROCESSING:
                         if current is not None and current.status in TERMINAL:
-                            await self._settle(current)
+                            await self._settle(current, None)
                         return Outcome.DUPLICATE
                     started = current  # another delivery started it: the conditional end decides
+                else:
+                    if event is not None:
+                        await self._bus.publish(event)
                 media = started
-            # PROCESSING now, maybe left so by a worker that died: say so (again, deduplicated).
-            await self._announce(media)
+            # Found PROCESSING (a worker died): its event went out, or just did (deliver_pending).
 
         with self._telemetry.step("verify"):
             done = await self._process(media)
         done = dataclasses.replace(done, sequencer=newest(media.sequencer, notice.sequencer))
+        outcome_event = _event_of(done)
         try:
             with self._telemetry.step("save"):
-                await self._repo.save(done, expected_version=media.version, previous=media)
+                await self._repo.save(
+                    done, expected_version=media.version, previous=media, events=_events(outcome_event)
+                )
         except Conflict:
             # Another worker (or a redelivery) got there first; its outcome stands.
             current = await self._repo.get(media_id)
             if current is not None and current.status in TERMINAL:
-                await self._settle(current)
+                await self._settle(current, None)
             return Outcome.DUPLICATE
         with self._telemetry.step("announce"):
+            await self._settle(done, outcome_event)
             if self._auditor is not None:
                 await self._auditor.outcome(done)
-            await self._settle(done)
         log.info(
             "media processed",
             extra={"media_id": media_id, "status": done.status.value, "request_id": media.request_id},
@@ -225,11 +241,14 @@ class ProcessingService:
                 review_round=media.review_round + 1,
                 sequencer=notice.sequencer,
             )
+        event = _event_of(changed) if reason is not None else None
         try:
-            await self._repo.save(changed, expected_version=media.version, previous=media)
+            await self._repo.save(
+                changed, expected_version=media.version, previous=media, events=_events(event)
+            )
         except Conflict:
             return Outcome.DUPLICATE
-        await self._settle(changed)
+        await self._settle(changed, event)
         return Outcome.DUPLICATE if reason is None else Outcome.QUARANTINED
 
     async def _process(self, media: Media) -> Media:
@@ -297,13 +316,24 @@ class ProcessingService:
             await blob.close()
         return {check.name: check.verdict() for check in checks}
 
-    async def _settle(self, media: Media) -> None:
+    async def _settle(self, media: Media, event: MediaEvent | None) -> None:
         """What must follow a final write, safe to repeat: empty the upload key of quarantined
-        malware, then announce."""
+        malware, then announce: `event`, the one this write put in the outbox; None when the
+        write was earlier (a redelivery): whatever of it is still in the outbox."""
         original = object_key_for(self._prefix, media.id)
         if media.status is MediaStatus.QUARANTINED and media.object_key != original:
             await self._blobs.delete(original)
-        await self._announce(media)
+        if event is not None:
+            await self._bus.publish(event)
+        else:
+            await self._bus.deliver_pending(media.id)
+        if media.status is MediaStatus.COMPLETED:
+            # Each notifier remembers what it delivered: calling again on a redelivery is how a
+            # notification that failed last time gets sent.
+            completed = event or _event_of(media)
+            assert completed is not None  # COMPLETED has an event
+            for notifier in self._notifiers:
+                await notifier.notify(completed)
 
     async def sweep_expired(self, *, limit: int = 100) -> int:
         """Remove PENDING uploads whose bytes never came (moto never runs DynamoDB TTL, and real
@@ -327,17 +357,16 @@ class ProcessingService:
             removed += 1
         return removed
 
-    async def _announce(self, media: Media) -> None:
-        event_type = _EVENT_FOR.get(media.status)
-        if event_type is not None:
-            occurred = media.completed_at or media.updated_at
-            event = MediaEvent(event_type, media, occurred)
-            await self._bus.publish(event)
-            if event_type is MediaEventType.COMPLETED:
-                # Each notifier remembers what it delivered: calling again on a redelivery is
-                # how a notification that failed last time gets sent.
-                for notifier in self._notifiers:
-                    await notifier.notify(event)
+
+def _event_of(media: Media) -> MediaEvent | None:
+    event_type = _EVENT_FOR.get(media.status)
+    if event_type is None:
+        return None
+    return MediaEvent(event_type, media, media.completed_at or media.updated_at)
+
+
+def _events(event: MediaEvent | None) -> tuple[MediaEvent, ...]:
+    return () if event is None else (event,)
 
 
 def _sequence(sequencer: str) -> str:

@@ -76,6 +76,10 @@ class UploadTicket:
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
+def _created(media: Media) -> MediaEvent:
+    return MediaEvent(MediaEventType.CREATED, media, media.created_at)
+
+
 def object_key_for(prefix: str, media_id: str) -> str:
     # Server-chosen: nothing of the client's filename reaches the key.
     return f"{prefix}{media_id}"
@@ -170,11 +174,11 @@ class UploadService:
             if store is not None and key is not None and not await self._exists(media.id):
                 await store.release(principal.user_id, key, claim)
             raise
+        if ticket.media.status is MediaStatus.PENDING:  # an instant upload announced COMPLETED
+            await self._bus.publish(_created(ticket.media))
         if self._auditor is not None:
             created = {"status": (None, media.status.value), "visibility": (None, media.visibility.value)}
             await self._auditor.record(ticket.media, principal.user_id, AuditAction.CREATED, now, created)
-        if ticket.media.status is MediaStatus.PENDING:  # an instant upload announced COMPLETED
-            await self._bus.publish(MediaEvent(MediaEventType.CREATED, ticket.media, now))
         return ticket
 
     async def _exists(self, media_id: str) -> bool:
@@ -195,13 +199,13 @@ class UploadService:
             upload_id = await self._blobs.create_multipart(media.object_key, content_type=media.content_type)
             media = dataclasses.replace(media, multipart_upload_id=upload_id, part_size=part_size)
             try:
-                await self._repo.create(media)
+                await self._repo.create(media, events=(_created(media),))
             except BaseException:
                 await self._blobs.abort_multipart(media.object_key, upload_id)
                 raise
             return UploadTicket(media=media, upload=None, multipart=await self.multipart.plan(media))
         upload = await self._presign_put(media)
-        await self._repo.create(media)
+        await self._repo.create(media, events=(_created(media),))
         return UploadTicket(media=media, upload=upload)
 
     async def _instant(self, media: Media, same: Media) -> UploadTicket:
@@ -226,8 +230,9 @@ class UploadService:
             variants=tuple(variants),
             duplicate_of=same.id,
         )
-        await self._repo.create(done)
-        await self._bus.publish(MediaEvent(MediaEventType.COMPLETED, done, media.created_at))
+        event = MediaEvent(MediaEventType.COMPLETED, done, media.created_at)
+        await self._repo.create(done, events=(event,))
+        await self._bus.publish(event)
         return UploadTicket(media=done, upload=None)
 
     async def _presign_put(self, media: Media) -> PresignedRequest:
@@ -253,6 +258,8 @@ class UploadService:
                 "the first request with this idempotencyKey is still running, or its upload was "
                 "aborted or has expired: retry shortly, or use a new key"
             )
+        # The first request's write committed; if its event did not go out, it goes out now.
+        await self._bus.deliver_pending(media.id)
         if media.status is not MediaStatus.PENDING:
             return UploadTicket(media=media, upload=None, replayed=True)
         if media.multipart_upload_id is not None:

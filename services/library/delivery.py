@@ -26,17 +26,28 @@ class UrlMinter:
         self._min_remaining = timedelta(seconds=ttl_s * reuse_fraction)
 
     async def url(self, media: Media, key: str) -> str:
-        cache_key = f"{media.id}:{media.version}:{key}"
+        return (await self.urls([(media, key)]))[0]
+
+    async def urls(self, wanted: list[tuple[Media, str]]) -> list[str]:
+        """A URL for each (media, object key): one cache read for all, one write for the new."""
+        entries = [(media.owner_id, f"{media.id}:{media.version}:{key}") for media, key in wanted]
         now = utcnow()
-        if self._cache is not None:
-            cached = await self._cache.get(media.owner_id, cache_key)
-            if cached is not None and cached.expires_at - now > self._min_remaining:
-                return cached.url
-        url = await self._signer.sign(key, expires_in=self._ttl_s)
-        if self._cache is not None:
-            expires = now + timedelta(seconds=self._ttl_s)
-            await self._cache.put(media.owner_id, cache_key, CachedUrl(url, expires))
-        return url
+        cached: list[CachedUrl | None] = [None] * len(wanted)
+        if self._cache is not None and entries:
+            cached = await self._cache.get_many(entries)
+        found: list[str] = []
+        fresh: list[tuple[str, str, CachedUrl]] = []
+        expires = now + timedelta(seconds=self._ttl_s)
+        for (_, key), (owner_id, cache_key), hit in zip(wanted, entries, cached, strict=True):
+            if hit is not None and hit.expires_at - now > self._min_remaining:
+                found.append(hit.url)
+                continue
+            url = await self._signer.sign(key, expires_in=self._ttl_s)
+            fresh.append((owner_id, cache_key, CachedUrl(url, expires)))
+            found.append(url)
+        if self._cache is not None and fresh:
+            await self._cache.put_many(fresh)
+        return found
 
     async def forget(self, *owner_ids: str) -> None:
         if self._cache is not None:

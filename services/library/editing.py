@@ -56,13 +56,14 @@ class EditingService:
         if all(getattr(media, key) == value for key, value in values.items()):
             return media  # nothing changes: no write, no event
         updated = media.edit(utcnow(), **values)
+        event = MediaEvent(MediaEventType.UPDATED, updated, updated.updated_at)
         try:
-            await self._repo.save(updated, expected_version=media.version, previous=media)
+            await self._repo.save(updated, expected_version=media.version, previous=media, events=(event,))
         except Conflict:
             raise Conflict("media changed meanwhile; refetch and retry") from None
+        await self._bus.publish(event)
         if self._auditor is not None:
             await self._audit(principal, media, updated)
-        await self._bus.publish(MediaEvent(MediaEventType.UPDATED, updated, updated.updated_at))
         return updated
 
     async def _audit(self, principal: Principal, before: Media, after: Media) -> None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from services.access import read_scope
 from services.access.visibility import can_view
 from services.core.auth import Principal, require
 from services.core.errors import BadUserInput, NotFound
@@ -92,7 +93,7 @@ class GalleryService:
         else:
             owners = {m.owner_id for m in candidates} - {viewer.user_id}
             if owners:
-                relations = await self._friends.relations(viewer.user_id, owners)
+                relations = await read_scope.relations(self._friends, viewer.user_id, owners)
         return [
             m
             for m in candidates
@@ -196,25 +197,38 @@ class GalleryService:
     async def url_for(self, viewer: Principal | None, media: Media) -> str | None:
         """A short-lived URL for viewers allowed to see COMPLETED media: the sanitised variant
         (no EXIF, no location) once it exists, the original bytes only for media without one."""
-        if media.status is not MediaStatus.COMPLETED or not (await self.visible(viewer, [media])):
-            return None
-        display = media.variant("display")
-        key = display.key if display is not None else media.object_key
-        return await self._mint(media, key)
+        return (await self.urls(viewer, [(media, None)]))[0]
 
     async def variant_url(self, viewer: Principal | None, media: Media, name: str) -> str | None:
         """A short-lived URL for one derived variant, under the same rules as `url_for`."""
-        variant = media.variant(name)
-        if variant is None or media.status is not MediaStatus.COMPLETED:
-            return None
-        if not (await self.visible(viewer, [media])):
-            return None
-        return await self._mint(media, variant.key)
+        return (await self.urls(viewer, [(media, name)]))[0]
 
-    async def _mint(self, media: Media, key: str) -> str:
+    async def urls(
+        self, viewer: Principal | None, wanted: list[tuple[Media, str | None]]
+    ) -> list[str | None]:
+        """For each (media, variant name or None for the media itself), what `url_for` or
+        `variant_url` would answer; one visibility check and one URL-cache read for them all."""
+        candidates = {m.id: m for m, _ in wanted if m.status is MediaStatus.COMPLETED}
+        shown = {m.id for m in await self.visible(viewer, list(candidates.values()))}
+        keys: list[tuple[Media, str] | None] = []
+        for media, name in wanted:
+            key: str | None = None
+            if media.id in shown:
+                if name is None:
+                    display = media.variant("display")
+                    key = display.key if display is not None else media.object_key
+                elif (variant := media.variant(name)) is not None:
+                    key = variant.key
+            keys.append((media, key) if key is not None else None)
+        minted = iter(await self._mint([k for k in keys if k is not None]))
+        return [next(minted) if k is not None else None for k in keys]
+
+    async def _mint(self, wanted: list[tuple[Media, str]]) -> list[str]:
+        if not wanted:
+            return []
         if self._urls is not None:
-            return await self._urls.url(media, key)
-        return await self._blobs.presign_get(key, expires_in=self._url_ttl_s)
+            return await self._urls.urls(wanted)
+        return [await self._blobs.presign_get(key, expires_in=self._url_ttl_s) for _, key in wanted]
 
     async def availability(self, viewer: Principal | None, media: Media) -> Availability | None:
         """Whether the bytes can be read now or must be restored from an archive class first

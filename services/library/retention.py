@@ -80,14 +80,15 @@ class RetentionService:
             raise NotFound("media not found")
         now = self._clock()
         deleted = media.soft_delete(now, principal.user_id, now + self._policy.retention)
+        event = MediaEvent(MediaEventType.DELETED, deleted, now)
         try:
-            await self._repo.save(deleted, expected_version=media.version, previous=media)
+            await self._repo.save(deleted, expected_version=media.version, previous=media, events=(event,))
         except Conflict:
             raise Conflict("media changed meanwhile; refetch and retry") from None
+        await self._bus.publish(event)
         await self._auditor.record(
             deleted, principal.user_id, AuditAction.DELETED, now, {"status": (media.status.value, "DELETED")}
         )
-        await self._bus.publish(MediaEvent(MediaEventType.DELETED, deleted, now))
         return deleted
 
     async def restore(self, viewer: Principal | None, media_id: str) -> Media:
@@ -103,10 +104,12 @@ class RetentionService:
         if media.purge_after is None or media.purge_after <= now or media.purge_lease_until is not None:
             raise Conflict("the retention window is over: the media is (being) purged")
         restored = media.restored(now)
+        event = MediaEvent(MediaEventType.RESTORED, restored, now)
         try:
-            await self._repo.save(restored, expected_version=media.version, previous=media)
+            await self._repo.save(restored, expected_version=media.version, previous=media, events=(event,))
         except Conflict:
             raise Conflict("media changed meanwhile; refetch and retry") from None
+        await self._bus.publish(event)
         await self._auditor.record(
             restored,
             principal.user_id,
@@ -114,7 +117,6 @@ class RetentionService:
             now,
             {"status": ("DELETED", restored.status.value)},
         )
-        await self._bus.publish(MediaEvent(MediaEventType.RESTORED, restored, now))
         return restored
 
     async def trash(self, viewer: Principal | None, *, first: int | None, after: str | None) -> MediaPage:

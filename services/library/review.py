@@ -84,8 +84,9 @@ class ReviewService:
         await self._save(media, done)
 
     async def _save(self, before: Media, after: Media) -> None:
-        await self._repo.save(after, expected_version=before.version)
-        await self._bus.publish(MediaEvent(_EVENT[after.status], after, after.updated_at))
+        event = MediaEvent(_EVENT[after.status], after, after.updated_at)
+        await self._repo.save(after, expected_version=before.version, events=(event,))
+        await self._bus.publish(event)
 
 
 def _require_admin(viewer: Principal | None) -> Principal:

@@ -106,12 +106,20 @@ async def test_another_user_never_receives_or_replays_what_is_not_theirs(
         await asyncio.sleep(0.2)
         await _upload(api, alice)
         alice_since = (await _event(ws, op))["eventId"]
-    own = await _upload(api, mallory)
     for _ in range(2):
         await _upload(api, alice)
     async with WsClient(api, mallory) as spy:
-        # Alice's position, used by Mallory, replays Mallory's own events only.
+        # Alice's position, used by Mallory, is of another history (each user's has its own
+        # epoch): SINCE_EXPIRED, and nothing of Alice's is replayed.
         op = await spy.subscribe(EVENTS, {"since": alice_since})
+        message = await spy.receive()
+        assert message["id"] == op, message
+        assert [error["extensions"]["reason"] for error in message["payload"]["errors"]] == ["SINCE_EXPIRED"]
+        assert await spy.receive() == {"id": op, "type": "complete"}
+        # Live, Mallory gets her own events only.
+        op = await spy.subscribe(EVENTS)
+        await spy.expect_nothing(0.3)  # subscribed before publishing
+        own = await _upload(api, mallory)
         assert (await _event(spy, op))["media"]["mediaId"] == own
         await _upload(api, alice)
         await spy.expect_nothing(1.0)

@@ -1,7 +1,8 @@
 """The event bus through a Redis outage, on a private redis-server (the shared one is never
 stopped): subscribing while Redis is down fails at once with RESUBSCRIBE (never a 10 s wait),
 the bus reports itself unable to serve, and subscribing works again by itself once Redis is
-back, with no restart of the process."""
+back, with no restart of the process. A Redis that lost its data is detected by the epoch: a
+`since` from before answers SINCE_EXPIRED."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from infra.redis.bus import BusInterrupted, RedisEventBus
-from services.core.events import MediaEvent, MediaEventType
+from services.core.events import EventsExpired, MediaEvent, MediaEventType, event_epoch
 from services.core.media import MediaStatus
 from tests.fakes import make_media
 from tests.redis_process import RedisProcess
@@ -88,3 +89,39 @@ async def test_subscribing_during_an_outage_fails_fast_and_recovers_after_it(
     # The same user again, and twice at once: nothing left over from the outage stalls them.
     async with bus.subscribe("alice"), bus.subscribe("alice"), bus.subscribe("bob"):
         assert bus.local_subscribers == 3
+
+
+async def test_a_since_from_before_redis_lost_its_data_expires(
+    bus: RedisEventBus, server: RedisProcess
+) -> None:
+    media = make_media(b"x", owner_id="alice", status=MediaStatus.PROCESSING)
+    old = await bus.publish(MediaEvent(MediaEventType.PROCESSING, media, datetime.now(UTC)))
+    assert old is not None
+    # Still the same history: a resume from it replays nothing, and is not expired.
+    async with bus.subscribe("alice", since=old) as sub:
+        assert sub.backlog == []
+
+    server.wipe()  # all data lost, as a restart without persistence
+    with pytest.raises(EventsExpired):
+        async with bus.subscribe("alice", since=old):
+            pass
+    # Also after new events began a new history, and for a user who had none since.
+    new = await bus.publish(MediaEvent(MediaEventType.UPDATED, media, datetime.now(UTC)))
+    assert new is not None and event_epoch(new) != event_epoch(old)
+    with pytest.raises(EventsExpired):
+        async with bus.subscribe("alice", since=old):
+            pass
+    async with bus.subscribe("alice", since=new) as sub:
+        assert sub.backlog == []
+    # An id from before epochs existed cannot tell: SINCE_EXPIRED, the client refetches once.
+    with pytest.raises(EventsExpired):
+        async with bus.subscribe("alice", since=old.partition(".")[2]):
+            pass
+
+
+async def test_a_position_handed_out_before_any_event_resumes_in_the_same_history(bus: RedisEventBus) -> None:
+    position = await bus.last_id("carol")
+    media = make_media(b"y", owner_id="carol", status=MediaStatus.COMPLETED)
+    event_id = await bus.publish(MediaEvent(MediaEventType.COMPLETED, media, datetime.now(UTC)))
+    async with bus.subscribe("carol", since=position) as sub:
+        assert [event.event_id for _, event in sub.backlog] == [event_id]

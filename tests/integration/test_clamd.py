@@ -92,14 +92,15 @@ async def test_clamd_finds_its_signature_and_passes_clean_files(clamd_port: int,
 
 async def test_an_upload_clamd_flags_is_quarantined(clamd_port: int) -> None:
     settings = Settings(_env_file=None, jwt_secret=TEST_SECRET, clamd_host="127.0.0.1", clamd_port=clamd_port)
-    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
-    from infra.media.images import PillowImageProcessor
+    repo, blobs = InMemoryMediaRepository(), InMemoryBlobStore()
+    bus = InMemoryEventBus(repo.outbox)
+    from infra.media.images import VipsImageProcessor
     from infra.media.moderation import LocalRuleModerator
 
     steps = default_steps(
         repo=repo,
         blobs=blobs,
-        images=PillowImageProcessor(max_pixels=settings.max_image_pixels),
+        images=VipsImageProcessor(max_pixels=settings.max_image_pixels),
         scanners=scanners(settings),
         moderator=LocalRuleModerator(),
         derived_prefix="derived/",

@@ -14,7 +14,7 @@ from ulid import ULID
 
 from infra.redis.bus import RedisEventBus, SlowConsumer
 from infra.settings import Settings
-from services.core.events import EventsExpired, MediaEvent, MediaEventType
+from services.core.events import EventsExpired, MediaEvent, MediaEventType, event_epoch
 from services.core.media import Media, MediaStatus
 from tests.fakes import make_media
 from tests.streams import stream_entries
@@ -126,7 +126,7 @@ async def test_events_older_than_the_age_limit_are_dropped_and_expire_their_posi
     await _publish(brief, "bob", 1)
     second = (await _publish(brief, "alice", 1))[0]
     entries = await stream_entries(bus._redis, brief.stream_key("alice"))
-    assert [entry_id for entry_id, _ in entries] == [second]
+    assert [f"{event_epoch(second)}.{entry_id}" for entry_id, _ in entries] == [second]
     with pytest.raises(EventsExpired):
         async with brief.subscribe("alice", since=first[0]):
             pass

@@ -78,7 +78,8 @@ async def test_webhook_is_signed_retried_and_sent_once(
 ) -> None:
     url, state = receiver
     state.statuses = [503, 502]  # the receiver is down for two attempts
-    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
+    repo, blobs = InMemoryMediaRepository(), InMemoryBlobStore()
+    bus = InMemoryEventBus(repo.outbox)
     async with aiohttp.ClientSession() as http:
         webhook = WebhookNotifier(
             http, url, SECRET, runtime.redis, prefix=runtime.settings.redis_prefix, backoff_s=0.01
@@ -104,7 +105,8 @@ async def test_a_webhook_down_for_good_fails_the_message_and_a_redelivery_sends_
 ) -> None:
     url, state = receiver
     state.statuses = [500] * 3
-    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
+    repo, blobs = InMemoryMediaRepository(), InMemoryBlobStore()
+    bus = InMemoryEventBus(repo.outbox)
     async with aiohttp.ClientSession() as http:
         webhook = WebhookNotifier(
             http, url, SECRET, runtime.redis, prefix=runtime.settings.redis_prefix, attempts=3, backoff_s=0.01
@@ -138,7 +140,8 @@ async def test_sns_topic_receives_each_completion_once(runtime: Runtime) -> None
             "Attributes"
         ]["QueueArn"]
         await sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-        repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
+        repo, blobs = InMemoryMediaRepository(), InMemoryBlobStore()
+        bus = InMemoryEventBus(repo.outbox)
         notifier = SnsNotifier(sns, topic, runtime.redis, prefix=settings.redis_prefix)
         service = ProcessingService(
             repo, blobs, bus, upload_prefix="uploads/", steps=real_steps(repo, blobs), notifiers=[notifier]

@@ -163,7 +163,8 @@ async def test_flagged_by_rekognition_is_quarantined_by_the_pipeline(
     moderator: Moderator, endpoint: tuple[str, Recorded]
 ) -> None:
     endpoint[1].replies.append((200, FLAGGED))
-    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
+    repo, blobs = InMemoryMediaRepository(), InMemoryBlobStore()
+    bus = InMemoryEventBus(repo.outbox)
     service = ProcessingService(
         repo, blobs, bus, upload_prefix="uploads/", steps=real_steps(repo, blobs, moderator=moderator)
     )

@@ -24,11 +24,12 @@ class DictCache:
         self.entries: dict[tuple[str, int, str], CachedUrl] = {}
         self.generation: dict[str, int] = {}
 
-    async def get(self, owner_id: str, key: str) -> CachedUrl | None:
-        return self.entries.get((owner_id, self.generation.get(owner_id, 0), key))
+    async def get_many(self, entries: list[tuple[str, str]]) -> list[CachedUrl | None]:
+        return [self.entries.get((owner, self.generation.get(owner, 0), key)) for owner, key in entries]
 
-    async def put(self, owner_id: str, key: str, url: CachedUrl) -> None:
-        self.entries[(owner_id, self.generation.get(owner_id, 0), key)] = url
+    async def put_many(self, entries: list[tuple[str, str, CachedUrl]]) -> None:
+        for owner_id, key, url in entries:
+            self.entries[(owner_id, self.generation.get(owner_id, 0), key)] = url
 
     async def forget_owner(self, owner_id: str) -> None:
         self.generation[owner_id] = self.generation.get(owner_id, 0) + 1
@@ -57,6 +58,6 @@ async def test_a_url_past_half_its_life_is_not_handed_out_again() -> None:
     minter = UrlMinter(signer, cache, ttl_s=300)
     media = make_media(b"x", owner_id="alice", status=MediaStatus.COMPLETED)
     key = f"{media.id}:{media.version}:{media.object_key}"
-    await cache.put("alice", key, CachedUrl("https://old", utcnow() + timedelta(seconds=100)))
+    await cache.put_many([("alice", key, CachedUrl("https://old", utcnow() + timedelta(seconds=100)))])
     assert await minter.url(media, media.object_key) != "https://old"
     assert signer.signed == 1

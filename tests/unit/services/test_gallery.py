@@ -80,7 +80,8 @@ class Env:
 
 @pytest.fixture
 def env() -> Env:
-    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
+    repo, blobs = InMemoryMediaRepository(), InMemoryBlobStore()
+    bus = InMemoryEventBus(repo.outbox)
     return Env(
         GalleryService(repo, blobs, bus, CursorCodec(b"k" * 32)),
         ProcessingService(repo, blobs, bus, upload_prefix="uploads/", steps=real_steps(repo, blobs)),

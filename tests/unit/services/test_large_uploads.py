@@ -42,7 +42,8 @@ class Env:
 
 @pytest.fixture
 def env() -> Env:
-    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
+    repo, blobs = InMemoryMediaRepository(), InMemoryBlobStore()
+    bus = InMemoryEventBus(repo.outbox)
     idempotency = InMemoryIdempotencyStore()
     policy = UploadPolicy(
         allowed_content_types=("video/mp4", "image/jpeg"),

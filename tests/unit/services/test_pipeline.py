@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from PIL import Image
 
-from infra.media.images import PillowImageProcessor
+from infra.media.images import VipsImageProcessor
 from infra.media.moderation import LocalRuleModerator
 from infra.media.scanners import EicarScanner
 from services.core.auth import Principal
@@ -61,7 +61,8 @@ class Env:
 
 
 def build(steps_wrapper: object = None) -> Env:
-    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(chunk_size=4096), InMemoryEventBus()
+    repo, blobs = InMemoryMediaRepository(), InMemoryBlobStore(chunk_size=4096)
+    bus = InMemoryEventBus(repo.outbox)
     steps = real_steps(repo, blobs, moderator=LocalRuleModerator(blocked_terms=["forbidden"]))
     service = ProcessingService(repo, blobs, bus, upload_prefix="uploads/", steps=steps)
     return Env(service, repo, blobs, bus)
@@ -220,7 +221,8 @@ class CrashOnce:
 
 
 async def test_a_worker_killed_after_derivatives_completes_once_on_redelivery() -> None:
-    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
+    repo, blobs = InMemoryMediaRepository(), InMemoryBlobStore()
+    bus = InMemoryEventBus(repo.outbox)
     steps = real_steps(repo, blobs)
     crash = CrashOnce()
     derive_at = next(index for index, step in enumerate(steps) if step.name == "derive")
@@ -261,11 +263,13 @@ def video_env() -> Env:
     from infra.media.video import FfmpegVideoProber
     from services.ingest.pipeline import default_steps
 
-    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(chunk_size=65536), InMemoryEventBus()
+    repo, blobs = InMemoryMediaRepository(), InMemoryBlobStore(chunk_size=65536)
+
+    bus = InMemoryEventBus(repo.outbox)
     steps = default_steps(
         repo=repo,
         blobs=blobs,
-        images=PillowImageProcessor(max_pixels=TEST_MAX_PIXELS),
+        images=VipsImageProcessor(max_pixels=TEST_MAX_PIXELS),
         scanners=[EicarScanner()],
         moderator=LocalRuleModerator(),
         derived_prefix="derived/",

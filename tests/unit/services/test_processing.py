@@ -45,7 +45,8 @@ class Env:
 
 @pytest.fixture
 def env() -> Env:
-    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(chunk_size=1000), InMemoryEventBus()
+    repo, blobs = InMemoryMediaRepository(), InMemoryBlobStore(chunk_size=1000)
+    bus = InMemoryEventBus(repo.outbox)
     service = ProcessingService(repo, blobs, bus, upload_prefix="uploads/", steps=real_steps(repo, blobs))
     return Env(service, repo, blobs, bus)
 

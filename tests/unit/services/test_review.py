@@ -47,7 +47,8 @@ class Env:
 
 @pytest.fixture
 def env() -> Env:
-    repo, bus = InMemoryMediaRepository(), InMemoryEventBus()
+    repo = InMemoryMediaRepository()
+    bus = InMemoryEventBus(repo.outbox)
     return Env(ReviewService(repo, bus), repo, bus)
 
 

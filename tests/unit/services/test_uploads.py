@@ -34,7 +34,8 @@ class Env:
 
 @pytest.fixture
 def env() -> Env:
-    repo, blobs, bus = InMemoryMediaRepository(), InMemoryBlobStore(), InMemoryEventBus()
+    repo, blobs = InMemoryMediaRepository(), InMemoryBlobStore()
+    bus = InMemoryEventBus(repo.outbox)
     policy = UploadPolicy(
         allowed_content_types=("image/jpeg", "image/png", "video/mp4"),
         max_upload_bytes=MAX_BYTES,
