@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
 import os
 import shutil
 import subprocess
@@ -23,12 +25,40 @@ from infra.aws.embedded import free_port, moto_server
 from infra.aws.resources import Resources, ensure_resources
 from infra.aws.sqs_worker import SqsWorker
 from infra.identity.jwt import issue_dev_token
+from infra.observability.logs import JsonFormatter
+from infra.observability.metrics import metrics_listener
 from infra.roots.runtime import Runtime, open_runtime
 from infra.settings import Settings
 from tests.servers import serving
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/13"
+
+
+@contextlib.contextmanager
+def captured_logs(level: int) -> Iterator[io.StringIO]:
+    """Every record from `level` up, through the production formatter, as `configure_logging`
+    sets it up."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+@pytest.fixture(scope="session")
+def metrics_url() -> Iterator[str]:
+    """/metrics of this process, on its own loopback listener as `mediagraph serve` runs it
+    (the API's port does not serve it)."""
+    with metrics_listener("127.0.0.1", 0) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from services.core.errors import Conflict, NotFound
 from services.core.events import MediaEvent, event_position
 from services.core.media import Media, MediaStatus, Visibility, utcnow
 from services.core.ports import (
+    HELD_STATUSES,
     AuditEntry,
     AuditPage,
     BlobInfo,
@@ -28,6 +29,8 @@ from services.core.ports import (
     MediaStats,
     Page,
     PresignedRequest,
+    Quota,
+    QuotaExceeded,
     Relations,
     UploadedPart,
     Usage,
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
         IdempotencyStore,
         MediaRepository,
         RateLimiter,
+        SnapshotStore,
         SocialStore,
         ViewRecorder,
     )
@@ -70,9 +74,21 @@ class InMemoryMediaRepository:
     def all(self) -> list[Media]:
         return list(self._items.values())
 
-    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
+    async def create(
+        self, media: Media, *, events: Sequence[MediaEvent] = (), quota: Quota | None = None
+    ) -> None:
         if media.id in self._items:
             raise Conflict(f"media {media.id} already exists")
+        if quota is not None:
+            # As the table's counters: every PENDING record (expired ones until swept), and the
+            # bytes of every record in a held status.
+            mine = [m for m in self._items.values() if m.owner_id == media.owner_id]
+            pending = sum(1 for m in mine if m.status is MediaStatus.PENDING)
+            held = sum(m.size for m in mine if m.status in HELD_STATUSES)
+            if pending >= quota.max_pending:
+                raise QuotaExceeded("pendingUploads", pending=pending, held_bytes=held)
+            if held + media.size > quota.max_bytes:
+                raise QuotaExceeded("bytes", pending=pending, held_bytes=held)
         self._items[media.id] = media
         self._keep(events)
 
@@ -561,7 +577,8 @@ class InMemorySnapshotStore:
 
 
 class InMemorySocialStore:
-    """Friendships as one state per direction, as DynamoSocialStore keeps them."""
+    """Same contract as DynamoSocialStore: one directed edge per (user, other), a block
+    outliving unfriending from either side."""
 
     def __init__(self) -> None:
         self.users: set[str] = set()
@@ -587,9 +604,9 @@ class InMemorySocialStore:
         self.edges[(user_id, other)] = self.edges[(other, user_id)] = FriendshipState.FRIENDS
 
     async def unfriend(self, user_id: str, other: str) -> None:
-        for pair in ((user_id, other), (other, user_id)):
-            if self.edges.get(pair) is not FriendshipState.BLOCKED:
-                self.edges.pop(pair, None)
+        for edge in ((user_id, other), (other, user_id)):
+            if self.edges.get(edge) is not FriendshipState.BLOCKED:
+                self.edges.pop(edge, None)
 
     async def block(self, user_id: str, other: str) -> None:
         self.edges[(user_id, other)] = FriendshipState.BLOCKED
@@ -602,15 +619,17 @@ class InMemorySocialStore:
             for other in others
             if FriendshipState.BLOCKED in (self.edges.get((user_id, other)), self.edges.get((other, user_id)))
         }
-        friends = {o for o in others if self.edges.get((user_id, o)) is FriendshipState.FRIENDS}
+        friends = {other for other in others if self.edges.get((user_id, other)) is FriendshipState.FRIENDS}
         return Relations(friends=frozenset(friends - blocked), blocked=frozenset(blocked))
 
     async def list_related(
         self, user_id: str, state: FriendshipState, *, limit: int, after: str | None
     ) -> tuple[list[str], bool]:
-        ids = sorted(b for (a, b), s in self.edges.items() if a == user_id and s is state)
-        if after is not None:
-            ids = [i for i in ids if i > after]
+        ids = sorted(
+            other
+            for (owner, other), held in self.edges.items()
+            if owner == user_id and held is state and (after is None or other > after)
+        )
         return ids[:limit], len(ids) > limit
 
 
@@ -654,5 +673,6 @@ if TYPE_CHECKING:
     _limiter: RateLimiter = InMemoryRateLimiter()
     _engagement: EngagementStore = InMemoryEngagementStore()
     _audit: AuditLog = InMemoryAuditLog()
+    _snapshots: SnapshotStore = InMemorySnapshotStore()
     _social: SocialStore = InMemorySocialStore()
     _views: ViewRecorder = InMemoryViewRecorder()

@@ -15,6 +15,9 @@ from infra.http.server import ApiServer, server_config
 from infra.roots.app import create_app
 from infra.settings import Settings
 
+# The app behind each base URL `serving` yields, while it serves: a test waits on its state.
+_apps: dict[str, Any] = {}
+
 
 @contextlib.asynccontextmanager
 async def serving(settings: Settings, *, dev_sign_in: bool = False) -> AsyncIterator[str]:
@@ -23,17 +26,18 @@ async def serving(settings: Settings, *, dev_sign_in: bool = False) -> AsyncIter
     `mediagraph dev`."""
     port = free_port()
     app = create_app(settings, dev_sign_in=dev_sign_in)
-    server = ApiServer(
-        server_config(app, settings.websocket_server, host="127.0.0.1", port=port, lifespan="on")
-    )
+    server = ApiServer(server_config(app, settings.server, host="127.0.0.1", port=port, lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
+    base = f"http://127.0.0.1:{port}"
+    _apps[base] = app
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield base
     finally:
+        _apps.pop(base, None)
         server.should_exit = True
         await asyncio.wait_for(task, timeout=15)
 
@@ -47,9 +51,7 @@ async def serving_small_buffers(app: Any, settings: Settings, **options: Any) ->
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    server = uvicorn.Server(
-        server_config(app, settings.websocket_server, host="127.0.0.1", port=port, **options)
-    )
+    server = uvicorn.Server(server_config(app, settings.server, host="127.0.0.1", port=port, **options))
     task = asyncio.create_task(server.serve(sockets=[listener]))
     while not server.started:
         if task.done():
@@ -69,3 +71,26 @@ async def eventually(predicate: Callable[[], Awaitable[bool]], timeout: float = 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+async def listening(api: str, user_id: str, subscribers: int = 1, timeout: float = 20) -> None:
+    """Until the API at `api` holds `subscribers` live event subscriptions of `user_id`, confirmed
+    by Redis: an event published from then on reaches them (no sleep to let a subscription
+    register)."""
+    bus = _apps[api].state.runtime.bus
+
+    async def registered() -> bool:
+        return bool(bus.listening(user_id) >= subscribers)
+
+    await eventually(registered, timeout)
+
+
+async def joined(api: str, members: int, timeout: float = 20) -> None:
+    """Until the API at `api` has `members` subscriptions joined to its shared executions
+    (subscriptions/fanout.py): a subscription still on its way in has not joined yet."""
+    fanout = _apps[api].state.graphql.fanout
+
+    async def registered() -> bool:
+        return bool(fanout.members >= members)
+
+    await eventually(registered, timeout)

@@ -1,5 +1,9 @@
-"""Prometheus metrics: every series the service exports, defined once. /metrics is served by the
-process's root (no web framework here: the worker imports this module).
+"""Prometheus metrics: every series the service exports, defined once, and their listener.
+
+/metrics is served on a listener of its own (`metrics_listener`: MEDIAGRAPH_METRICS_HOST/_PORT,
+loopback by default), never on the API's port: only operators reach it. prometheus_client's
+server renders each scrape in a thread of its own, off the event loop, so a scrape of many series
+does not hold up /healthz or any request.
 
 Names follow the Prometheus conventions: a `mediagraph_` namespace, base units in the name
 (`_seconds`), `_total` on counters, and labels whose values are bounded by the code (GraphQL root
@@ -9,7 +13,13 @@ the logs, not into a label. docs/operations.md lists them with the alerts worth 
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger("mediagraph.metrics")
 
 # Request latency: 5 ms (a cached read) to 10 s (a client's request timeout).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -128,3 +138,26 @@ def record_cache(cache: str, *, hit: bool) -> None:
 def sample(name: str, labels: dict[str, str] | None = None) -> float:
     """The current value of one series (0 if it was never touched): for tests and health checks."""
     return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+@contextlib.contextmanager
+def metrics_listener(host: str, port: int) -> Iterator[int]:
+    """Serve /metrics on host:port (0: a free port) from threads of its own; yields the port."""
+    server, thread = start_http_server(port, addr=host)
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextlib.contextmanager
+def serving_metrics(host: str, port: int) -> Iterator[None]:
+    """/metrics on a listener of its own for as long as the block runs, or nothing when `port` is 0."""
+    if not port:
+        yield
+        return
+    with metrics_listener(host, port) as bound:
+        log.info("metrics listening", extra={"url": f"http://{host}:{bound}/metrics"})
+        yield

@@ -304,6 +304,15 @@ class RedisEventBus:
     def local_subscribers(self) -> int:
         return sum(len(subscribers) for subscribers in self._subscribers.values())
 
+    def listening(self, user_id: str) -> int:
+        """The user's local subscribers once Redis has confirmed the channel subscription (0
+        before): from then on every event published for the user reaches each of them. What a
+        caller waits on instead of sleeping."""
+        confirmed = self._subscribed.get(user_id)
+        if confirmed is None or not confirmed.done():
+            return 0
+        return len(self._subscribers.get(user_id, ()))
+
     async def _history(self, user_id: str, since: str) -> list[tuple[Position, MediaEvent]]:
         """The kept events after `since`, oldest first; EventsExpired if any of them was trimmed
         or the history `since` belongs to was lost."""

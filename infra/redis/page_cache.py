@@ -38,7 +38,7 @@ from infra.observability import metrics
 from infra.observability.metrics import record_cache
 from services.core.events import MediaEvent
 from services.core.media import Media, MediaStatus, Visibility
-from services.core.ports import ListFilter, MediaRepository, Page, Usage
+from services.core.ports import ListFilter, MediaRepository, Page, Quota, Usage
 
 log = logging.getLogger("mediagraph.cache")
 _UNREACHABLE = (RedisError, OSError)
@@ -137,8 +137,10 @@ class CachedMediaRepository:
 
     # --- writes: through, then invalidate ---
 
-    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
-        await self._inner.create(media, events=events)
+    async def create(
+        self, media: Media, *, events: Sequence[MediaEvent] = (), quota: Quota | None = None
+    ) -> None:
+        await self._inner.create(media, events=events, quota=quota)
         await self._invalidate(media)
 
     async def save(

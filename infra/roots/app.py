@@ -11,7 +11,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
@@ -35,6 +34,7 @@ from infra.http.server import ApiServer, server_config
 from infra.identity.dev_sign_in import TOKEN_TTL_S, sign_in_route
 from infra.identity.jwt import issue_dev_token
 from infra.observability import metrics
+from infra.observability.metrics import serving_metrics
 from infra.observability.request_context import request_id_from
 from infra.roots.runtime import Runtime, open_runtime
 from infra.roots.scheduler import Job, Scheduler
@@ -300,9 +300,6 @@ def create_app(
         runtime: Runtime = request.app.state.runtime
         return JSONResponse(runtime.issuer.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
-    async def metrics_page(request: Request) -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -338,7 +335,6 @@ def create_app(
         Route("/.well-known/jwks.json", jwks),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics_page),
     ]
     if settings.graphiql and not settings.is_production:
         routes.append(graphiql.asset_route())
@@ -358,5 +354,7 @@ def create_app(
 
 
 def serve(settings: Settings, *, host: str, port: int) -> None:
-    """`mediagraph serve`: the API under uvicorn until SIGINT/SIGTERM."""
-    ApiServer(server_config(create_app(settings), settings.websocket_server, host=host, port=port)).run()
+    """`mediagraph serve`: the API under uvicorn until SIGINT/SIGTERM; /metrics on its own listener."""
+    app = create_app(settings)
+    with serving_metrics(settings.metrics_host, settings.metrics_port):
+        ApiServer(server_config(app, settings.server, host=host, port=port)).run()

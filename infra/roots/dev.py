@@ -15,6 +15,7 @@ from infra.http.server import ApiServer, server_config
 from infra.identity.dev_sign_in import PATH as SIGN_IN_PATH
 from infra.identity.dev_sign_in import is_loopback
 from infra.identity.jwt import issue_dev_token
+from infra.observability.metrics import serving_metrics
 from infra.roots.app import create_app
 from infra.roots.cli import init_resources
 from infra.roots.worker import run_worker
@@ -47,14 +48,14 @@ def _aws_endpoint() -> Iterator[str]:
 async def dev(host: str, port: int) -> None:
     _ensure_dev_secret(Path(".env"))
     with _aws_endpoint() as endpoint_url:
-        # One process: the API's /metrics shows the worker's series too.
+        # One process: the API's metrics listener shows the worker's series too.
         settings = Settings(aws_endpoint_url=endpoint_url, worker_wait_s=2, worker_metrics_port=0)
         await init_resources(settings)
         token = issue_dev_token(settings.tokens, "alice", ttl_s=24 * 3600)
         # Anyone who can reach the sign-in gets a token: it is offered on loopback only.
         sign_in = is_loopback(host)
         app = create_app(settings, dev_sign_in=sign_in)
-        server = _QuietServer(server_config(app, settings.websocket_server, host=host, port=port))
+        server = _QuietServer(server_config(app, settings.server, host=host, port=port))
         stop = asyncio.Event()
 
         def shut_down() -> None:
@@ -68,7 +69,12 @@ async def dev(host: str, port: int) -> None:
         print(
             f"\n  GraphiQL:   http://{host}:{port}/graphql\n"
             f"  moto (AWS): {endpoint_url}\n"
-            f"  token (alice, 24 h):\n    {token}\n"
+            + (
+                f"  metrics:    http://{settings.metrics_host}:{settings.metrics_port}/metrics\n"
+                if settings.metrics_port
+                else ""
+            )
+            + f"  token (alice, 24 h):\n    {token}\n"
             '  In GraphiQL\'s headers tab: {"Authorization": "Bearer <token>"}\n'
             "  More tokens: .venv/bin/mediagraph token --user bob\n"
             + (
@@ -80,7 +86,8 @@ async def dev(host: str, port: int) -> None:
             flush=True,
         )
         try:
-            await server.serve()
+            with serving_metrics(settings.metrics_host, settings.metrics_port):
+                await server.serve()
         finally:
             stop.set()
             await worker

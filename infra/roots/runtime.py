@@ -234,7 +234,6 @@ def _build_services(settings: Settings, a: _Adapters, sessions: Sessions) -> Ser
         ),
     )
     quotas = QuotaService(
-        a.repo,
         QuotaPolicy(
             max_bytes_per_user=settings.quota_bytes_per_user,
             max_pending_per_user=settings.quota_pending_uploads_per_user,

@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-
-from prometheus_client import start_http_server
+from contextlib import AsyncExitStack
 
 from infra.aws.clients import queue_urls
 from infra.aws.sqs_worker import SqsWorker
+from infra.observability.metrics import serving_metrics
 from infra.roots.runtime import Runtime, open_runtime
 from infra.roots.scheduler import Job, Scheduler
 from infra.settings import Settings
@@ -50,19 +48,6 @@ def worker_jobs(runtime: Runtime, worker: SqsWorker) -> list[Job]:
     return jobs
 
 
-@asynccontextmanager
-async def metrics_port(port: int) -> AsyncIterator[None]:
-    """Prometheus's /metrics on `port` for as long as the block runs; 0: none."""
-    if not port:
-        yield
-        return
-    server, _ = start_http_server(port)
-    try:
-        yield
-    finally:
-        server.shutdown()
-
-
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM, or until `stop` is set by an owner that handles signals itself."""
     if stop is None:
@@ -82,7 +67,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             # Work in hand renews its own visibility: a worker that dies costs this long.
             visibility_timeout_s=settings.queue_visibility_timeout_s,
         )
-        await stack.enter_async_context(metrics_port(settings.worker_metrics_port))
+        stack.enter_context(serving_metrics(settings.metrics_host, settings.worker_metrics_port))
         await stack.enter_async_context(Scheduler(worker_jobs(runtime, worker)))
         task = asyncio.create_task(worker.run())
         log.info("worker started", extra={"queue": settings.queue})

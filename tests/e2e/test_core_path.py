@@ -11,6 +11,7 @@ import pytest
 from infra.aws.sqs_worker import SqsWorker
 from tests.client import WsClient, create_upload, error_codes, gql, put_upload
 from tests.media_files import jpeg_bytes, png_bytes
+from tests.servers import listening
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +27,7 @@ async def test_upload_is_announced_live_and_completed(
     data = jpeg_bytes(50_000)
     async with WsClient(api, alice) as ws:
         op = await ws.subscribe(UPLOAD_COMPLETED)
-        await asyncio.sleep(0.2)  # the subscription is registered before the bytes arrive
+        await listening(api, "alice")  # registered before the bytes arrive
         payload = await create_upload(api, alice, data)
         assert payload["media"]["status"] == "PENDING"
         assert payload["media"]["owner"]["id"] == "alice"
@@ -103,7 +104,8 @@ async def test_another_user_sees_nothing(api: str, worker: SqsWorker, token: Cal
         await spy.subscribe(UPLOAD_COMPLETED)
         async with WsClient(api, alice) as ws:
             await ws.subscribe(UPLOAD_COMPLETED)
-            await asyncio.sleep(0.2)
+            await listening(api, "alice")
+            await listening(api, "mallory", 2)  # two operations: two bus subscriptions
             payload = await create_upload(api, alice, data)
             await put_upload(payload["upload"], data)
             assert (await ws.receive(timeout=20))["type"] == "next"
@@ -126,7 +128,7 @@ async def test_media_events_reports_each_status_change(
     data = jpeg_bytes()
     async with WsClient(api, alice) as ws:
         await ws.subscribe(MEDIA_EVENTS)
-        await asyncio.sleep(0.2)
+        await listening(api, "alice")
         payload = await create_upload(api, alice, data)
         await put_upload(payload["upload"], data)
         created = (await ws.receive())["payload"]["data"]["mediaEvents"]

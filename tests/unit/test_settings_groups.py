@@ -30,7 +30,7 @@ def test_groups_carry_the_validated_fields() -> None:
     settings = _settings(aws_region="eu-west-1", bucket="b", redis_prefix="p:", ws_max_message_bytes=4096)
     assert settings.aws.region == "eu-west-1" and settings.aws.bucket == "b"
     assert settings.redis.prefix == "p:"
-    assert settings.websocket_server.max_message_bytes == 4096
+    assert settings.server.ws_max_message_bytes == 4096
     assert settings.tokens.secret is not None and settings.tokens.algorithms == ("HS256",)
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.aws.bucket = "other"  # type: ignore[misc]
