@@ -98,8 +98,16 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("MEDIAGRAPH_REDIS_URL", "REDIS_URL"),
     )
-    # Pub/sub channels ignore the database number, so keys AND channels carry this prefix.
-    redis_prefix: str = "mg:"
+    # Pub/sub channels ignore the database number, so keys AND channels carry this prefix. No
+    # braces: they would make a hash tag of it and put every key in one cluster slot.
+    redis_prefix: str = Field(default="mg:", pattern=r"^[^{}]*$")
+    # Redis Cluster (ElastiCache with cluster mode enabled): REDIS_URL names any node, usually
+    # the configuration endpoint; the cluster client finds the rest. Pub/sub is sharded
+    # (SSUBSCRIBE/SPUBLISH: Redis 7+). See docs/operations.md, "Redis Cluster".
+    redis_cluster: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("MEDIAGRAPH_REDIS_CLUSTER", "REDIS_CLUSTER"),
+    )
 
     # Tokens. Development: HS256 with a shared secret. Production: RS256/ES256 from a JWKS URL.
     jwt_issuer: str = "mediagraph"
@@ -370,7 +378,7 @@ class Settings(BaseSettings):
 
     @property
     def redis(self) -> RedisConfig:
-        return RedisConfig(url=self.redis_url, prefix=self.redis_prefix)
+        return RedisConfig(url=self.redis_url, prefix=self.redis_prefix, cluster=self.redis_cluster)
 
     @property
     def tokens(self) -> TokenConfig:
@@ -503,6 +511,7 @@ class RedisConfig:
     url: str
     # Pub/sub channels ignore the database number, so keys AND channels carry this prefix.
     prefix: str
+    cluster: bool = False  # Redis Cluster (sharded pub/sub) rather than one node
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from redis.asyncio import Redis
-
 from infra.aws.clients import AwsClients, open_clients, open_s3, traced
 from infra.aws.cloudfront import CloudFrontUrlSigner, PresignedGetSigner
 from infra.aws.dynamo import DynamoMediaRepository
@@ -34,6 +32,7 @@ from infra.media.pipeline import open_notifiers, open_steps
 from infra.observability.tracing import OtelTelemetry
 from infra.observability.tracing import session as tracing_session
 from infra.redis.bus import RedisEventBus
+from infra.redis.client import RedisClient, open_redis
 from infra.redis.delivery import RedisUrlCache, RedisViewRecorder
 from infra.redis.page_cache import CachedMediaRepository
 from infra.redis.rate_limit import RedisRateLimiter
@@ -66,7 +65,7 @@ from services.library.views import ViewService
 class Runtime:
     settings: Settings
     clients: AwsClients
-    redis: Redis
+    redis: RedisClient
     bus: RedisEventBus
     # What services publish through: the outbox's writer side and its relay (infra/aws/outbox.py).
     outbox: OutboxBus
@@ -89,7 +88,7 @@ class _Adapters:
     """Every adapter of the process, opened."""
 
     clients: AwsClients
-    redis: Redis
+    redis: RedisClient
     bus: RedisEventBus
     outbox: OutboxBus
     repo: CachedMediaRepository
@@ -149,7 +148,7 @@ async def open_runtime(
 
 async def _open_adapters(settings: Settings, stack: AsyncExitStack, *, listen: bool) -> _Adapters:
     clients = traced(await open_clients(settings.aws, stack))
-    redis = Redis.from_url(settings.redis.url, health_check_interval=30)
+    redis = open_redis(settings.redis.url, cluster=settings.redis.cluster)
     stack.push_async_callback(redis.aclose)
     prefix = settings.redis.prefix
     bus = RedisEventBus(
@@ -295,7 +294,7 @@ def _start_relay(stack: AsyncExitStack, outbox: OutboxBus) -> None:
     stack.push_async_callback(stop_relay)
 
 
-def _identity(settings: Settings, redis: Redis) -> tuple[SessionIssuer, TokenVerifier, Sessions]:
+def _identity(settings: Settings, redis: RedisClient) -> tuple[SessionIssuer, TokenVerifier, Sessions]:
     """The service's own issuer, the verifier taking its tokens and the upstream ones, and the
     session service (disabled without an upstream identity provider)."""
     key = settings.session_signing_key
@@ -308,9 +307,7 @@ def _identity(settings: Settings, redis: Redis) -> tuple[SessionIssuer, TokenVer
     tokens = IssuerAwareVerifier(issuer, JwtTokenVerifier(settings.tokens), leeway=settings.jwt_leeway_s)
     if not settings.idp_jwks_url:
         return issuer, tokens, SessionsDisabled()
-    store = RedisRefreshTokenStore(
-        redis, prefix=f"{settings.redis.prefix}session:", ttl_s=settings.session_refresh_ttl_s
-    )
+    store = RedisRefreshTokenStore(redis, prefix=settings.redis.prefix, ttl_s=settings.session_refresh_ttl_s)
     return issuer, tokens, SessionService(JwtTokenVerifier(settings.idp_tokens), issuer, store)
 
 
@@ -327,7 +324,7 @@ def _upload_policy(settings: Settings) -> UploadPolicy:
     )
 
 
-def _rate_limits(settings: Settings, redis: Redis) -> RateLimitService:
+def _rate_limits(settings: Settings, redis: RedisClient) -> RateLimitService:
     return RateLimitService(
         RedisRateLimiter(redis, prefix=settings.redis.prefix),
         RateLimitPolicy(
