@@ -7,6 +7,7 @@ each fallback, working."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -104,5 +105,7 @@ def test_an_untested_moto_runs_the_plain_threaded_server(monkeypatch: pytest.Mon
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
-        s3.create_bucket(Bucket="fence")
-        assert [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]] == ["fence"]
+        name = f"fence-{uuid.uuid4().hex[:12]}"
+        s3.create_bucket(Bucket=name)
+        # moto's backends are per process: other tests' buckets may be listed too.
+        assert name in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
