@@ -145,10 +145,11 @@ class Settings(BaseSettings):
 
     # Rate limits (token buckets in Redis) on mutations and expensive queries.
     rate_limit_enabled: bool = True
-    rate_limit_user_per_minute: float = Field(default=120, gt=0)
-    rate_limit_user_burst: int = Field(default=30, ge=1)
-    rate_limit_ip_per_minute: float = Field(default=600, gt=0)
-    rate_limit_ip_burst: int = Field(default=100, ge=1)
+    # Every root field draws from these, reads included (schema/rate_limits.py).
+    rate_limit_user_per_minute: float = Field(default=600, gt=0)
+    rate_limit_user_burst: int = Field(default=120, ge=1)
+    rate_limit_ip_per_minute: float = Field(default=1200, gt=0)
+    rate_limit_ip_burst: int = Field(default=300, ge=1)
     # Proxies (addresses or CIDRs) whose X-Forwarded-For is believed; empty: the TCP peer is the client.
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
 

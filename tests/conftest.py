@@ -160,6 +160,10 @@ def make_settings(moto_endpoint: str, redis_url: str, **overrides: object) -> Se
         "queue_visibility_timeout_s": 1,
         "worker_wait_s": 1,
         "max_upload_bytes": 10 * 1024 * 1024,
+        # Every root field, reads included, draws from these buckets: tests that poll must not
+        # run out. The rate-limit tests set their own.
+        "rate_limit_user_burst": 100_000,
+        "rate_limit_ip_burst": 100_000,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]  # pydantic validates at runtime

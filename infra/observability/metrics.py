@@ -119,9 +119,9 @@ CACHE_REQUESTS = Counter(
     "mediagraph_cache_requests_total", "Cache lookups, by cache and result (hit, miss).", ["cache", "result"]
 )
 
-RATE_LIMIT_UNCHECKED = Counter(
-    "mediagraph_rate_limit_unchecked_total",
-    "Requests let through without a rate-limit check because Redis was unreachable (fail open).",
+RATE_LIMIT_LOCAL = Counter(
+    "mediagraph_rate_limit_local_total",
+    "Rate-limit checks made against this process's own buckets because Redis could not answer.",
 )
 CACHE_INVALIDATION_FAILURES = Counter(
     "mediagraph_cache_invalidation_failures_total",

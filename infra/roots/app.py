@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
@@ -24,7 +26,7 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from infra.http import graphiql
+from infra.http import graphiql, wire
 from infra.http.body_limit import BodyLimit
 from infra.http.client_ip import client_address, parse_networks
 from infra.http.cors import Cors, CorsPolicy, websocket_origin_refused
@@ -71,6 +73,16 @@ def _refusal(status: int, message: str, reason: str) -> JSONResponse:
     return JSONResponse(
         {"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT", "reason": reason}}]},
         status_code=status,
+    )
+
+
+def _http_refusal(exc: HTTPException) -> JSONResponse:
+    """Strawberry's HTTP refusals (malformed body, method, missing query) as GraphQL errors."""
+    code = "NOT_FOUND" if exc.status_code == 404 else "BAD_USER_INPUT"
+    reason = "MALFORMED_REQUEST" if exc.status_code == 400 else "NOT_SERVED"
+    return JSONResponse(
+        {"errors": [{"message": exc.reason, "extensions": {"code": code, "reason": reason}}]},
+        status_code=exc.status_code,
     )
 
 
@@ -140,9 +152,32 @@ class MediagraphGraphQL(GraphQL[Context, None]):
                     await response(scope, receive, send)
                     return
             scope.setdefault("state", {})["principal"] = principal
-        # One look at the friend graph per request (services/access/read_scope.py).
+            # GraphQL.__call__'s HTTP branch, with its refusals answered as GraphQL errors, and
+            # one look at the friend graph per request (services/access/read_scope.py).
+            served: Response
+            with read_scope():
+                try:
+                    served = await self.run(Request(scope, receive=receive))
+                except HTTPException as exc:
+                    served = _http_refusal(exc)
+            await served(scope, receive, send)
+            return
         with read_scope():
             await super().__call__(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # HTTP bodies and WebSocket messages alike: whatever json cannot read is malformed JSON.
+        return wire.decode_json(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            decoded = wire.decode_json(data)
+        except json.JSONDecodeError as exc:
+            raise HTTPException(400, "Unable to parse the request body as JSON") from exc
+        problem = wire.request_problem(decoded)
+        if problem is not None:
+            raise HTTPException(400, problem)
+        return decoded
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)

@@ -35,7 +35,7 @@ from infra.redis.bus import RedisEventBus
 from infra.redis.client import RedisClient, open_redis
 from infra.redis.delivery import RedisUrlCache, RedisViewRecorder
 from infra.redis.page_cache import CachedMediaRepository
-from infra.redis.rate_limit import RedisRateLimiter
+from infra.redis.rate_limit import FallbackRateLimiter, LocalRateLimiter, RedisRateLimiter
 from infra.redis.sessions import RedisRefreshTokenStore
 from infra.redis.snapshots import RedisSnapshotStore
 from infra.settings import Settings
@@ -326,7 +326,8 @@ def _upload_policy(settings: Settings) -> UploadPolicy:
 
 def _rate_limits(settings: Settings, redis: RedisClient) -> RateLimitService:
     return RateLimitService(
-        RedisRateLimiter(redis, prefix=settings.redis.prefix),
+        # Redis down: per-process buckets (infra/redis/rate_limit.py), not no limit at all.
+        FallbackRateLimiter(RedisRateLimiter(redis, prefix=settings.redis.prefix), LocalRateLimiter()),
         RateLimitPolicy(
             per_user=Limit(settings.rate_limit_user_per_minute, settings.rate_limit_user_burst),
             per_ip=Limit(settings.rate_limit_ip_per_minute, settings.rate_limit_ip_burst),
