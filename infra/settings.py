@@ -97,8 +97,16 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("MEDIAGRAPH_REDIS_URL", "REDIS_URL"),
     )
-    # Pub/sub channels ignore the database number, so keys AND channels carry this prefix.
-    redis_prefix: str = "mg:"
+    # Pub/sub channels ignore the database number, so keys AND channels carry this prefix. No
+    # braces: they would make a hash tag of it and put every key in one cluster slot.
+    redis_prefix: str = Field(default="mg:", pattern=r"^[^{}]*$")
+    # Redis Cluster (ElastiCache with cluster mode enabled): REDIS_URL names any node, usually
+    # the configuration endpoint; the cluster client finds the rest. Pub/sub is sharded
+    # (SSUBSCRIBE/SPUBLISH: Redis 7+). See docs/operations.md, "Redis Cluster".
+    redis_cluster: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("MEDIAGRAPH_REDIS_CLUSTER", "REDIS_CLUSTER"),
+    )
 
     # Tokens. Development: HS256 with a shared secret. Production: RS256/ES256 from a JWKS URL.
     jwt_issuer: str = "mediagraph"

@@ -29,6 +29,7 @@ from schema.extensions import ErrorCodes
 from schema.limits import limit_rules
 from schema.observability import Observability
 from schema.rate_limit import RateLimit
+from schema.types import plain_resolvers
 from schema.types.account import AccountDeletion, DataExport
 from schema.types.audit import AuditEntryConnection
 from schema.types.connection import MediaConnection
@@ -278,6 +279,7 @@ class ProfileRules(SchemaExtension):
 
 
 @functools.cache
+@plain_resolvers.installed
 def build_schema() -> strawberry.Schema:
     """The schema, built once per process (Strawberry's type registry is global)."""
     return strawberry.Schema(

@@ -33,6 +33,7 @@ from infra.http.json import encode_json_text
 from infra.http.request_log import RequestLog, WebSocketRegistry
 from infra.identity.dev_sign_in import TOKEN_TTL_S, sign_in_route
 from infra.identity.jwt import issue_dev_token
+from infra.identity.token_cache import CachedTokenVerifier
 from infra.observability import metrics
 from infra.observability.request_context import request_id_from
 from infra.roots.runtime import Runtime, open_runtime
@@ -93,7 +94,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         )
         self.cors = CorsPolicy.of(settings.cors_origins, development=not settings.is_production)
         self.services = services
-        self.tokens = tokens
+        self.tokens = CachedTokenVerifier(tokens)  # a client's token is verified once a minute
         self.graphiql_token = graphiql_token  # `mediagraph dev`: a token for the headers tab
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self.production = settings.is_production

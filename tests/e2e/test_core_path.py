@@ -4,16 +4,26 @@ token → createUpload → PUT to S3 → worker → uploadCompleted → media(id
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from infra.aws.sqs_worker import SqsWorker
+from infra.settings import Settings
 from tests.client import WsClient, create_upload, error_codes, gql, put_upload
+from tests.conftest import isolated_settings
 from tests.media_files import jpeg_bytes, png_bytes
 from tests.servers import listening
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def settings(moto_endpoint: str, any_redis: tuple[str, bool]) -> Iterator[Settings]:
+    """Every test of this module runs on one Redis, then on a Redis Cluster of three masters."""
+    url, cluster = any_redis
+    yield from isolated_settings(moto_endpoint, url, redis_cluster=cluster)
+
 
 UPLOAD_COMPLETED = "subscription($id: ID) { uploadCompleted(mediaId: $id) { id mediaId status url } }"
 MEDIA = "query($id: ID!) { media(id: $id) { id status url size title tags owner { id } } }"

@@ -4,7 +4,7 @@ processes on one Redis, per-user isolation of live and replayed events, expired 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -13,10 +13,19 @@ import pytest
 from infra.aws.resources import Resources
 from infra.settings import Settings
 from tests.client import WsClient, create_upload, gql
+from tests.conftest import isolated_settings
 from tests.media_files import jpeg_bytes
 from tests.servers import joined, listening, serving
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def settings(moto_endpoint: str, any_redis: tuple[str, bool]) -> Iterator[Settings]:
+    """Every test of this module runs on one Redis, then on a Redis Cluster of three masters."""
+    url, cluster = any_redis
+    yield from isolated_settings(moto_endpoint, url, redis_cluster=cluster)
+
 
 EVENTS = "subscription($since: String) { mediaEvents(since: $since) { eventId type media { mediaId } } }"
 

@@ -224,3 +224,33 @@ class BlockingStore:
     async def block(self, user_id: str, other: str) -> None:
         self._graph.friends -= {(user_id, other), (other, user_id)}
         self._graph.blocked |= {(user_id, other), (other, user_id)}
+
+
+async def test_only_what_the_document_selects_is_read() -> None:
+    context, calls, _, _ = await world()
+    await run(context, 'query { mediaByTag(tag: "sun", first: 20) { edges { node { mediaId } } } }')
+    assert calls.keys() <= {"media.list_by_tag", "media.position_of", "friends.relations"}
+    calls.clear()
+    fragment = "fragment F on Media { likeCount }"
+    await run(context, 'query { mediaByTag(tag: "sun") { edges { node { ...F } } } } ' + fragment)
+    assert calls["engagement.stats"] == 1 and calls["engagement.liked"] == 0 and calls["urls.get_many"] == 0
+
+
+async def test_a_media_from_a_mutation_reads_through_the_loaders() -> None:
+    context, calls, _, _ = await world()
+    mutation = 'mutation { likeMedia(id: "M003") { likeCount likedByMe url thumbnails { url } } }'
+    with read_scope():
+        result = await build_schema().execute(mutation, context_value=context)
+    assert result.errors is None, result.errors
+    assert result.data == {
+        "likeMedia": {
+            "likeCount": 1,
+            "likedByMe": True,
+            "url": "https://cdn.invalid/derived/M003/display.webp",
+            "thumbnails": [
+                {"url": "https://cdn.invalid/derived/M003/thumb-small.webp"},
+                {"url": "https://cdn.invalid/derived/M003/thumb-large.webp"},
+            ],
+        }
+    }
+    assert calls["urls.get_many"] == 1 and calls["engagement.stats"] == 1 and calls["engagement.liked"] == 1
