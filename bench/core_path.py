@@ -58,14 +58,17 @@ def _env(settings: Settings) -> dict[str, str]:
         # A thousand sockets of one bench user from one address: the limits are for the internet.
         "MEDIAGRAPH_WS_MAX_CONNECTIONS_PER_USER": "5000",
         "MEDIAGRAPH_WS_MAX_CONNECTIONS_PER_ADDRESS": "5000",
+        # No metrics listeners: several servers run at once, and fixed ports would collide.
+        "MEDIAGRAPH_METRICS_PORT": "0",
+        "MEDIAGRAPH_WORKER_METRICS_PORT": "0",
         "AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
     }
 
 
 async def prepare_resources(settings: Settings) -> str:
     async with AsyncExitStack() as stack:
-        clients = await open_clients(settings, stack)
-        resources = await ensure_resources(clients, settings)
+        clients = await open_clients(settings.aws, stack)
+        resources = await ensure_resources(clients, settings.aws)
         await clients.sqs.purge_queue(QueueUrl=resources.queue_url)  # drop s3:TestEvent
         return resources.queue_url
 
@@ -74,7 +77,7 @@ async def _ours(settings: Settings, uploads: int, warmup: int) -> tuple[list[flo
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = _env(settings)
-    token = issue_dev_token(settings, "bench")
+    token = issue_dev_token(settings.tokens, "bench")
     with (
         subprocess_server(["-m", "infra.roots.cli", "serve", "--port", str(port)], port, env),
         subprocess_server(["-m", "infra.roots.cli", "worker"], port, env),
@@ -130,7 +133,7 @@ async def _bare(settings: Settings, uploads: int, warmup: int) -> list[float]:
     latencies: list[float] = []
     with subprocess_server(args, port, _env(settings)):
         async with AsyncExitStack() as stack:
-            s3 = (await open_clients(settings, stack)).s3
+            s3 = (await open_clients(settings.aws, stack)).s3
             ws = await stack.enter_async_context(connect(f"ws://127.0.0.1:{port}"))
             await asyncio.sleep(0.5)  # let the relay subscribe to Redis
             async with httpx.AsyncClient() as http:

@@ -43,7 +43,7 @@ def build_app(redis_url: str) -> Starlette:
         _services(settings, memory),
         rate_limits=RateLimitService(limiter, RateLimitPolicy(per_user=BUDGET, per_ip=BUDGET)),
     )
-    view = MediagraphGraphQL(settings, services, JwtTokenVerifier(settings))
+    view = MediagraphGraphQL(settings, services, JwtTokenVerifier(settings.tokens))
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

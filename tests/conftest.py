@@ -195,12 +195,12 @@ def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
 @pytest.fixture
 async def aws(settings: Settings) -> AsyncIterator[AwsClients]:
     async with AsyncExitStack() as stack:
-        yield await open_clients(settings, stack)
+        yield await open_clients(settings.aws, stack)
 
 
 @pytest.fixture
 async def resources(aws: AwsClients, settings: Settings) -> Resources:
-    resources = await ensure_resources(aws, settings)
+    resources = await ensure_resources(aws, settings.aws)
     # Drop the s3:TestEvent that configuring the notification sends.
     await aws.sqs.purge_queue(QueueUrl=resources.queue_url)
     return resources
@@ -239,6 +239,6 @@ async def api(settings: Settings, resources: Resources) -> AsyncIterator[str]:
 @pytest.fixture
 def token(settings: Settings) -> Callable[..., str]:
     def make(user: str = "alice", **kwargs: object) -> str:
-        return issue_dev_token(settings, user, **kwargs)  # type: ignore[arg-type]
+        return issue_dev_token(settings.tokens, user, **kwargs)  # type: ignore[arg-type]
 
     return make

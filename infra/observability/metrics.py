@@ -14,9 +14,12 @@ the logs, not into a label. docs/operations.md lists them with the alerts worth 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger("mediagraph.metrics")
 
 # Request latency: 5 ms (a cached read) to 10 s (a client's request timeout).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -147,3 +150,14 @@ def metrics_listener(host: str, port: int) -> Iterator[int]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextlib.contextmanager
+def serving_metrics(host: str, port: int) -> Iterator[None]:
+    """/metrics on a listener of its own for as long as the block runs, or nothing when `port` is 0."""
+    if not port:
+        yield
+        return
+    with metrics_listener(host, port) as bound:
+        log.info("metrics listening", extra={"url": f"http://{host}:{bound}/metrics"})
+        yield

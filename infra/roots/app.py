@@ -1,9 +1,8 @@
-"""The composition root of the API: the Starlette app, its lifespan and the GraphQL view."""
+"""The composition root of the API process: the Starlette app, its lifespan (the runtime and the
+view-count flush) and the GraphQL view; `serve` runs it under uvicorn."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import gc
 import json
@@ -33,12 +32,15 @@ from infra.http.client_ip import client_address, parse_networks
 from infra.http.cors import Cors, CorsPolicy, websocket_origin_refused
 from infra.http.json import encode_json_text
 from infra.http.request_log import RequestLog, WebSocketRegistry
+from infra.http.server import ApiServer, server_config
 from infra.identity.dev_sign_in import TOKEN_TTL_S, sign_in_route
 from infra.identity.jwt import issue_dev_token
 from infra.identity.token_cache import CachedTokenVerifier
 from infra.observability import metrics
+from infra.observability.metrics import serving_metrics
 from infra.observability.request_context import request_id_from
 from infra.roots.runtime import Runtime, open_runtime
+from infra.roots.scheduler import Job, Scheduler
 from infra.settings import Settings, check_api_settings
 from schema.extensions import shape_error
 from schema.root import build_schema
@@ -48,7 +50,7 @@ from services.bundle import Services
 from services.core.auth import Principal
 from services.core.errors import Unauthenticated
 from services.core.ports import TokenVerifier
-from subscriptions import fanout
+from subscriptions.fanout import FanOut
 from subscriptions.ws_guard import (
     ConnectionLimits,
     GuardedTransportWSHandler,
@@ -85,6 +87,10 @@ def _http_refusal(exc: HTTPException) -> JSONResponse:
 
 
 class MediagraphGraphQL(GraphQL[Context, None]):
+    # Declared, not assigned in __init__: the guard (token expiry, per-user slots) is a subclass
+    # of the shared fan-out's handler, so no line order can drop one or the other.
+    graphql_transport_ws_handler_class = GuardedTransportWSHandler
+
     def __init__(
         self,
         settings: Settings,
@@ -113,8 +119,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         self.limits = ConnectionLimits(
             settings.ws_max_connections_per_user, settings.ws_max_connections_per_address
         )
-        fanout.install(self, settings.subscriber_queue_size, on_pass=metrics.count_fanout_pass)
-        self.graphql_transport_ws_handler_class = GuardedTransportWSHandler
+        self.fanout = FanOut(settings.subscriber_queue_size, on_pass=metrics.count_fanout_pass)
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
         # No frame of its own on a WebSocket's long-lived stack (see GraphQLWebSockets).
@@ -216,7 +221,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         principal: Principal | None = None
         if isinstance(request, Request):
             principal = request.scope.get("state", {}).get("principal")
-            if principal is not None and self.services.social is not None:
+            if principal is not None:
                 # A user exists once they have called the API with a valid token.
                 await self.services.social.touch(principal)
         peer = request.client.host if request.client else None
@@ -248,27 +253,16 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             log.warning("websocket refused: too many for one user")
             raise WebSocketRefused(Refusal.TOO_MANY)
         context.principal = principal
-        if self.services.social is not None:
-            await self.services.social.touch(context.principal)
+        await self.services.social.touch(principal)
         return None
 
 
-async def _flush_once(runtime: Runtime) -> None:
-    views = runtime.services.views
-    if views is None:
-        return
-    try:
-        await views.flush()
-    except Exception:
-        log.exception("view counts could not be flushed; they stay pending in Redis")
-
-
-async def _flush_views(runtime: Runtime, every_s: float) -> None:
-    """Move view counts from Redis to DynamoDB now and then (any API process may do it: the
-    take is atomic)."""
-    while True:
-        await asyncio.sleep(every_s)
-        await _flush_once(runtime)
+def api_jobs(runtime: Runtime) -> list[Job]:
+    """Move view counts from Redis to DynamoDB now and then, and once more at shutdown so none
+    is lost (any API process may do it: the take is atomic)."""
+    return [
+        Job("view-flush", runtime.settings.view_flush_every_s, runtime.services.views.flush, at_stop=True)
+    ]
 
 
 class _GraphQLEndpoint:
@@ -328,14 +322,10 @@ def create_app(
             # process: keep it out of the cyclic GC, whose full passes over it stalled every
             # subscriber for a few hundred ms under load (docs/realtime.md).
             gc.freeze()
-            flusher = asyncio.create_task(_flush_views(runtime, settings.view_flush_every_s))
             try:
-                yield {}
+                async with Scheduler(api_jobs(runtime)):
+                    yield {}
             finally:
-                flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await flusher
-                await _flush_once(runtime)  # counted views are not lost at shutdown
                 # Hand the frozen objects back to the collector: an app that stops (every test's
                 # app, a reload) must not keep its whole heap alive for the rest of the process.
                 gc.unfreeze()
@@ -386,8 +376,8 @@ def create_app(
         routes.append(graphiql.asset_route())
     graphiql_token: Callable[[], str] | None = None
     if dev_sign_in:
-        routes.append(sign_in_route(settings))
-        graphiql_token = functools.partial(issue_dev_token, settings, "alice", ttl_s=TOKEN_TTL_S)
+        routes.append(sign_in_route(settings.tokens, production=settings.is_production))
+        graphiql_token = functools.partial(issue_dev_token, settings.tokens, "alice", ttl_s=TOKEN_TTL_S)
 
     app = CorsOutermost(
         CorsPolicy.of(settings.cors_origins, development=not settings.is_production),
@@ -397,3 +387,10 @@ def create_app(
     )
     app.state.websockets = websockets  # ApiServer closes them with 1001 at shutdown
     return app
+
+
+def serve(settings: Settings, *, host: str, port: int) -> None:
+    """`mediagraph serve`: the API under uvicorn until SIGINT/SIGTERM; /metrics on its own listener."""
+    app = create_app(settings)
+    with serving_metrics(settings.metrics_host, settings.metrics_port):
+        ApiServer(server_config(app, settings.server, host=host, port=port)).run()
