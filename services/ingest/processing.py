@@ -269,7 +269,8 @@ class ProcessingService:
         directory is removed here if this fails or is cancelled, else by whoever takes it."""
         workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="mg-job-", dir=self._workdir)
         try:
-            return workdir, await self._spool(media, os.path.join(workdir, "upload"))
+            with self._telemetry.step("download"):
+                return workdir, await self._spool(media, os.path.join(workdir, "upload"))
         except BaseException:
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, workdir, True))
             raise
