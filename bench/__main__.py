@@ -20,6 +20,7 @@ SECTIONS = [
     "realtime",
     "frontend",
     "pipeline",
+    "faults",
 ]
 
 
