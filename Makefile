@@ -21,13 +21,15 @@ dev: $(STAMP)
 
 ## Debian packages the tests run for real: ClamAV's clamd (with a test-made signature database),
 ## ffmpeg/ffprobe (video checks and poster frames), Chromium and its driver (tests/browser, never a
-## downloaded browser), Node.js and npm (clients/js, examples/web). Installed only when missing.
+## downloaded browser), Node.js and npm (clients/js, examples/web), redis-server (the fault and
+## Redis Cluster tests start their own, never touching the shared one). Installed only when missing.
 SYSTEM_PACKAGES = $(if $(or $(shell command -v clamd),$(wildcard /usr/sbin/clamd)),,clamav-daemon) \
 	$(if $(and $(shell command -v ffmpeg),$(shell command -v ffprobe)),,ffmpeg) \
 	$(if $(wildcard /usr/bin/chromium),,chromium) \
 	$(if $(wildcard /usr/bin/chromedriver),,chromium-driver) \
 	$(if $(shell command -v node),,nodejs) \
-	$(if $(shell command -v npm),,npm)
+	$(if $(shell command -v npm),,npm) \
+	$(if $(or $(shell command -v redis-server),$(wildcard /usr/bin/redis-server)),,redis-server)
 system-deps:
 	@if [ -n "$(strip $(SYSTEM_PACKAGES))" ]; then \
 	  echo "installing $(strip $(SYSTEM_PACKAGES))"; \

@@ -16,6 +16,7 @@ from pathlib import Path
 # One line per section, in the order they run. A new benchmark adds its module name here.
 SECTIONS = [
     "media_query",
+    "read_world",
     "core_path",
     "realtime",
     "frontend",

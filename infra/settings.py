@@ -28,10 +28,11 @@ CORS_SETTING = "MEDIAGRAPH_CORS_ORIGINS"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-# The decoding memory model of infra/media/images.py, at its worst: a HEIC of 4 bands decoded three
-# times over (12 bytes a pixel), and the 2048-px display variant held twice in RGBA.
+# The decoding memory model of infra/media/images.py (DecodePlan.cost_bytes) at its worst: a HEIC
+# of 4 bands decoded three times over (12 bytes a pixel), a 2048x2048 display variant at 12 bytes
+# a pixel, and 16 MiB of decoder and encoder state.
 DECODE_BYTES_PER_PIXEL_WORST = 12
-DECODE_DISPLAY_BYTES = 2 * 2048 * 2048 * 4
+DECODE_DISPLAY_BYTES = 12 * 2048 * 2048 + (16 << 20)
 
 
 def normalize_origin(value: str) -> str:
@@ -96,8 +97,16 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("MEDIAGRAPH_REDIS_URL", "REDIS_URL"),
     )
-    # Pub/sub channels ignore the database number, so keys AND channels carry this prefix.
-    redis_prefix: str = "mg:"
+    # Pub/sub channels ignore the database number, so keys AND channels carry this prefix. No
+    # braces: they would make a hash tag of it and put every key in one cluster slot.
+    redis_prefix: str = Field(default="mg:", pattern=r"^[^{}]*$")
+    # Redis Cluster (ElastiCache with cluster mode enabled): REDIS_URL names any node, usually
+    # the configuration endpoint; the cluster client finds the rest. Pub/sub is sharded
+    # (SSUBSCRIBE/SPUBLISH: Redis 7+). See docs/operations.md, "Redis Cluster".
+    redis_cluster: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("MEDIAGRAPH_REDIS_CLUSTER", "REDIS_CLUSTER"),
+    )
 
     # Tokens. Development: HS256 with a shared secret. Production: RS256/ES256 from a JWKS URL.
     jwt_issuer: str = "mediagraph"
@@ -150,6 +159,13 @@ class Settings(BaseSettings):
     # The development profile also allows http://localhost:*, http://127.0.0.1:* (infra/http/cors.py).
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     public_url: str = "http://127.0.0.1:8000"
+    # Request heads and slow clients (docs/security.md): a header line, the whole head (request
+    # line and headers) and the number of headers are capped (431 and close); a request must have
+    # arrived whole (head and body) this many seconds after its first byte (408 and close).
+    http_max_header_line_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=16 * 1024 * 1024)
+    http_max_headers: int = Field(default=100, ge=10, le=10_000)
+    http_read_timeout_s: float = Field(default=30.0, gt=0, le=600)
 
     # Listing pages cached in Redis (invalidated by every write; the TTL only bounds memory).
     page_cache_ttl_s: int = Field(default=60, ge=1, le=3600)
@@ -208,7 +224,11 @@ class Settings(BaseSettings):
     worker_decode_budget_mb: int = Field(default=1024, ge=16)
     # Seconds the worker lets messages in hand finish at shutdown before returning them to the queue.
     worker_shutdown_grace_s: float = Field(default=20.0, ge=0, le=300)
-    # The worker's own /metrics (the API serves /metrics on its HTTP port); 0 turns it off.
+    # Prometheus /metrics, on listeners of their own, never on the API's port (docs/operations.md):
+    # the API's on metrics_port, the worker's on worker_metrics_port, both on metrics_host. Loopback
+    # by default: only the host, or a sidecar in the same task, can scrape. 0 turns one off.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9100, ge=0, le=65535)
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
 
     # Tracing (OpenTelemetry, OTLP over HTTP; the ADOT collector forwards to X-Ray).

@@ -9,7 +9,9 @@ from schema.types.context import Info
 from schema.types.enums import Ranking
 from schema.types.filters import MediaFilter
 from schema.types.media import Media, decode_media_id
+from schema.types.prefetch import prefetch
 from services.core.errors import NotFound
+from services.library.gallery import MediaPage
 
 
 async def media(info: Info, id: strawberry.ID) -> Media | None:
@@ -20,7 +22,7 @@ async def media(info: Info, id: strawberry.ID) -> Media | None:
         return None  # not visible looks exactly like not existing
     if context.services.views is not None:
         context.services.views.viewed_later(context.principal, found)
-    return Media.from_model(found)
+    return Media.from_model(found, await prefetch(info, [found]))
 
 
 async def my_media(
@@ -30,7 +32,7 @@ async def my_media(
     page = await context.services.gallery.list_mine(
         context.principal, first=first, after=after, filter=filter.to_filter() if filter else None
     )
-    return MediaConnection.from_page(page, has_previous_page=after is not None)
+    return await _connection(info, page, after)
 
 
 async def user_media(
@@ -38,7 +40,7 @@ async def user_media(
 ) -> MediaConnection:
     context = info.context
     page = await context.services.gallery.list_user(context.principal, str(user_id), first=first, after=after)
-    return MediaConnection.from_page(page, has_previous_page=after is not None)
+    return await _connection(info, page, after)
 
 
 async def media_by_tag(
@@ -46,7 +48,7 @@ async def media_by_tag(
 ) -> MediaConnection:
     context = info.context
     page = await context.services.gallery.by_tag(context.principal, tag, first=first, after=after)
-    return MediaConnection.from_page(page, has_previous_page=after is not None)
+    return await _connection(info, page, after)
 
 
 async def feed(
@@ -54,4 +56,11 @@ async def feed(
 ) -> MediaConnection:
     context = info.context
     page = await context.services.feed.feed(context.principal, ranking=ranking, first=first, after=after)
-    return MediaConnection.from_page(page, has_previous_page=after is not None)
+    return await _connection(info, page, after)
+
+
+async def _connection(info: Info, page: MediaPage, after: str | None) -> MediaConnection:
+    """The page, with what its selected fields need read up front (schema/types/prefetch.py)."""
+    return MediaConnection.from_page(
+        page, has_previous_page=after is not None, prefetched=await prefetch(info, page.items)
+    )

@@ -2,8 +2,12 @@
 subscription start/end log lines, and what the access log needs (operation, user, error codes).
 
 Listed before ErrorCodes in the schema: hooks exit in reverse order, so the codes it counts are
-the shaped ones. The metric label is the root field (bounded by the schema); the operation name
-the client chose goes to the logs only.
+the shaped ones. Every label is bounded by construction, whatever documents clients send: the
+`operation` label is one root field of the schema, "multiple" for a document selecting several
+(their combinations are not bounded), "invalid" for a document refused before execution (parse or
+validation) and "unknown" when there is no operation; `code` is one of the codes the service
+defines, else "OTHER". The operation name the client chose, and the root fields of a document
+selecting several, go to the logs only.
 """
 
 from __future__ import annotations
@@ -20,15 +24,42 @@ from strawberry.types.execution import ExecutionResult
 
 from infra.observability import metrics, request_context
 from infra.observability.tracing import tracer
+from services.core.errors import MediagraphError
 
 log = logging.getLogger("mediagraph.graphql")
 UNKNOWN = "unknown"
+INVALID = "invalid"
+MULTIPLE = "multiple"
+OTHER_CODE = "OTHER"
+
+
+def _defined_codes(error_class: type[MediagraphError] = MediagraphError) -> frozenset[str]:
+    codes = {error_class.code}
+    for subclass in error_class.__subclasses__():
+        codes |= _defined_codes(subclass)
+    return frozenset(codes)
+
+
+def code_label(code: object) -> str:
+    """An error code as a label value: one the service defines (shaped errors carry nothing else),
+    else "OTHER", so that no code from anywhere can add series."""
+    known = _defined_codes()  # error classes are few; import order cannot leave one out
+    return code if isinstance(code, str) and code in known else OTHER_CODE
+
+
+def operation_label(executed: bool, root_fields: list[str]) -> str:
+    if not executed:
+        return INVALID
+    if len(root_fields) > 1:
+        return MULTIPLE
+    return root_fields[0] if root_fields else UNKNOWN
 
 
 class Observability(SchemaExtension):
     def __init__(self) -> None:
         self._subscription: str | None = None
         self._streamed = False
+        self._executed = False
         self._codes: list[str] = []
 
     def on_operation(self) -> Iterator[None]:
@@ -39,31 +70,35 @@ class Observability(SchemaExtension):
             finally:
                 if not self._streamed:
                     self._collect(self.execution_context.result)
-                op_type, operation, name = self._describe()
+                op_type, fields, name = self._describe()
+                operation = ",".join(fields) or UNKNOWN  # spans and logs: bounded per request
+                label = operation_label(self._executed, fields)
                 span.update_name(f"graphql.{op_type} {operation}")
                 span.set_attribute("graphql.operation.type", op_type)
                 span.set_attribute("graphql.operation.name", name or operation)
                 if self._codes:
                     span.set_status(Status(StatusCode.ERROR, ",".join(sorted(set(self._codes)))))
                 for code in self._codes:
-                    metrics.GRAPHQL_ERRORS.labels(operation=operation, code=code).inc()
+                    metrics.GRAPHQL_ERRORS.labels(operation=label, code=code_label(code)).inc()
                 elapsed = time.perf_counter() - started
                 if self._subscription is not None:
                     metrics.SUBSCRIPTIONS_ACTIVE.labels(operation=self._subscription).dec()
                     log.info("subscription ended", extra=self._fields(operation, name, elapsed))
                 else:
-                    metrics.GRAPHQL_REQUESTS.labels(operation=operation, type=op_type).inc()
-                    metrics.GRAPHQL_DURATION.labels(operation=operation, type=op_type).observe(elapsed)
+                    metrics.GRAPHQL_REQUESTS.labels(operation=label, type=op_type).inc()
+                    metrics.GRAPHQL_DURATION.labels(operation=label, type=op_type).observe(elapsed)
                     self._tell_access_log(op_type, operation, name)
 
     def on_execute(self) -> Iterator[None]:
+        self._executed = True
         yield
-        op_type, operation, name = self._describe()
+        op_type, fields, name = self._describe()
         if op_type == "subscription" and self._subscription is None:
-            self._subscription = operation
-            metrics.GRAPHQL_REQUESTS.labels(operation=operation, type=op_type).inc()
-            metrics.SUBSCRIPTIONS_ACTIVE.labels(operation=operation).inc()
-            log.info("subscription started", extra=self._fields(operation, name, None))
+            # A subscription selects exactly one root field (validation refuses more).
+            self._subscription = operation_label(True, fields)
+            metrics.GRAPHQL_REQUESTS.labels(operation=self._subscription, type=op_type).inc()
+            metrics.SUBSCRIPTIONS_ACTIVE.labels(operation=self._subscription).inc()
+            log.info("subscription started", extra=self._fields(",".join(fields), name, None))
 
     def on_stream_result(self, result: object) -> Iterator[None]:
         self._streamed = True
@@ -76,15 +111,15 @@ class Observability(SchemaExtension):
                 code = (error.extensions or {}).get("code", "INTERNAL_SERVER_ERROR")
                 self._codes.append(str(code))
 
-    def _describe(self) -> tuple[str, str, str | None]:
-        """(operation type, root fields, the client's operation name)."""
+    def _describe(self) -> tuple[str, list[str], str | None]:
+        """(operation type, the schema's root fields it selects, the client's operation name)."""
         context = self.execution_context
         document = context.graphql_document
         if document is None:
-            return UNKNOWN, UNKNOWN, None
+            return UNKNOWN, [], None
         definition = get_operation_ast(document, context.operation_name)
         if definition is None:
-            return UNKNOWN, UNKNOWN, None
+            return UNKNOWN, [], None
         schema: GraphQLSchema = context.schema._schema
         root = schema.get_root_type(definition.operation)
         known = {*(root.fields if root is not None else {}), "__typename"}
@@ -97,7 +132,7 @@ class Observability(SchemaExtension):
             }
         )
         name = definition.name.value if definition.name else None
-        return definition.operation.value, ",".join(fields) or UNKNOWN, name
+        return definition.operation.value, fields, name
 
     def _user(self) -> str | None:
         principal = getattr(self.execution_context.context, "principal", None)

@@ -15,7 +15,6 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types.graphql import OperationType
 
 from resolvers import account as account_resolvers
 from resolvers import editing as editing_resolvers
@@ -30,6 +29,7 @@ from schema.extensions import ErrorCodes
 from schema.limits import limit_rules
 from schema.observability import Observability
 from schema.rate_limit import RateLimit
+from schema.types import plain_resolvers
 from schema.types.account import AccountDeletion, DataExport
 from schema.types.audit import AuditEntryConnection
 from schema.types.connection import MediaConnection
@@ -40,7 +40,6 @@ from schema.types.scalars import SCALARS
 from schema.types.session import SessionTokens
 from schema.types.social import Friendship, MediaViewConnection, UserConnection
 from schema.types.upload import CreateUploadPayload
-from services.access.read_scope import read_scope
 from services.core.pagination import MAX_PAGE_SIZE
 from subscriptions import media as media_subscriptions
 
@@ -278,17 +277,9 @@ class ProfileRules(SchemaExtension):
         self.execution_context.validation_rules = (*self.execution_context.validation_rules, *rules)
         yield
 
-    def on_execute(self) -> Iterator[None]:
-        # A query reads the friend graph once (services/access/read_scope.py); mutations and
-        # subscriptions read it afresh each time.
-        if self.execution_context.operation_type is OperationType.QUERY:
-            with read_scope():
-                yield
-        else:
-            yield
-
 
 @functools.cache
+@plain_resolvers.installed
 def build_schema() -> strawberry.Schema:
     """The schema, built once per process (Strawberry's type registry is global)."""
     return strawberry.Schema(

@@ -201,6 +201,11 @@ class FanOut:
     def groups(self) -> int:
         return len(self._groups)
 
+    @property
+    def members(self) -> int:
+        """Subscriptions joined to a group, over every group."""
+        return sum(len(group.members) for group in self._groups.values())
+
     def join(
         self,
         key: Key,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
 import os
 import shutil
 import subprocess
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 from ulid import ULID
 
 from infra.aws.clients import AwsClients, open_clients
@@ -23,12 +26,41 @@ from infra.aws.embedded import free_port, moto_server
 from infra.aws.resources import Resources, ensure_resources
 from infra.aws.sqs_worker import SqsWorker
 from infra.identity.jwt import issue_dev_token
+from infra.observability.logs import JsonFormatter
+from infra.observability.metrics import metrics_listener
 from infra.roots.runtime import Runtime, open_runtime
 from infra.settings import Settings
+from tests.redis_cluster import private_redis_cluster
 from tests.servers import serving
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/13"
+
+
+@contextlib.contextmanager
+def captured_logs(level: int) -> Iterator[io.StringIO]:
+    """Every record from `level` up, through the production formatter, as `configure_logging`
+    sets it up."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+@pytest.fixture(scope="session")
+def metrics_url() -> Iterator[str]:
+    """/metrics of this process, on its own loopback listener as `mediagraph serve` runs it
+    (the API's port does not serve it)."""
+    with metrics_listener("127.0.0.1", 0) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +92,22 @@ def redis_url() -> Iterator[str]:
         )
     with private_redis() as private_url:
         yield private_url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A Redis Cluster of three masters of the tests' own (tests/redis_cluster.py), started the
+    first time a test asks for it."""
+    with private_redis_cluster() as cluster:
+        yield cluster.url
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def any_redis(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    """(url, is a cluster): a test taking it runs on one Redis, then on a Redis Cluster."""
+    if request.param == "redis-cluster":
+        return request.getfixturevalue("redis_cluster_url"), True
+    return request.getfixturevalue("redis_url"), False
 
 
 @contextlib.contextmanager
@@ -122,6 +170,12 @@ def isolated_settings(moto_endpoint: str, redis_url: str, **overrides: object) -
     the Redis keys under that prefix, and only those. Module fixtures `yield from` it."""
     settings = make_settings(moto_endpoint, redis_url, **overrides)
     yield settings
+    if settings.redis_cluster:
+        cluster = RedisCluster.from_url(redis_url)
+        for key in cluster.scan_iter(match=f"{settings.redis_prefix}*", count=1000):
+            cluster.delete(key)  # one by one: the keys of one DEL must share a slot
+        cluster.close()
+        return
     client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
     if keys:

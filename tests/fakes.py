@@ -18,15 +18,20 @@ from services.core.errors import Conflict, NotFound
 from services.core.events import MediaEvent, event_position
 from services.core.media import Media, MediaStatus, Visibility, utcnow
 from services.core.ports import (
+    HELD_STATUSES,
     AuditEntry,
     AuditPage,
     BlobInfo,
     BlobStream,
+    FriendshipState,
     IdempotencyClaim,
     ListFilter,
     MediaStats,
     Page,
     PresignedRequest,
+    Quota,
+    QuotaExceeded,
+    Relations,
     UploadedPart,
     Usage,
 )
@@ -40,6 +45,8 @@ if TYPE_CHECKING:
         IdempotencyStore,
         MediaRepository,
         RateLimiter,
+        SnapshotStore,
+        SocialStore,
     )
 
 
@@ -66,9 +73,21 @@ class InMemoryMediaRepository:
     def all(self) -> list[Media]:
         return list(self._items.values())
 
-    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
+    async def create(
+        self, media: Media, *, events: Sequence[MediaEvent] = (), quota: Quota | None = None
+    ) -> None:
         if media.id in self._items:
             raise Conflict(f"media {media.id} already exists")
+        if quota is not None:
+            # As the table's counters: every PENDING record (expired ones until swept), and the
+            # bytes of every record in a held status.
+            mine = [m for m in self._items.values() if m.owner_id == media.owner_id]
+            pending = sum(1 for m in mine if m.status is MediaStatus.PENDING)
+            held = sum(m.size for m in mine if m.status in HELD_STATUSES)
+            if pending >= quota.max_pending:
+                raise QuotaExceeded("pendingUploads", pending=pending, held_bytes=held)
+            if held + media.size > quota.max_bytes:
+                raise QuotaExceeded("bytes", pending=pending, held_bytes=held)
         self._items[media.id] = media
         self._keep(events)
 
@@ -556,6 +575,63 @@ class InMemorySnapshotStore:
         return self.snapshots.get(snapshot_id)
 
 
+class InMemorySocialStore:
+    """Same contract as DynamoSocialStore: one directed edge per (user, other), a block
+    outliving unfriending from either side."""
+
+    def __init__(self) -> None:
+        self.users: set[str] = set()
+        self.edges: dict[tuple[str, str], FriendshipState] = {}
+
+    async def touch_user(self, user_id: str) -> None:
+        self.users.add(user_id)
+
+    async def user_exists(self, user_id: str) -> bool:
+        return user_id in self.users
+
+    async def state(self, user_id: str, other: str) -> FriendshipState:
+        mine, theirs = self.edges.get((user_id, other)), self.edges.get((other, user_id))
+        if FriendshipState.BLOCKED in (mine, theirs):
+            return FriendshipState.BLOCKED
+        return mine or FriendshipState.NONE
+
+    async def request(self, user_id: str, other: str) -> None:
+        self.edges[(user_id, other)] = FriendshipState.REQUESTED
+        self.edges[(other, user_id)] = FriendshipState.INCOMING
+
+    async def befriend(self, user_id: str, other: str) -> None:
+        self.edges[(user_id, other)] = self.edges[(other, user_id)] = FriendshipState.FRIENDS
+
+    async def unfriend(self, user_id: str, other: str) -> None:
+        for edge in ((user_id, other), (other, user_id)):
+            if self.edges.get(edge) is not FriendshipState.BLOCKED:
+                self.edges.pop(edge, None)
+
+    async def block(self, user_id: str, other: str) -> None:
+        self.edges[(user_id, other)] = FriendshipState.BLOCKED
+        if self.edges.get((other, user_id)) is not FriendshipState.BLOCKED:
+            self.edges.pop((other, user_id), None)
+
+    async def relations(self, user_id: str, others: set[str]) -> Relations:
+        blocked = {
+            other
+            for other in others
+            if FriendshipState.BLOCKED in (self.edges.get((user_id, other)), self.edges.get((other, user_id)))
+        }
+        friends = {other for other in others if self.edges.get((user_id, other)) is FriendshipState.FRIENDS}
+        return Relations(friends=frozenset(friends - blocked), blocked=frozenset(blocked))
+
+    async def list_related(
+        self, user_id: str, state: FriendshipState, *, limit: int, after: str | None
+    ) -> tuple[list[str], bool]:
+        ids = sorted(
+            other
+            for (owner, other), held in self.edges.items()
+            if owner == user_id and held is state and (after is None or other > after)
+        )
+        return ids[:limit], len(ids) > limit
+
+
 if TYPE_CHECKING:
     # The fakes must keep up with the ports: mypy fails here when a port grows a method.
     _repository: MediaRepository = InMemoryMediaRepository()
@@ -565,3 +641,5 @@ if TYPE_CHECKING:
     _limiter: RateLimiter = InMemoryRateLimiter()
     _engagement: EngagementStore = InMemoryEngagementStore()
     _audit: AuditLog = InMemoryAuditLog()
+    _snapshots: SnapshotStore = InMemorySnapshotStore()
+    _social: SocialStore = InMemorySocialStore()

@@ -1,4 +1,4 @@
-"""The real pipeline (Pillow, the EICAR scanner, local moderation rules) over any stores."""
+"""The real pipeline (libvips and Pillow, the EICAR scanner, local moderation rules) over any stores."""
 
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ def real_steps(
     *,
     moderator: Moderator | None = None,
     max_pixels: int = TEST_MAX_PIXELS,
+    images: VipsImageProcessor | None = None,
 ) -> tuple[Step, ...]:
     return default_steps(
         repo=repo,
         blobs=blobs,
-        images=VipsImageProcessor(max_pixels=max_pixels),
+        images=images or VipsImageProcessor(max_pixels=max_pixels),
         scanners=[EicarScanner()],
         moderator=moderator or LocalRuleModerator(blocked_terms=["forbidden"]),
         derived_prefix="derived/",

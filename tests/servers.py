@@ -15,6 +15,9 @@ from infra.http.server import ApiServer, server_config
 from infra.roots.app import create_app
 from infra.settings import Settings
 
+# The app behind each base URL `serving` yields, while it serves: a test waits on its state.
+_apps: dict[str, Any] = {}
+
 
 @contextlib.asynccontextmanager
 async def serving(settings: Settings, *, dev_sign_in: bool = False) -> AsyncIterator[str]:
@@ -29,9 +32,12 @@ async def serving(settings: Settings, *, dev_sign_in: bool = False) -> AsyncIter
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
+    base = f"http://127.0.0.1:{port}"
+    _apps[base] = app
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield base
     finally:
+        _apps.pop(base, None)
         server.should_exit = True
         await asyncio.wait_for(task, timeout=15)
 
@@ -65,3 +71,26 @@ async def eventually(predicate: Callable[[], Awaitable[bool]], timeout: float = 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+async def listening(api: str, user_id: str, subscribers: int = 1, timeout: float = 20) -> None:
+    """Until the API at `api` holds `subscribers` live event subscriptions of `user_id`, confirmed
+    by Redis: an event published from then on reaches them (no sleep to let a subscription
+    register)."""
+    bus = _apps[api].state.runtime.bus
+
+    async def registered() -> bool:
+        return bool(bus.listening(user_id) >= subscribers)
+
+    await eventually(registered, timeout)
+
+
+async def joined(api: str, members: int, timeout: float = 20) -> None:
+    """Until the API at `api` has `members` subscriptions joined to its shared executions
+    (subscriptions/fanout.py): a subscription still on its way in has not joined yet."""
+    fanout = _apps[api].state.graphql.fanout
+
+    async def registered() -> bool:
+        return bool(fanout.members >= members)
+
+    await eventually(registered, timeout)

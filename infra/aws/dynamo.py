@@ -1,21 +1,6 @@
 """DynamoMediaRepository: media records, their tag index items and per-owner counters, in one
-DynamoDB table. Every attribute name in an expression is aliased (see stack-notes).
-
-    pk=MEDIA#<id>          sk=META           the record
-      gsi1pk=OWNER#<owner>                   gsi1sk=<createdAt>#<id>   owner's timeline
-      gsi2pk=OWNER#<owner>#<status>          gsi2sk=<createdAt>#<id>   owner's timeline by status
-      gsi3pk=STATUS#<status>[#<visibility>]  gsi3sk=<createdAt>#<id>   everyone's, by status;
-                                             COMPLETED is split by visibility: the public timeline;
-                                             DELETED sorts by <purgeAfter>#<id>: the purge queue
-      gsi4pk=SHA#<owner>#<sha256>            gsi4sk=<createdAt>#<id>   only while COMPLETED:
-                                             the instant re-upload lookup
-      ttl=<epoch>                            only while PENDING (not once deleted): abandoned uploads expire
-    pk=TAG#<tag>           sk=<createdAt>#<id>   one per tag of a media: search across users
-      gsi1pk=OWNERTAG#<owner>#<tag>          gsi1sk=<createdAt>#<id>   the owner's media by tag
-    pk=OWNER#<owner>       sk=COUNTS         c_<STATUS> counters, changed in the same
-                                             transaction as every create, transition and delete
-    pk=OUTBOX#<shard>      sk=<id>#<version>#<TYPE>   an event of that write, in the same
-                                             transaction, until published (infra/aws/outbox.py)
+DynamoDB table (key schema: infra/aws/dynamo_keys.py). Every attribute name in an expression is
+aliased (see stack-notes).
 
 DynamoDB cannot index list elements, hence the tag items; they hold keys only, and readers
 batch-get the records, so a tag item never carries stale copies of mutable fields.
@@ -23,34 +8,73 @@ batch-get the records, so a tag item never carries stale copies of mutable field
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from infra.aws import dynamo_keys as keys
 from infra.aws.dynamo_batch import batch_get
+from infra.aws.dynamo_keys import INDEXES
+from infra.aws.dynamo_paging import read_all, read_page
 from infra.aws.outbox import outbox_put
 from services.core.errors import Conflict
 from services.core.events import MediaEvent
 from services.core.media import Media, MediaStatus, Visibility
-from services.core.ports import ListFilter, Page, Usage
+from services.core.ports import HELD_STATUSES, ListFilter, Page, Quota, QuotaExceeded, Usage
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-INDEXES = {
-    "gsi1": ("gsi1pk", "gsi1sk"),
-    "gsi2": ("gsi2pk", "gsi2sk"),
-    "gsi3": ("gsi3pk", "gsi3sk"),
-    # Sparse: only COMPLETED records carry these keys, so the index follows deletes, quarantines
-    # and restores by itself (a separate SHA item would need a second write on every change).
-    "gsi4": ("gsi4pk", "gsi4sk"),
-}
+
+HELD_BYTES = "b_HELD"
+
+
+def _counts_key(owner_id: str) -> dict[str, Any]:
+    return keys.key(keys.owner(owner_id), keys.COUNTS)
+
+
+def _held(media: Media) -> int:
+    return media.size if media.status in HELD_STATUSES else 0
+
+
+def _number(item: dict[str, Any], name: str) -> int:
+    return int(item.get(name, {}).get("N", "0"))
+
+
+def _failed_at(exc: Exception, index: int) -> bool:
+    """Whether a cancelled transaction failed on the condition of item `index` (the counters)."""
+    cause = exc.__cause__
+    if not isinstance(cause, ClientError):
+        return False
+    reasons = cause.response.get("CancellationReasons") or []
+    return len(reasons) > index and reasons[index].get("Code") == "ConditionalCheckFailed"
+
+
+def _within(update: dict[str, Any], quota: Quota, size: int) -> dict[str, Any]:
+    """The counters' update, conditional on the quota: one pending upload fewer than the limit
+    before it, and room for `size` more bytes. Fails the whole transaction otherwise."""
+    body = dict(update["Update"])
+    body["ConditionExpression"] = (
+        "(attribute_not_exists(#cp) OR #cp < :max_pending) AND (attribute_not_exists(#hb) OR #hb <= :room)"
+    )
+    body["ExpressionAttributeNames"] = {
+        **body["ExpressionAttributeNames"],
+        "#cp": "c_PENDING",
+        "#hb": HELD_BYTES,
+    }
+    body["ExpressionAttributeValues"] = {
+        **body["ExpressionAttributeValues"],
+        ":max_pending": {"N": str(quota.max_pending)},
+        ":room": {"N": str(quota.max_bytes - size)},
+    }
+    return {"Update": body}
 
 
 def sort_key(media: Media) -> str:
@@ -59,8 +83,8 @@ def sort_key(media: Media) -> str:
 
 def status_partition(status: MediaStatus, visibility: Visibility | None = None) -> str:
     if status is MediaStatus.COMPLETED and visibility is not None:
-        return f"STATUS#{status.value}#{visibility.value}"
-    return f"STATUS#{status.value}"
+        return keys.status(status.value, visibility.value)
+    return keys.status(status.value)
 
 
 def _serialize(item: dict[str, Any]) -> dict[str, Any]:
@@ -72,17 +96,17 @@ def to_item(media: Media) -> dict[str, Any]:
     sort = sort_key(media)
     item: dict[str, Any] = {
         **record,
-        "pk": f"MEDIA#{media.id}",
-        "sk": "META",
-        "gsi1pk": f"OWNER#{media.owner_id}",
+        "pk": keys.media(media.id),
+        "sk": keys.RECORD,
+        "gsi1pk": keys.owner(media.owner_id),
         "gsi1sk": sort,
-        "gsi2pk": f"OWNER#{media.owner_id}#{media.status.value}",
+        "gsi2pk": keys.owner_status(media.owner_id, media.status.value),
         "gsi2sk": sort,
         "gsi3pk": status_partition(media.status, media.visibility),
         "gsi3sk": sort,
     }
     if media.status is MediaStatus.COMPLETED:
-        item["gsi4pk"] = f"SHA#{media.owner_id}#{media.sha256}"
+        item["gsi4pk"] = keys.sha(media.owner_id, media.sha256)
         item["gsi4sk"] = sort
     if media.status is MediaStatus.DELETED and media.purge_after is not None:
         item["gsi3sk"] = f"{media.purge_after.isoformat()}#{media.id}"
@@ -106,9 +130,9 @@ def _tag_item(media: Media, tag: str) -> dict[str, Any]:
     sort = sort_key(media)
     return _serialize(
         {
-            "pk": f"TAG#{tag}",
+            "pk": keys.tag(tag),
             "sk": sort,
-            "gsi1pk": f"OWNERTAG#{media.owner_id}#{tag}",
+            "gsi1pk": keys.owner_tag(media.owner_id, tag),
             "gsi1sk": sort,
             "media_id": media.id,
         }
@@ -116,7 +140,7 @@ def _tag_item(media: Media, tag: str) -> dict[str, Any]:
 
 
 def _media_key(media_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"MEDIA#{media_id}"}, "sk": {"S": "META"}}
+    return keys.key(keys.media(media_id), keys.RECORD)
 
 
 class DynamoMediaRepository:
@@ -126,7 +150,14 @@ class DynamoMediaRepository:
 
     # --- writes: one transaction each, so records, tag items and counters never disagree ---
 
-    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
+    async def create(
+        self, media: Media, *, events: Sequence[MediaEvent] = (), quota: Quota | None = None
+    ) -> None:
+        if quota is not None:
+            if media.size > quota.max_bytes:
+                item = await self._counts(media.owner_id) or {}
+                raise QuotaExceeded("bytes", pending=_number(item, "c_PENDING"), held_bytes=0)
+            await self._backfill_held_bytes(media.owner_id)
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -138,9 +169,18 @@ class DynamoMediaRepository:
             }
         ]
         items += [{"Put": {"TableName": self._table, "Item": _tag_item(media, tag)}} for tag in media.tags]
-        items += self._count_updates(media.owner_id, Counter({media.status: 1}))
+        counts = self._count_updates(media.owner_id, Counter({media.status: 1}), _held(media))
+        if quota is not None:
+            counts = [_within(update, quota, media.size) for update in counts]
+        counts_at = len(items)  # where the counters' update sits in the transaction
+        items += counts
         items += [outbox_put(self._table, event) for event in events]
-        await self._transact(items, f"media {media.id} already exists")
+        try:
+            await self._transact(items, f"media {media.id} already exists")
+        except Conflict as exc:
+            if quota is not None and _failed_at(exc, counts_at):
+                await self._quota_exceeded(media.owner_id, quota)
+            raise
 
     async def get(self, media_id: str) -> Media | None:
         response = await self._client.get_item(
@@ -178,12 +218,13 @@ class DynamoMediaRepository:
             }
         ]
         for tag in set(previous.tags) - set(media.tags):
-            key = {"pk": {"S": f"TAG#{tag}"}, "sk": {"S": sort_key(media)}}
+            key = keys.key(keys.tag(tag), sort_key(media))
             items.append({"Delete": {"TableName": self._table, "Key": key}})
         for tag in set(media.tags) - set(previous.tags):
             items.append({"Put": {"TableName": self._table, "Item": _tag_item(media, tag)}})
-        if previous.status is not media.status:
-            items += self._count_updates(media.owner_id, Counter({media.status: 1, previous.status: -1}))
+        items += self._count_updates(
+            media.owner_id, Counter({media.status: 1, previous.status: -1}), _held(media) - _held(previous)
+        )
         items += [outbox_put(self._table, event) for event in events]
         await self._transact(items, f"media {media.id} changed meanwhile")
 
@@ -200,30 +241,65 @@ class DynamoMediaRepository:
             }
         ]
         for tag in media.tags:
-            key = {"pk": {"S": f"TAG#{tag}"}, "sk": {"S": sort_key(media)}}
+            key = keys.key(keys.tag(tag), sort_key(media))
             items.append({"Delete": {"TableName": self._table, "Key": key}})
-        items += self._count_updates(media.owner_id, Counter({media.status: -1}))
+        items += self._count_updates(media.owner_id, Counter({media.status: -1}), -_held(media))
         items += [outbox_put(self._table, event) for event in events]
         await self._transact(items, f"media {media.id} changed meanwhile")
 
-    def _count_updates(self, owner_id: str, deltas: Counter[MediaStatus]) -> list[dict[str, Any]]:
-        changes = {status: delta for status, delta in deltas.items() if delta}
+    def _count_updates(
+        self, owner_id: str, deltas: Counter[MediaStatus], held_bytes: int = 0
+    ) -> list[dict[str, Any]]:
+        changes = {f"c_{status.value}": delta for status, delta in deltas.items() if delta}
+        if held_bytes:
+            changes[HELD_BYTES] = held_bytes
         if not changes:
             return []
-        names = {f"#c{i}": f"c_{status.value}" for i, status in enumerate(changes)}
+        names = {f"#c{i}": name for i, name in enumerate(changes)}
         values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(changes.values())}
         expression = "ADD " + ", ".join(f"#c{i} :d{i}" for i in range(len(changes)))
         return [
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": {"pk": {"S": f"OWNER#{owner_id}"}, "sk": {"S": "COUNTS"}},
+                    "Key": _counts_key(owner_id),
                     "UpdateExpression": expression,
                     "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": values,
                 }
             }
         ]
+
+    async def _counts(self, owner_id: str) -> dict[str, Any] | None:
+        response = await self._client.get_item(
+            TableName=self._table, Key=_counts_key(owner_id), ConsistentRead=True
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    async def _backfill_held_bytes(self, owner_id: str) -> None:
+        """Counters written before b_HELD existed lack it: compute it once from the records."""
+        item = await self._counts(owner_id)
+        if item is None or HELD_BYTES in item:
+            return  # a new owner (nothing held), or counted already
+        now = datetime.now(UTC)
+        held = sum([(await self.owner_usage(owner_id, status, now=now)).bytes for status in HELD_STATUSES])
+        with contextlib.suppress(ClientError):  # another request set it first: theirs stands
+            await self._client.update_item(
+                TableName=self._table,
+                Key=_counts_key(owner_id),
+                UpdateExpression="SET #held = :held",
+                ConditionExpression="attribute_not_exists(#held)",
+                ExpressionAttributeNames={"#held": HELD_BYTES},
+                ExpressionAttributeValues={":held": {"N": str(held)}},
+            )
+
+    async def _quota_exceeded(self, owner_id: str, quota: Quota) -> None:
+        """The counters refused a create: which quota, with the counters as they are now."""
+        item = await self._counts(owner_id) or {}
+        pending, held = _number(item, "c_PENDING"), _number(item, HELD_BYTES)
+        kind = "pendingUploads" if pending >= quota.max_pending else "bytes"
+        raise QuotaExceeded(kind, pending=pending, held_bytes=held)
 
     async def _transact(self, items: list[dict[str, Any]], conflict_message: str) -> None:
         try:
@@ -242,7 +318,7 @@ class DynamoMediaRepository:
             IndexName="gsi4",
             KeyConditionExpression="#p = :p",
             ExpressionAttributeNames={"#p": "gsi4pk"},
-            ExpressionAttributeValues={":p": {"S": f"SHA#{owner_id}#{sha256}"}},
+            ExpressionAttributeValues={":p": {"S": keys.sha(owner_id, sha256)}},
             ScanIndexForward=False,
             Limit=1,
         )
@@ -252,7 +328,7 @@ class DynamoMediaRepository:
     async def count_by_status(self, owner_id: str) -> dict[MediaStatus, int]:
         response = await self._client.get_item(
             TableName=self._table,
-            Key={"pk": {"S": f"OWNER#{owner_id}"}, "sk": {"S": "COUNTS"}},
+            Key=_counts_key(owner_id),
             ConsistentRead=True,
         )
         item = response.get("Item") or {}
@@ -269,7 +345,7 @@ class DynamoMediaRepository:
     ) -> Page:
         if filter.tag is not None:
             page = await self._list_tag_items(
-                "gsi1", f"OWNERTAG#{owner_id}#{filter.tag}", limit, after, filter
+                "gsi1", keys.owner_tag(owner_id, filter.tag), limit, after, filter
             )
             if filter.status is not None:
                 # Narrowed after the read: the page may come out short; its cursor still advances.
@@ -278,13 +354,13 @@ class DynamoMediaRepository:
                 )
             return page
         if filter.status is None:
-            return await self._list_records("gsi1", f"OWNER#{owner_id}", limit, after, filter)
+            return await self._list_records("gsi1", keys.owner(owner_id), limit, after, filter)
         return await self._list_records(
-            "gsi2", f"OWNER#{owner_id}#{filter.status.value}", limit, after, filter
+            "gsi2", keys.owner_status(owner_id, filter.status.value), limit, after, filter
         )
 
     async def list_by_tag(self, tag: str, *, limit: int, after: str | None) -> Page:
-        return await self._list_tag_items(None, f"TAG#{tag}", limit, after, ListFilter())
+        return await self._list_tag_items(None, keys.tag(tag), limit, after, ListFilter())
 
     async def list_completed(self, visibility: Visibility, *, limit: int, after: str | None) -> Page:
         partition = status_partition(MediaStatus.COMPLETED, visibility)
@@ -313,36 +389,32 @@ class DynamoMediaRepository:
             "KeyConditionExpression": "#p = :p",
             "ProjectionExpression": "#size, #ttl",
             "ExpressionAttributeNames": {"#p": "gsi2pk", "#size": "size", "#ttl": "ttl"},
-            "ExpressionAttributeValues": {":p": {"S": f"OWNER#{owner_id}#{status.value}"}},
+            "ExpressionAttributeValues": {":p": {"S": keys.owner_status(owner_id, status.value)}},
         }
         count = total = 0
         cutoff = now.timestamp()
-        while True:
-            response = await self._client.query(**request)
-            for item in response.get("Items", []):
+        async for items in read_all(self._client, request):
+            for item in items:
                 # Expired PENDING records linger until swept (moto never runs TTL): not in flight.
                 if "ttl" in item and int(item["ttl"]["N"]) <= cutoff:
                     continue
                 count += 1
                 total += int(item["size"]["N"])
-            if "LastEvaluatedKey" not in response:
-                return Usage(count=count, bytes=total)
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return Usage(count=count, bytes=total)
 
     async def scan(self, *, limit: int, after: str | None) -> Page:
         request: dict[str, Any] = {
             "TableName": self._table,
             "FilterExpression": "#sk = :meta",
             "ExpressionAttributeNames": {"#sk": "sk"},
-            "ExpressionAttributeValues": {":meta": {"S": "META"}},
+            "ExpressionAttributeValues": {":meta": {"S": keys.RECORD}},
             "Limit": limit,
         }
         if after is not None:
             request["ExclusiveStartKey"] = json.loads(after)
         response = await self._client.scan(**request)
-        records = [
-            from_item(item) for item in response.get("Items", []) if item["pk"]["S"].startswith("MEDIA#")
-        ]
+        items = response.get("Items", [])
+        records = [from_item(item) for item in items if item["pk"]["S"].startswith(keys.MEDIA_PREFIX)]
         last = response.get("LastEvaluatedKey")
         return Page(records, last is not None, json.dumps(last) if last else None)
 
@@ -369,7 +441,7 @@ class DynamoMediaRepository:
 
         def start(position: str) -> dict[str, Any]:
             tag = partition.rpartition("#")[2]
-            key = {"pk": {"S": f"TAG#{tag}"}, "sk": {"S": position}}
+            key = keys.key(keys.tag(tag), position)
             return key if index is None else {**key, pk_name: {"S": partition}, sk_name: {"S": position}}
 
         items, has_more = await self._query(index, partition, limit, after, filter, start)
@@ -413,20 +485,9 @@ class DynamoMediaRepository:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
-            # One more than asked: hasNextPage is then exact, whatever LastEvaluatedKey says.
-            "Limit": limit + 1,
         }
         if index:
             request["IndexName"] = index
         if after is not None:
             request["ExclusiveStartKey"] = start_key(after)
-        items: list[dict[str, Any]] = []
-        while True:
-            response = await self._client.query(**request)
-            items.extend(response.get("Items", []))
-            # A 1 MB response may stop short of Limit: keep reading until we know.
-            if len(items) > limit or "LastEvaluatedKey" not in response:
-                break
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-            request["Limit"] = limit + 1 - len(items)
-        return items[:limit], len(items) > limit
+        return await read_page(self._client, request, limit=limit)

@@ -1,6 +1,5 @@
-"""DynamoAuditLog: the audit trail of each media, in the media table.
-
-    pk=AUDIT#<mediaId>  sk=<entryId>   owner_id, actor, action, at, changes (JSON)
+"""DynamoAuditLog: the audit trail of each media, in the media table (pk=AUDIT#<mediaId>,
+sk=<entryId>: infra/aws/dynamo_keys.py), with owner_id, actor, action, at, changes (JSON).
 
 A ULID entry id sorts by time; the purge tombstone's fixed id sorts last. No index attribute is
 set, so no listing ever sees these items, and purging the record leaves them alone.
@@ -14,6 +13,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from infra.aws import dynamo_keys as keys
+from infra.aws.dynamo_paging import read_page
 from services.core.ports import AuditEntry, AuditPage
 
 
@@ -28,7 +29,7 @@ class DynamoAuditLog:
             await self._client.put_item(
                 TableName=self._table,
                 Item={
-                    "pk": {"S": f"AUDIT#{entry.media_id}"},
+                    "pk": {"S": keys.audit(entry.media_id)},
                     "sk": {"S": entry.entry_id},
                     "owner_id": {"S": entry.owner_id},
                     "actor": {"S": entry.actor},
@@ -48,21 +49,14 @@ class DynamoAuditLog:
             "TableName": self._table,
             "KeyConditionExpression": "#pk = :pk",
             "ExpressionAttributeNames": {"#pk": "pk"},
-            "ExpressionAttributeValues": {":pk": {"S": f"AUDIT#{media_id}"}},
+            "ExpressionAttributeValues": {":pk": {"S": keys.audit(media_id)}},
             "ScanIndexForward": True,
             "ConsistentRead": True,
-            "Limit": limit + 1,
         }
         if after is not None:
-            request["ExclusiveStartKey"] = {"pk": {"S": f"AUDIT#{media_id}"}, "sk": {"S": after}}
-        items: list[dict[str, Any]] = []
-        while True:
-            response = await self._client.query(**request)
-            items.extend(response.get("Items", []))
-            if len(items) > limit or "LastEvaluatedKey" not in response:
-                break
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return AuditPage([_entry(media_id, item) for item in items[:limit]], len(items) > limit)
+            request["ExclusiveStartKey"] = {"pk": {"S": keys.audit(media_id)}, "sk": {"S": after}}
+        items, more = await read_page(self._client, request, limit=limit)
+        return AuditPage([_entry(media_id, item) for item in items], more)
 
 
 def _entry(media_id: str, item: dict[str, Any]) -> AuditEntry:

@@ -12,7 +12,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from infra.aws import dynamo_keys as keys
 from infra.aws.dynamo_batch import batch_get
+from infra.aws.dynamo_paging import read_all
 from services.core.ports import MediaStats
 
 
@@ -28,7 +30,7 @@ class DynamoEngagementStore:
         return await self._toggle(media_id, user_id, like=False)
 
     async def _toggle(self, media_id: str, user_id: str, *, like: bool) -> bool:
-        key = {"pk": {"S": f"MEDIA#{media_id}"}, "sk": {"S": f"LIKE#{user_id}"}}
+        key = keys.key(keys.media(media_id), keys.like(user_id))
         change: dict[str, Any]
         if like:
             item = {**key, "user_id": {"S": user_id}}
@@ -51,7 +53,7 @@ class DynamoEngagementStore:
         counter = {
             "Update": {
                 "TableName": self._table,
-                "Key": {"pk": {"S": f"MEDIA#{media_id}"}, "sk": {"S": "STATS"}},
+                "Key": keys.key(keys.media(media_id), keys.STATS),
                 "UpdateExpression": "ADD #likes :delta",
                 "ExpressionAttributeNames": {"#likes": "like_count"},
                 "ExpressionAttributeValues": {":delta": {"N": "1" if like else "-1"}},
@@ -66,17 +68,17 @@ class DynamoEngagementStore:
         return True
 
     async def liked(self, user_id: str, media_ids: list[str]) -> set[str]:
-        keys = [{"pk": {"S": f"MEDIA#{m}"}, "sk": {"S": f"LIKE#{user_id}"}} for m in dict.fromkeys(media_ids)]
-        return {item["pk"]["S"].removeprefix("MEDIA#") for item in await self._batch_get(keys)}
+        wanted = [keys.key(keys.media(m), keys.like(user_id)) for m in dict.fromkeys(media_ids)]
+        return {item["pk"]["S"].removeprefix(keys.MEDIA_PREFIX) for item in await self._batch_get(wanted)}
 
     async def stats(self, media_ids: list[str]) -> dict[str, MediaStats]:
-        keys = [{"pk": {"S": f"MEDIA#{m}"}, "sk": {"S": "STATS"}} for m in dict.fromkeys(media_ids)]
+        wanted = [keys.key(keys.media(m), keys.STATS) for m in dict.fromkeys(media_ids)]
         return {
-            item["pk"]["S"].removeprefix("MEDIA#"): MediaStats(
+            item["pk"]["S"].removeprefix(keys.MEDIA_PREFIX): MediaStats(
                 like_count=max(0, int(item.get("like_count", {}).get("N", "0"))),
                 view_count=max(0, int(item.get("view_count", {}).get("N", "0"))),
             )
-            for item in await self._batch_get(keys)
+            for item in await self._batch_get(wanted)
         }
 
     async def forget(self, media_id: str) -> None:
@@ -85,21 +87,17 @@ class DynamoEngagementStore:
             "KeyConditionExpression": "#pk = :pk",
             "ProjectionExpression": "#pk, #sk",
             "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
-            "ExpressionAttributeValues": {":pk": {"S": f"MEDIA#{media_id}"}},
+            "ExpressionAttributeValues": {":pk": {"S": keys.media(media_id)}},
         }
-        while True:
-            response = await self._client.query(**request)
+        async for items in read_all(self._client, request):
             # The record (sk=META) is the repository's: it goes last, with its index items.
-            keys = [item for item in response.get("Items", []) if item["sk"]["S"] != "META"]
-            for start in range(0, len(keys), 25):
-                writes = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+            doomed = [item for item in items if item["sk"]["S"] != keys.RECORD]
+            for start in range(0, len(doomed), 25):
+                writes = [{"DeleteRequest": {"Key": key}} for key in doomed[start : start + 25]]
                 pending: dict[str, Any] = {self._table: writes}
                 while pending:
                     answer = await self._client.batch_write_item(RequestItems=pending)
                     pending = answer.get("UnprocessedItems") or {}
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     async def forget_user(self, user_id: str) -> int:
         # No index maps a user to their likes: an account deletion is rare enough for one
@@ -109,23 +107,20 @@ class DynamoEngagementStore:
             "FilterExpression": "#sk = :sk",
             "ProjectionExpression": "#pk",
             "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
-            "ExpressionAttributeValues": {":sk": {"S": f"LIKE#{user_id}"}},
+            "ExpressionAttributeValues": {":sk": {"S": keys.like(user_id)}},
         }
         removed = 0
-        while True:
-            response = await self._client.scan(**request)
-            for item in response.get("Items", []):
-                if await self.unlike(item["pk"]["S"].removeprefix("MEDIA#"), user_id):
+        async for items in read_all(self._client, request, operation="scan"):
+            for item in items:
+                if await self.unlike(item["pk"]["S"].removeprefix(keys.MEDIA_PREFIX), user_id):
                     removed += 1
-            if "LastEvaluatedKey" not in response:
-                return removed
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return removed
 
     async def add_views(self, counts: dict[str, int]) -> None:
         for media_id, count in counts.items():
             await self._client.update_item(
                 TableName=self._table,
-                Key={"pk": {"S": f"MEDIA#{media_id}"}, "sk": {"S": "STATS"}},
+                Key=keys.key(keys.media(media_id), keys.STATS),
                 UpdateExpression="ADD #views :count",
                 ExpressionAttributeNames={"#views": "view_count"},
                 ExpressionAttributeValues={":count": {"N": str(count)}},

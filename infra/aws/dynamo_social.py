@@ -14,19 +14,21 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from infra.aws import dynamo_keys as keys
 from infra.aws.dynamo_batch import batch_get
+from infra.aws.dynamo_paging import read_page
 from services.core.ports import FriendshipState, Relations
 
 
 def _key(user: str, other: str) -> dict[str, Any]:
-    return {"pk": {"S": f"USER#{user}"}, "sk": {"S": f"REL#{other}"}}
+    return keys.key(keys.user(user), keys.relation(other))
 
 
 def _item(user: str, other: str, state: FriendshipState) -> dict[str, Any]:
     return {
         **_key(user, other),
         "state": {"S": state.value},
-        "gsi1pk": {"S": f"RELSTATE#{user}#{state.value}"},
+        "gsi1pk": {"S": keys.relation_state(user, state.value)},
         "gsi1sk": {"S": other},
     }
 
@@ -39,12 +41,12 @@ class DynamoSocialStore:
     async def touch_user(self, user_id: str) -> None:
         await self._client.put_item(
             TableName=self._table,
-            Item={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "PROFILE"}, "user_id": {"S": user_id}},
+            Item={**keys.key(keys.user(user_id), keys.PROFILE), "user_id": {"S": user_id}},
         )
 
     async def user_exists(self, user_id: str) -> bool:
         response = await self._client.get_item(
-            TableName=self._table, Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "PROFILE"}}
+            TableName=self._table, Key=keys.key(keys.user(user_id), keys.PROFILE)
         )
         return "Item" in response
 
@@ -75,12 +77,12 @@ class DynamoSocialStore:
         await self._delete_unless_blocked(other, user_id)
 
     async def relations(self, user_id: str, others: set[str]) -> Relations:
-        keys = [_key(user_id, other) for other in others] + [_key(other, user_id) for other in others]
+        wanted = [_key(user_id, other) for other in others] + [_key(other, user_id) for other in others]
         friends: set[str] = set()
         blocked: set[str] = set()
-        for item in await self._batch_get(keys):
-            owner = item["pk"]["S"].removeprefix("USER#")
-            target = item["sk"]["S"].removeprefix("REL#")
+        for item in await self._batch_get(wanted):
+            owner = item["pk"]["S"].removeprefix(keys.USER_PREFIX)
+            target = item["sk"]["S"].removeprefix(keys.REL_PREFIX)
             state = item["state"]["S"]
             if state == FriendshipState.BLOCKED.value:
                 blocked.add(target if owner == user_id else owner)
@@ -96,25 +98,24 @@ class DynamoSocialStore:
             "IndexName": "gsi1",
             "KeyConditionExpression": "#p = :p",
             "ExpressionAttributeNames": {"#p": "gsi1pk"},
-            "ExpressionAttributeValues": {":p": {"S": f"RELSTATE#{user_id}#{state.value}"}},
-            "Limit": limit + 1,
+            "ExpressionAttributeValues": {":p": {"S": keys.relation_state(user_id, state.value)}},
         }
         if after is not None:
             request["ExclusiveStartKey"] = {
                 **_key(user_id, after),
-                "gsi1pk": {"S": f"RELSTATE#{user_id}#{state.value}"},
+                "gsi1pk": {"S": keys.relation_state(user_id, state.value)},
                 "gsi1sk": {"S": after},
             }
-        response = await self._client.query(**request)
-        ids = [item["gsi1sk"]["S"] for item in response.get("Items", [])]
-        return ids[:limit], len(ids) > limit
+        items, more = await read_page(self._client, request, limit=limit)
+        return [item["gsi1sk"]["S"] for item in items], more
 
     async def _pair(self, user_id: str, other: str) -> tuple[FriendshipState | None, FriendshipState | None]:
         found = {
             (item["pk"]["S"], item["sk"]["S"]): FriendshipState(item["state"]["S"])
             for item in await self._batch_get([_key(user_id, other), _key(other, user_id)])
         }
-        return found.get((f"USER#{user_id}", f"REL#{other}")), found.get((f"USER#{other}", f"REL#{user_id}"))
+        mine = found.get((keys.user(user_id), keys.relation(other)))
+        return mine, found.get((keys.user(other), keys.relation(user_id)))
 
     async def _write(self, *items: dict[str, Any]) -> None:
         await self._client.transact_write_items(

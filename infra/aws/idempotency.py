@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from infra.aws import dynamo_keys as keys
 from services.core.errors import Conflict
 from services.core.ports import IdempotencyClaim
 
@@ -72,4 +73,4 @@ class DynamoIdempotencyStore:
 
 
 def _key(owner_id: str, key: str) -> dict[str, Any]:
-    return {"pk": {"S": f"IDEMP#{owner_id}#{key}"}, "sk": {"S": "IDEMP"}}
+    return keys.key(keys.idempotency(owner_id, key), keys.IDEMPOTENCY)

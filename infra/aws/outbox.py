@@ -42,8 +42,10 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
+from infra.aws import dynamo_keys as keys
+from infra.aws.dynamo_paging import read_all
 from infra.observability import metrics
 from services.core.events import MediaEvent
 from services.core.ports import EventBus, Subscription
@@ -53,15 +55,15 @@ log = logging.getLogger("mediagraph.outbox")
 SHARDS = 4  # partitions the outbox spreads over: writes to one partition are capped by DynamoDB
 KEEP_S = 7 * 24 * 3600  # an event not delivered in a week is dropped by DynamoDB's TTL
 _BATCH = 25  # BatchWriteItem's limit
-_UNREACHABLE = (RedisError, OSError, asyncio.TimeoutError)
+_UNREACHABLE = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 
 def _partition(media_id: str) -> str:
-    return f"OUTBOX#{zlib.crc32(media_id.encode()) % SHARDS}"
+    return keys.outbox(zlib.crc32(media_id.encode()) % SHARDS)
 
 
 def _key(event: MediaEvent) -> dict[str, Any]:
-    return {"pk": {"S": _partition(event.media.id)}, "sk": {"S": event.outbox_key}}
+    return keys.key(_partition(event.media.id), event.outbox_key)
 
 
 def outbox_put(table: str, event: MediaEvent) -> dict[str, Any]:
@@ -201,29 +203,21 @@ class OutboxBus:
         left = 0
         self._behind = False
         for shard in range(SHARDS):
-            async for items in self._pages(f"OUTBOX#{shard}"):
+            async for items in self._pages(keys.outbox(shard)):
                 due = [item for item in items if int(item["at"]["N"]) <= due_before]
                 left += len(items) - await self._deliver(due)
         return left
 
-    async def _pages(self, partition: str) -> AsyncIterator[list[dict[str, Any]]]:
-        start: dict[str, Any] | None = None
-        while True:
-            query: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "#pk = :pk",
-                "ExpressionAttributeNames": {"#pk": "pk"},
-                "ExpressionAttributeValues": {":pk": {"S": partition}},
-                "ConsistentRead": True,
-                "Limit": 200,
-            }
-            if start is not None:
-                query["ExclusiveStartKey"] = start
-            response = await self._client.query(**query)
-            yield response.get("Items", [])
-            start = response.get("LastEvaluatedKey")
-            if start is None:
-                return
+    def _pages(self, partition: str) -> AsyncIterator[list[dict[str, Any]]]:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": "pk"},
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
+            "ConsistentRead": True,
+            "Limit": 200,
+        }
+        return read_all(self._client, query)
 
     def _forget(self, event: MediaEvent) -> None:
         self._queue_delete(_key(event))

@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra.aws.clients import AwsClients
-from infra.aws.dynamo import INDEXES
+from infra.aws.dynamo_keys import INDEXES
 from infra.settings import Settings
 
 log = logging.getLogger("mediagraph.resources")

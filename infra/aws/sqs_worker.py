@@ -36,7 +36,7 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from opentelemetry.trace import SpanKind
-from redis.exceptions import BusyLoadingError
+from redis.exceptions import BusyLoadingError, ClusterError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -79,6 +79,8 @@ def is_transient(exc: BaseException) -> bool:
             RedisConnectionError
             | RedisTimeoutError
             | BusyLoadingError
+            | ClusterError
+            | RedisClusterException
             | BotoConnectionError
             | HTTPClientError
             | ConnectionError

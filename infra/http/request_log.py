@@ -26,7 +26,7 @@ from infra.observability.tracing import tracer
 
 log = logging.getLogger("mediagraph.access")
 # Probes and scrapes every few seconds would drown the real requests at INFO.
-_QUIET_PATHS = {"/healthz", "/readyz", "/metrics"}
+_QUIET_PATHS = {"/healthz", "/readyz"}
 GOING_AWAY = 1001
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import uvicorn
 
+from infra.http.http_protocol import http_protocol
 from infra.http.request_log import GOING_AWAY, WebSocketRegistry
 from infra.http.ws_protocol import websocket_protocol
 from infra.settings import Settings
@@ -91,6 +92,13 @@ def server_config(app: Any, settings: Settings, *, host: str, port: int, **optio
         log_config=None,
         # Client addresses come from MEDIAGRAPH_TRUSTED_PROXIES (infra/http/client_ip.py), not uvicorn.
         proxy_headers=False,
+        # Header size and count limits, and a deadline for slow or half-sent requests.
+        http=http_protocol(
+            max_line_bytes=settings.http_max_header_line_bytes,
+            max_head_bytes=settings.http_max_header_bytes,
+            max_headers=settings.http_max_headers,
+            read_timeout_s=settings.http_read_timeout_s,
+        ),
         ws=websocket_protocol(settings.ws_send_timeout_s),
         # A message over the limit closes the socket with 1009 before it is buffered.
         ws_max_size=settings.ws_max_message_bytes,

@@ -19,9 +19,12 @@ GIL), never on the event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import math
 import os
 import struct
+import sys
 import warnings
 import zlib
 from collections.abc import Callable
@@ -47,6 +50,10 @@ RENDITIONS = (("display", 2048), ("thumb-large", 640), ("thumb-small", 160))
 WEBP_QUALITY = 82
 WEBP_METHOD = 4  # libwebp's effort, 0 (fast) to 6
 DEFAULT_BUDGET_BYTES = 1 << 30
+# The memory model of a decode (DecodePlan.cost_bytes), from peak resident sizes measured on
+# 6 MP PNGs and 12 MP JPEGs: display-variant bytes per pixel, and a fixed part.
+DISPLAY_BYTES_PER_PIXEL = 12
+FIXED_DECODE_BYTES = 16 << 20
 
 _VIPS_LOADERS = {"jpegload": "JPEG", "pngload": "PNG", "gifload": "GIF", "webpload": "WEBP"}
 _SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4, "double": 8}
@@ -74,9 +81,11 @@ class DecodePlan:
 
     @property
     def cost_bytes(self) -> int:
-        """Bytes of pixels this decode may hold at its peak: the bitmap at the decode scale (its
-        worst case: libvips often streams), three times over for HEIC (pillow-heif's bitmap, its
-        raw bytes, libvips' copy), and the display variant twice (libvips' and Pillow's)."""
+        """Bytes this decode may hold at its peak, as measured (docs/processing.md, "Concurrency
+        and memory"): the bitmap at the decode scale (its worst case: libvips often streams),
+        three times over for HEIC (pillow-heif's bitmap, its raw bytes, libvips' copy); the
+        display variant's pixels about four times (libvips', Pillow's, libwebp's YUV planes and
+        working memory); and a fixed part for decoder and encoder state."""
         decoded = (
             math.ceil(self.width / self.shrink)
             * math.ceil(self.height / self.shrink)
@@ -87,8 +96,8 @@ class DecodePlan:
             decoded *= 3
         edge = RENDITIONS[0][1]
         scale = min(1.0, edge / max(self.width, self.height))
-        display = math.ceil(self.width * scale) * math.ceil(self.height * scale) * 4
-        return decoded + 2 * display
+        display = math.ceil(self.width * scale) * math.ceil(self.height * scale)
+        return decoded + DISPLAY_BYTES_PER_PIXEL * display + FIXED_DECODE_BYTES
 
 
 def jpeg_shrink(width: int, height: int, edge: int = RENDITIONS[0][1]) -> int:
@@ -113,6 +122,7 @@ class VipsImageProcessor:
         webp_quality: int = WEBP_QUALITY,
         webp_method: int = WEBP_METHOD,
     ) -> None:
+        return_freed_memory()
         self._max_pixels = max_pixels
         self.budget = budget or DecodeBudget(DEFAULT_BUDGET_BYTES)
         self._executor = executor
@@ -262,6 +272,23 @@ class VipsImageProcessor:
         return renditions, _blurhash(encoded[-1]), dhash(encoded[0])
 
 
+def return_freed_memory() -> None:
+    """Make glibc give large freed blocks back to the system at once. By default it raises its
+    mmap threshold after each large free (up to 32 MiB), after which bitmaps come from the
+    threads' heaps and stay resident when freed: resident memory would creep past what the
+    decoding budget accounts for. Fixed at 1 MiB, each bitmap is its own mapping."""
+    global _heap_bounded
+    if _heap_bounded or not sys.platform.startswith("linux"):
+        return
+    _heap_bounded = True
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+_heap_bounded = False
+
+
 def _srgb8(image: pyvips.Image) -> pyvips.Image:
     """Any decoded image (grey, 16-bit, CMYK without a profile) as 8-bit sRGB, alpha kept."""
     if image.interpretation != "srgb" or image.format != "uchar":
@@ -275,7 +302,8 @@ def _srgb8(image: pyvips.Image) -> pyvips.Image:
 
 def _to_pillow(image: pyvips.Image) -> Image.Image:
     mode = "RGBA" if image.bands == 4 else "RGB"
-    return Image.frombytes(mode, (image.width, image.height), image.write_to_memory())
+    # Over libvips' bytes, not a copy of them (read-only: it is only encoded).
+    return Image.frombuffer(mode, (image.width, image.height), image.write_to_memory(), "raw", mode, 0, 1)
 
 
 def check_png_complete(path: str) -> None:

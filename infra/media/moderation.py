@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from services.core.media import Media
+from services.core.media import Media, owner_text
 from services.ingest.inspection import MediaRefused, ModerationResult
 
 # Rekognition takes JPEG or PNG of at most 5 MB as inline bytes.
@@ -20,8 +20,9 @@ _PREVIEW_EDGE = 1280
 
 
 class LocalRuleModerator:
-    """Flags media whose title, tags or filename use a blocked term, or whose bytes are on a
-    denylist of SHA-256 digests (known-bad files). Crude, deterministic, free."""
+    """Flags media whose filename or owner-written text (every OWNER_TEXT_FIELDS: title, tags)
+    uses a blocked term, or whose bytes are on a denylist of SHA-256 digests (known-bad files).
+    Crude, deterministic, free."""
 
     def __init__(self, *, blocked_terms: Iterable[str] = (), blocked_sha256: Iterable[str] = ()) -> None:
         self._terms = tuple(term.strip().lower() for term in blocked_terms if term.strip())
@@ -31,7 +32,7 @@ class LocalRuleModerator:
         labels: list[str] = []
         if media.sha256 in self._digests:
             labels.append("denylisted file")
-        words = set(re.findall(r"[\w']+", " ".join((media.title, media.filename, *media.tags)).lower()))
+        words = set(re.findall(r"[\w']+", " ".join((media.filename, *owner_text(media))).lower()))
         labels.extend(f"term:{term}" for term in self._terms if term in words)
         return ModerationResult(tuple(labels))
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from services.core.events import MediaEvent
 
@@ -62,7 +63,7 @@ def sign(secret: bytes, timestamp: int, body: bytes) -> str:
 class _Delivered:
     """What a notifier already delivered, by event id, in Redis."""
 
-    def __init__(self, redis: Redis, prefix: str, notifier: str) -> None:
+    def __init__(self, redis: Redis | RedisCluster, prefix: str, notifier: str) -> None:
         self._redis = redis
         self._prefix = f"{prefix}notified:{notifier}:"
 
@@ -85,7 +86,7 @@ class WebhookNotifier:
         session: aiohttp.ClientSession,
         url: str,
         secret: bytes,
-        redis: Redis,
+        redis: Redis | RedisCluster,
         *,
         prefix: str,
         attempts: int = 4,
@@ -132,7 +133,7 @@ class WebhookNotifier:
 class SnsNotifier:
     name = "sns"
 
-    def __init__(self, client: Any, topic_arn: str, redis: Redis, *, prefix: str) -> None:
+    def __init__(self, client: Any, topic_arn: str, redis: Redis | RedisCluster, *, prefix: str) -> None:
         self._client = client
         self._topic_arn = topic_arn
         self._delivered = _Delivered(redis, prefix, self.name)

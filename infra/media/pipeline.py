@@ -9,6 +9,7 @@ import aioboto3
 import aiohttp
 from aiobotocore.config import AioConfig
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from infra.media.budget import DecodeBudget
 from infra.media.images import VipsImageProcessor
@@ -92,7 +93,9 @@ def video_prober(settings: Settings) -> VideoProber | None:
     )
 
 
-async def open_notifiers(settings: Settings, stack: AsyncExitStack, redis: Redis) -> list[Notifier]:
+async def open_notifiers(
+    settings: Settings, stack: AsyncExitStack, redis: Redis | RedisCluster
+) -> list[Notifier]:
     notifiers: list[Notifier] = []
     if settings.sns_topic_arn:
         session = aioboto3.Session(region_name=settings.aws_region)

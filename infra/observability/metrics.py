@@ -1,4 +1,9 @@
-"""Prometheus metrics: every series the service exports, defined once, and the /metrics endpoint.
+"""Prometheus metrics: every series the service exports, defined once, and their listener.
+
+/metrics is served on a listener of its own (`metrics_listener`: MEDIAGRAPH_METRICS_HOST/_PORT,
+loopback by default), never on the API's port: only operators reach it. prometheus_client's
+server renders each scrape in a thread of its own, off the event loop, so a scrape of many series
+does not hold up /healthz or any request.
 
 Names follow the Prometheus conventions: a `mediagraph_` namespace, base units in the name
 (`_seconds`), `_total` on counters, and labels whose values are bounded by the code (GraphQL root
@@ -8,9 +13,10 @@ the logs, not into a label. docs/operations.md lists them with the alerts worth 
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
-from starlette.requests import Request
-from starlette.responses import Response
+import contextlib
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 
 # Request latency: 5 ms (a cached read) to 10 s (a client's request timeout).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -131,5 +137,13 @@ def sample(name: str, labels: dict[str, str] | None = None) -> float:
     return REGISTRY.get_sample_value(name, labels or {}) or 0.0
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+@contextlib.contextmanager
+def metrics_listener(host: str, port: int) -> Iterator[int]:
+    """Serve /metrics on host:port (0: a free port) from threads of its own; yields the port."""
+    server, thread = start_http_server(port, addr=host)
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

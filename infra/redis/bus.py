@@ -1,7 +1,10 @@
 """RedisEventBus: publish media events once, fan them out to local subscribers.
 
 One pub/sub connection per process, whatever the number of subscribers: the first local
-subscriber of a user SUBSCRIBEs that user's channel, the last one to leave UNSUBSCRIBEs it.
+subscriber of a user SUBSCRIBEs that user's channel, the last one to leave UNSUBSCRIBEs it. On a
+Redis Cluster pub/sub is sharded: the channel lives in the user's hash slot, the publish script
+SPUBLISHes on it, and the process SSUBSCRIBEs on the node of that slot (one connection per node
+that holds any of its subscriptions; docs/operations.md, "Redis Cluster").
 Each message is decoded once and the same event object is queued for every subscriber.
 Queues are bounded: a subscriber that falls `queue_size` events behind is cut off
 (SlowConsumer) rather than letting memory grow.
@@ -26,12 +29,14 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import ClusterError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infra.observability import metrics
+from infra.redis.client import RedisClient, is_cluster
+from infra.redis.keys import RedisKeys
 from services.core.errors import MediagraphError
 from services.core.events import EventsExpired, MediaEvent, event_epoch, event_position
 
@@ -81,6 +86,9 @@ redis.call('PEXPIRE', KEYS[4], age_ms)
 redis.call('PUBLISH', ARGV[1], id .. '|' .. ARGV[2])
 return id
 """
+# On a Redis Cluster the channel is a shard channel of the user's slot (infra/redis/keys.py):
+# SPUBLISH reaches the SSUBSCRIBErs of that slot's node only, whichever node they connected to.
+_SPUBLISH = _PUBLISH.replace("redis.call('PUBLISH',", "redis.call('SPUBLISH',")
 
 # One page of a replay, with the trim marker, the epoch and the server's clock read in the
 # same instant.
@@ -117,6 +125,9 @@ class BusInterrupted(MediagraphError):
     """The process lost its pub/sub connection: events may have been missed meanwhile. The
     client resubscribes with `since` = the last eventId it got, and replay fills the gap."""
 
+
+# Redis cannot be reached, or (on a cluster) the node of a slot is down or moving.
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ClusterError, RedisClusterException, OSError)
 
 _CLOSED = object()
 _INTERRUPTED = object()
@@ -172,7 +183,7 @@ class _Subscriber:
 class RedisEventBus:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         prefix: str,
         queue_size: int = 100,
@@ -182,12 +193,14 @@ class RedisEventBus:
         confirm_timeout_s: float = 5.0,
     ) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._keys = RedisKeys(prefix)
+        # A cluster's pub/sub is sharded: SSUBSCRIBE on the node of each user's slot.
+        self._sharded = is_cluster(redis)
         self._queue_size = queue_size
         self._stream_maxlen = stream_maxlen
         self._stream_max_age_s = stream_max_age_s
         self._dedupe_ttl_s = dedupe_ttl_s
-        self._script = redis.register_script(_PUBLISH)
+        self._script = redis.register_script(_SPUBLISH if self._sharded else _PUBLISH)
         self._replay = redis.register_script(_REPLAY)
         self._last_id = redis.register_script(_LAST_ID)
         self._subscribers: dict[str, set[_Subscriber]] = {}
@@ -206,22 +219,22 @@ class RedisEventBus:
         self._connected = False
 
     def channel(self, user_id: str) -> str:
-        return f"{self._prefix}events:{user_id}"
+        return self._keys.events_channel(user_id)
 
     def stream_key(self, user_id: str) -> str:
-        return f"{self._prefix}stream:{user_id}"
+        return self._keys.event_stream(user_id)
 
     def trimmed_key(self, user_id: str) -> str:
-        return f"{self._prefix}trimmed:{user_id}"
+        return self._keys.event_trimmed(user_id)
 
     def epoch_key(self, user_id: str) -> str:
-        return f"{self._prefix}epoch:{user_id}"
+        return self._keys.event_epoch(user_id)
 
     async def publish(self, event: MediaEvent) -> str | None:
         payload = json.dumps(event.to_record(), separators=(",", ":"))
         result = await self._script(
             keys=[
-                f"{self._prefix}published:{event.dedupe_key}",
+                self._keys.event_published(event.owner_id, event.dedupe_key),
                 self.stream_key(event.owner_id),
                 self.trimmed_key(event.owner_id),
                 self.epoch_key(event.owner_id),
@@ -242,7 +255,7 @@ class RedisEventBus:
         return result.decode() if isinstance(result, bytes) else str(result)
 
     async def published_id(self, event: MediaEvent) -> str | None:
-        value = await self._redis.get(f"{self._prefix}published:{event.dedupe_key}")
+        value = await self._redis.get(self._keys.event_published(event.owner_id, event.dedupe_key))
         text = _text(value) if value is not None else None
         # Markers written before ids were kept hold "1": published, under an unknown id.
         return text if text is not None and "-" in text else None
@@ -277,7 +290,7 @@ class RedisEventBus:
     async def ping(self) -> None:
         """Raises unless the bus can serve: Redis answers, and (once started) the pub/sub
         connection is up and its reader running."""
-        await self._redis.execute_command("PING")  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        await self._redis.execute_command("PING")
         if self._reader is not None:
             if self._reader.done():
                 raise RedisConnectionError("the event bus reader has stopped")
@@ -287,7 +300,7 @@ class RedisEventBus:
     async def start(self) -> None:
         self._pubsub = self._redis.pubsub()
         # A control channel keeps the connection open while no user is subscribed.
-        await self._pubsub.subscribe(f"{self._prefix}bus:control")
+        await self._subscribe(self._keys.bus_control())
         self._connected = True
         self._reader = asyncio.create_task(self._read(), name="redis-event-bus")
 
@@ -303,6 +316,15 @@ class RedisEventBus:
     @property
     def local_subscribers(self) -> int:
         return sum(len(subscribers) for subscribers in self._subscribers.values())
+
+    def listening(self, user_id: str) -> int:
+        """The user's local subscribers once Redis has confirmed the channel subscription (0
+        before): from then on every event published for the user reaches each of them. What a
+        caller waits on instead of sleeping."""
+        confirmed = self._subscribed.get(user_id)
+        if confirmed is None or not confirmed.done():
+            return 0
+        return len(self._subscribers.get(user_id, ()))
 
     async def _history(self, user_id: str, since: str) -> list[tuple[Position, MediaEvent]]:
         """The kept events after `since`, oldest first; EventsExpired if any of them was trimmed
@@ -346,7 +368,7 @@ class RedisEventBus:
                     self._subscribed[user_id] = asyncio.get_running_loop().create_future()
                     self._unconfirmed[user_id] = self._unconfirmed.get(user_id, 0) + 1
                     try:
-                        await self._pubsub.subscribe(self.channel(user_id))
+                        await self._subscribe(self.channel(user_id))
                     except BaseException:
                         # No reply will come for a SUBSCRIBE that failed: count it out again, or
                         # every later subscriber of this user waits for a reply that never comes.
@@ -355,7 +377,7 @@ class RedisEventBus:
                 confirmed = self._subscribed.get(user_id)
             if confirmed is not None:
                 await asyncio.wait_for(asyncio.shield(confirmed), timeout=self._confirm_timeout_s)
-        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+        except (*_UNAVAILABLE, TimeoutError) as exc:
             await self._remove(subscriber)
             metrics.EVENTS_DROPPED.labels(reason="subscribe_failed").inc()
             raise BusInterrupted(
@@ -384,8 +406,32 @@ class RedisEventBus:
                 del self._subscribers[subscriber.user_id]
                 self._subscribed.pop(subscriber.user_id, None)
                 if self._pubsub is not None:
-                    with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
-                        await self._pubsub.unsubscribe(self.channel(subscriber.user_id))
+                    with contextlib.suppress(*_UNAVAILABLE):
+                        await self._unsubscribe(self.channel(subscriber.user_id))
+
+    async def _subscribe(self, channel: str) -> None:
+        assert self._pubsub is not None
+        if self._sharded:
+            await self._pubsub.ssubscribe(channel)
+        else:
+            await self._pubsub.subscribe(channel)
+
+    async def _unsubscribe(self, channel: str) -> None:
+        assert self._pubsub is not None
+        if self._sharded:
+            await self._pubsub.sunsubscribe(channel)
+        else:
+            await self._pubsub.unsubscribe(channel)
+
+    async def _next_message(self) -> dict[str, Any] | None:
+        assert self._pubsub is not None
+        message: dict[str, Any] | None
+        if self._sharded:
+            # ClusterPubSub polls one connection per node that holds a shard channel.
+            message = await self._pubsub.get_sharded_message(timeout=1.0)
+        else:
+            message = await self._pubsub.get_message(timeout=1.0)
+        return message
 
     def _broadcast(self, sentinel: object) -> None:
         for subscribers in self._subscribers.values():
@@ -396,15 +442,14 @@ class RedisEventBus:
     async def _read(self) -> None:
         assert self._pubsub is not None
         backoff = 0.1
-        channel_prefix = f"{self._prefix}events:"
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=1.0)
+                message = await self._next_message()
                 backoff = 0.1
                 if not self._connected:
                     log.info("redis pub/sub connection restored")
                 self._connected = True
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except _UNAVAILABLE as exc:
                 # redis-py reconnects and resubscribes on the next read; wait, don't spin. Events
                 # published meanwhile never reach this process: end every local subscription so
                 # its client resumes with `since`, from the stream, with nothing missed.
@@ -420,14 +465,13 @@ class RedisEventBus:
                 continue
             if message is None:
                 continue
-            kind = message.get("type")
-            channel = _text(message["channel"])
-            if not channel.startswith(channel_prefix):
+            kind = _text(message.get("type") or "")
+            user_id = self._keys.user_of_channel(_text(message["channel"]))
+            if user_id is None:
                 continue
-            user_id = channel[len(channel_prefix) :]
-            if kind == "message":
+            if kind in ("message", "smessage"):
                 self._dispatch(user_id, _text(message["data"]))
-            elif kind == "subscribe":
+            elif kind in ("subscribe", "ssubscribe"):
                 self._confirm(user_id)
 
     def _confirm(self, user_id: str) -> None:
@@ -439,6 +483,14 @@ class RedisEventBus:
         confirmed = self._subscribed.get(user_id)
         if confirmed is not None and not confirmed.done():
             confirmed.set_result(None)
+        elif left < 0 and confirmed is not None:
+            # A reply to no SUBSCRIBE of ours: redis-py resubscribed after a reconnect. On a
+            # cluster one node's connection can drop without the read failing, so this is the
+            # only sign that this user's events published meanwhile were missed: end the user's
+            # subscriptions, and their clients resume with `since`.
+            for subscriber in self._subscribers.get(user_id, ()):
+                with contextlib.suppress(asyncio.QueueFull):
+                    subscriber.queue.put_nowait(_INTERRUPTED)
 
     def _dispatch(self, user_id: str, data: str) -> None:
         subscribers = self._subscribers.get(user_id)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from infra.observability.metrics import record_cache
+from infra.redis.client import RedisClient
+from infra.redis.keys import VIEW_BUCKETS, RedisKeys
 from services.core.ports import CachedUrl
 
 log = logging.getLogger("mediagraph.cache")
 
-# Dedupe the viewer within the window, count, and log (bounded): one atomic step.
+# Dedupe the viewer within the window, count, and log (bounded): one atomic step. The three keys
+# share the slot of the media's view bucket (infra/redis/keys.py).
 _RECORD_VIEW = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then
   return 0
@@ -25,7 +28,8 @@ redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
 return 1
 """
 
-# Take every pending count at once: a view recorded during the flush lands in the new hash.
+# Take every pending count of one bucket at once: a view recorded during the flush lands in the
+# new hash.
 _TAKE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {}
@@ -38,9 +42,9 @@ return counts
 
 
 class RedisUrlCache:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._keys = RedisKeys(prefix)
 
     # Best effort: while Redis is unreachable every lookup misses (URLs are signed afresh) and
     # nothing is stored. A URL is valid until it expires whether cached or not, so a missed
@@ -89,7 +93,7 @@ class RedisUrlCache:
         owners = sorted(owner_ids)
         async with self._redis.pipeline(transaction=False) as pipe:
             for owner_id in owners:
-                pipe.get(f"{self._prefix}urlgen:{owner_id}")
+                pipe.get(self._keys.url_generation(owner_id))
             values = await pipe.execute()
         return {
             owner: _text(value) if value is not None else "0"
@@ -97,19 +101,19 @@ class RedisUrlCache:
         }
 
     def _key(self, owner_id: str, generation: str, key: str) -> str:
-        return f"{self._prefix}url:{owner_id}:{generation}:{key}"
+        return self._keys.url(owner_id, generation, key)
 
     async def forget_owner(self, owner_id: str) -> None:
         try:
-            await self._redis.incr(f"{self._prefix}urlgen:{owner_id}")
+            await self._redis.incr(self._keys.url_generation(owner_id))
         except (RedisError, OSError) as exc:
             log.warning("cached urls not forgotten; they expire with the urls", extra={"error": repr(exc)})
 
 
 class RedisViewRecorder:
-    def __init__(self, redis: Redis, prefix: str, *, log_length: int = 1000) -> None:
+    def __init__(self, redis: RedisClient, prefix: str, *, log_length: int = 1000) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._keys = RedisKeys(prefix)
         self._log_length = log_length
         self._record = redis.register_script(_RECORD_VIEW)
         self._take = redis.register_script(_TAKE)
@@ -118,9 +122,9 @@ class RedisViewRecorder:
         entry = json.dumps([viewer_id, at.isoformat()])
         counted = await self._record(
             keys=[
-                f"{self._prefix}viewed:{media_id}:{viewer_id}",
-                f"{self._prefix}views:pending",
-                f"{self._prefix}viewlog:{media_id}",
+                self._keys.viewed(media_id, viewer_id),
+                self._keys.views_pending(self._keys.view_bucket(media_id)),
+                self._keys.view_log(media_id),
             ],
             args=[window_s, media_id, entry, self._log_length],
         )
@@ -129,15 +133,31 @@ class RedisViewRecorder:
     async def pending(self, media_ids: list[str]) -> dict[str, int]:
         if not media_ids:
             return {}
-        values = await self._redis.hmget(f"{self._prefix}views:pending", media_ids)
-        return {media_id: int(value) for media_id, value in zip(media_ids, values, strict=True) if value}
+        by_bucket: dict[int, list[str]] = {}
+        for media_id in dict.fromkeys(media_ids):
+            by_bucket.setdefault(self._keys.view_bucket(media_id), []).append(media_id)
+        buckets = sorted(by_bucket)
+        replies = await asyncio.gather(
+            *(self._redis.hmget(self._keys.views_pending(bucket), by_bucket[bucket]) for bucket in buckets)
+        )
+        counts: dict[str, int] = {}
+        for bucket, values in zip(buckets, replies, strict=True):
+            for media_id, value in zip(by_bucket[bucket], values, strict=True):
+                if value:
+                    counts[media_id] = int(value)
+        return counts
 
     async def take_pending(self) -> dict[str, int]:
-        flat = await self._take(keys=[f"{self._prefix}views:pending", f"{self._prefix}views:flushing"])
-        return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        flats = await asyncio.gather(
+            *(
+                self._take(keys=[self._keys.views_pending(bucket), self._keys.views_flushing(bucket)])
+                for bucket in range(VIEW_BUCKETS)
+            )
+        )
+        return {_text(flat[i]): int(flat[i + 1]) for flat in flats for i in range(0, len(flat), 2)}
 
     async def log(self, media_id: str, *, offset: int, limit: int) -> tuple[list[tuple[str, datetime]], bool]:
-        raw = await self._redis.lrange(f"{self._prefix}viewlog:{media_id}", offset, offset + limit)
+        raw = await self._redis.lrange(self._keys.view_log(media_id), offset, offset + limit)
         entries = [json.loads(item) for item in raw]
         views = [(viewer, datetime.fromisoformat(at)) for viewer, at in entries[:limit]]
         return views, len(entries) > limit

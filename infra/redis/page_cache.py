@@ -1,7 +1,8 @@
 """CachedMediaRepository: hot listing pages from Redis, invalidated by every write.
 
 Each listing belongs to a scope (an owner's timeline, a tag, the public timeline). A page is
-stored under `page:<scope>:<generation>:<arguments>`; every write through this repository
+stored under `{pc:<scope>}:page:<generation>:<arguments>`, in the slot of its scope's generation
+(infra/redis/keys.py); every write through this repository
 increments the generation of each scope the old and the new record belong to, so the next read
 of any of them misses and re-reads DynamoDB. Nothing is deleted by pattern; stale generations
 expire on their TTL. Timeline of a write, and why no reader sees its change missing once the
@@ -31,14 +32,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from infra.observability import metrics
 from infra.observability.metrics import record_cache
+from infra.redis.client import RedisClient
+from infra.redis.keys import RedisKeys
 from services.core.events import MediaEvent
 from services.core.media import Media, MediaStatus, Visibility
-from services.core.ports import ListFilter, MediaRepository, Page, Usage
+from services.core.ports import ListFilter, MediaRepository, Page, Quota, Usage
 
 log = logging.getLogger("mediagraph.cache")
 _UNREACHABLE = (RedisError, OSError)
@@ -58,10 +60,10 @@ def _scopes(media: Media) -> set[str]:
 
 
 class CachedMediaRepository:
-    def __init__(self, inner: MediaRepository, redis: Redis, *, prefix: str, ttl_s: int = 60) -> None:
+    def __init__(self, inner: MediaRepository, redis: RedisClient, *, prefix: str, ttl_s: int = 60) -> None:
         self._inner = inner
         self._redis = redis
-        self._prefix = prefix
+        self._keys = RedisKeys(prefix)
         self._ttl_s = ttl_s
         self._read = redis.register_script(_READ)
 
@@ -90,8 +92,8 @@ class CachedMediaRepository:
 
     async def _cached(self, scope: str, arguments: list[Any], read: Any) -> Page:
         digest = hashlib.sha256(json.dumps(arguments).encode()).hexdigest()[:32]
-        generation_key = f"{self._prefix}gen:{scope}"
-        page_prefix = f"{self._prefix}page:{scope}:"
+        generation_key = self._keys.page_generation(scope)
+        page_prefix = self._keys.page_prefix(scope)
         try:
             generation, cached = await self._read(keys=[generation_key], args=[page_prefix, digest])
         except _UNREACHABLE as exc:
@@ -124,7 +126,7 @@ class CachedMediaRepository:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for scope in sorted(scopes):
-                    key = f"{self._prefix}gen:{scope}"
+                    key = self._keys.page_generation(scope)
                     pipe.incr(key)
                     pipe.expire(key, 24 * 3600)  # generations outlive every page built on them
                 await pipe.execute()
@@ -137,8 +139,10 @@ class CachedMediaRepository:
 
     # --- writes: through, then invalidate ---
 
-    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
-        await self._inner.create(media, events=events)
+    async def create(
+        self, media: Media, *, events: Sequence[MediaEvent] = (), quota: Quota | None = None
+    ) -> None:
+        await self._inner.create(media, events=events, quota=quota)
         await self._invalidate(media)
 
     async def save(

@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from infra.observability import metrics
+from infra.redis.client import RedisClient
+from infra.redis.keys import RedisKeys
 
 log = logging.getLogger("mediagraph.rate_limit")
 
@@ -44,13 +45,13 @@ return tostring(wait)
 
 
 class RedisRateLimiter:
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
-        self._prefix = prefix
+    def __init__(self, redis: RedisClient, *, prefix: str) -> None:
+        self._keys = RedisKeys(prefix)
         self._script: Any = redis.register_script(_BUCKET_SCRIPT)
 
     async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
         try:
-            wait = await self._script(keys=[f"{self._prefix}rl:{bucket}"], args=[rate_per_s, burst, cost])
+            wait = await self._script(keys=[self._keys.rate_bucket(bucket)], args=[rate_per_s, burst, cost])
         except (RedisError, OSError) as exc:
             metrics.RATE_LIMIT_UNCHECKED.inc()
             log.warning("rate limit not checked: Redis unreachable", extra={"error": repr(exc)})

@@ -8,7 +8,7 @@ import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -29,17 +29,18 @@ from infra.http import graphiql
 from infra.http.body_limit import BodyLimit
 from infra.http.client_ip import client_address, parse_networks
 from infra.http.cors import Cors, CorsPolicy, websocket_origin_refused
+from infra.http.json import encode_json_text
 from infra.http.request_log import RequestLog, WebSocketRegistry
 from infra.identity.dev_sign_in import TOKEN_TTL_S, sign_in_route
 from infra.identity.jwt import issue_dev_token
 from infra.observability import metrics
-from infra.observability.metrics import metrics_endpoint
 from infra.observability.request_context import request_id_from
 from infra.roots.runtime import Runtime, open_runtime
 from infra.settings import Settings, check_api_settings
 from schema.extensions import shape_error
 from schema.root import build_schema
 from schema.types.context import Context
+from services.access.read_scope import read_scope
 from services.bundle import Services
 from services.core.auth import Principal
 from services.core.errors import Unauthenticated
@@ -133,7 +134,9 @@ class MediagraphGraphQL(GraphQL[Context, None]):
                     await response(scope, receive, send)
                     return
             scope.setdefault("state", {})["principal"] = principal
-        await super().__call__(scope, receive, send)
+        # One look at the friend graph per request (services/access/read_scope.py).
+        with read_scope():
+            await super().__call__(scope, receive, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
@@ -155,6 +158,10 @@ class MediagraphGraphQL(GraphQL[Context, None]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return graphiql.page(request, self.graphiql_token)
+
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: Strawberry sends bytes as binary WebSocket frames.
+        return encode_json_text(data)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         # Syntax errors raised by the parser cache bypass the ErrorCodes extension: shape here
@@ -262,8 +269,15 @@ class CorsOutermost(Starlette):
         return Cors(super().build_middleware_stack(), self.cors)
 
 
-def create_app(settings: Settings, *, dev_sign_in: bool = False) -> Starlette:
-    """`dev_sign_in` adds POST /dev/sign-in: only `mediagraph dev` on loopback passes it."""
+def create_app(
+    settings: Settings,
+    *,
+    dev_sign_in: bool = False,
+    open_runtime: Callable[[Settings], AbstractAsyncContextManager[Runtime]] = open_runtime,
+) -> Starlette:
+    """`dev_sign_in` adds POST /dev/sign-in: only `mediagraph dev` on loopback passes it.
+    `open_runtime` opens the process-wide parts (the benchmark swaps DynamoDB and S3 for in-process
+    stores: bench/read_app.py)."""
     check_api_settings(settings)
 
     @asynccontextmanager
@@ -331,7 +345,6 @@ def create_app(settings: Settings, *, dev_sign_in: bool = False) -> Starlette:
         Route("/.well-known/jwks.json", jwks),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint),
     ]
     if settings.graphiql and not settings.is_production:
         routes.append(graphiql.asset_route())

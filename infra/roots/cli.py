@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from infra.aws.clients import open_clients
@@ -26,6 +25,7 @@ from infra.identity.dev_sign_in import PATH as SIGN_IN_PATH
 from infra.identity.dev_sign_in import is_loopback
 from infra.identity.jwt import issue_dev_token
 from infra.observability.logs import configure_logging
+from infra.observability.metrics import metrics_listener
 from infra.roots.app import create_app
 from infra.roots.runtime import open_runtime
 from infra.settings import ConfigurationError, Settings, describe_errors
@@ -80,23 +80,28 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             retention=runtime.retention if settings.is_home_region else None,
             purge_every_s=settings.purge_every_s,
         )
-        if settings.worker_metrics_port:
-            metrics_server, _ = start_http_server(settings.worker_metrics_port)
-            stack_close = metrics_server.shutdown
-        else:
-            stack_close = None
         if stop is None:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-        task = asyncio.create_task(worker.run())
-        log.info("worker started", extra={"queue": settings.queue})
-        await stop.wait()
-        await stop_worker(worker, task, settings.worker_shutdown_grace_s)
-        if stack_close is not None:
-            stack_close()
+        with serving_metrics(settings, settings.worker_metrics_port):
+            task = asyncio.create_task(worker.run())
+            log.info("worker started", extra={"queue": settings.queue})
+            await stop.wait()
+            await stop_worker(worker, task, settings.worker_shutdown_grace_s)
         log.info("worker stopped")
+
+
+@contextlib.contextmanager
+def serving_metrics(settings: Settings, port: int) -> Iterator[None]:
+    """/metrics on a listener of its own (MEDIAGRAPH_METRICS_HOST), or nothing when `port` is 0."""
+    if not port:
+        yield
+        return
+    with metrics_listener(settings.metrics_host, port) as bound:
+        log.info("metrics listening", extra={"url": f"http://{settings.metrics_host}:{bound}/metrics"})
+        yield
 
 
 async def stop_worker(worker: SqsWorker, task: asyncio.Task[None], grace_s: float) -> None:
@@ -181,7 +186,7 @@ async def dev(host: str, port: int) -> None:
     _ensure_dev_secret(Path(".env"))
     endpoint = os.environ.get("MEDIAGRAPH_AWS_ENDPOINT_URL")
     with moto_server() if not endpoint else _nullcontext(endpoint) as endpoint_url:
-        # One process: the API's /metrics shows the worker's series too.
+        # One process: the API's metrics listener shows the worker's series too.
         settings = Settings(aws_endpoint_url=endpoint_url, worker_wait_s=2, worker_metrics_port=0)
         await init_resources(settings)
         token = issue_dev_token(settings, "alice", ttl_s=24 * 3600)
@@ -202,7 +207,12 @@ async def dev(host: str, port: int) -> None:
         print(
             f"\n  GraphiQL:   http://{host}:{port}/graphql\n"
             f"  moto (AWS): {endpoint_url}\n"
-            f"  token (alice, 24 h):\n    {token}\n"
+            + (
+                f"  metrics:    http://{settings.metrics_host}:{settings.metrics_port}/metrics\n"
+                if settings.metrics_port
+                else ""
+            )
+            + f"  token (alice, 24 h):\n    {token}\n"
             '  In GraphiQL\'s headers tab: {"Authorization": "Bearer <token>"}\n'
             "  More tokens: .venv/bin/mediagraph token --user bob\n"
             + (
@@ -214,7 +224,8 @@ async def dev(host: str, port: int) -> None:
             flush=True,
         )
         try:
-            await server.serve()
+            with serving_metrics(settings, settings.metrics_port):
+                await server.serve()
         finally:
             stop.set()
             await worker
@@ -269,7 +280,9 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(dev(args.host, args.port))
         elif args.command == "serve":
             settings = Settings()
-            ApiServer(server_config(create_app(settings), settings, host=args.host, port=args.port)).run()
+            app = create_app(settings)
+            with serving_metrics(settings, settings.metrics_port):
+                ApiServer(server_config(app, settings, host=args.host, port=args.port)).run()
         elif args.command == "worker":
             asyncio.run(run_worker(Settings()))
         elif args.command == "init-resources":

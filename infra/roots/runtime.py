@@ -11,8 +11,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from redis.asyncio import Redis
-
 from infra.aws.clients import AwsClients, open_clients, open_s3, traced
 from infra.aws.cloudfront import CloudFrontUrlSigner, PresignedGetSigner
 from infra.aws.dynamo import DynamoMediaRepository
@@ -29,6 +27,7 @@ from infra.media.pipeline import open_notifiers, open_steps
 from infra.observability.tracing import OtelTelemetry
 from infra.observability.tracing import session as tracing_session
 from infra.redis.bus import RedisEventBus
+from infra.redis.client import RedisClient, open_redis
 from infra.redis.delivery import RedisUrlCache, RedisViewRecorder
 from infra.redis.page_cache import CachedMediaRepository
 from infra.redis.rate_limit import RedisRateLimiter
@@ -61,7 +60,7 @@ from services.library.views import ViewService
 class Runtime:
     settings: Settings
     clients: AwsClients
-    redis: Redis
+    redis: RedisClient
     bus: RedisEventBus
     # What services publish through: the outbox's writer side and its relay (infra/aws/outbox.py).
     outbox: OutboxBus
@@ -105,7 +104,9 @@ def _await_records_for(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.upload_url_ttl_s + 300)
 
 
-def _sessions(settings: Settings, redis: Redis) -> tuple[SessionIssuer, TokenVerifier, SessionService | None]:
+def _sessions(
+    settings: Settings, redis: RedisClient
+) -> tuple[SessionIssuer, TokenVerifier, SessionService | None]:
     """The service's own issuer, the verifier taking its tokens and the upstream ones, and the
     session service (None without an upstream identity provider)."""
     key = settings.session_signing_key
@@ -127,9 +128,7 @@ def _sessions(settings: Settings, redis: Redis) -> tuple[SessionIssuer, TokenVer
             "jwt_secret": None,
         }
     )
-    store = RedisRefreshTokenStore(
-        redis, prefix=f"{settings.redis_prefix}session:", ttl_s=settings.session_refresh_ttl_s
-    )
+    store = RedisRefreshTokenStore(redis, prefix=settings.redis_prefix, ttl_s=settings.session_refresh_ttl_s)
     return issuer, tokens, SessionService(JwtTokenVerifier(idp), issuer, store)
 
 
@@ -142,7 +141,7 @@ async def open_runtime(
     async with AsyncExitStack() as stack:
         stack.enter_context(tracing_session(settings))
         clients = traced(await open_clients(settings, stack))
-        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        redis = open_redis(settings.redis_url, cluster=settings.redis_cluster)
         stack.push_async_callback(redis.aclose)
         bus = RedisEventBus(
             redis,
@@ -201,7 +200,6 @@ async def open_runtime(
             part_size_bytes=settings.multipart_part_bytes,
         )
         quotas = QuotaService(
-            repo,
             QuotaPolicy(
                 max_bytes_per_user=settings.quota_bytes_per_user,
                 max_pending_per_user=settings.quota_pending_uploads_per_user,

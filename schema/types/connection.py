@@ -12,6 +12,7 @@ import strawberry
 from strawberry import relay
 
 from schema.types.media import Media
+from schema.types.prefetch import Prefetched
 from services.library.gallery import MediaPage
 
 NodeT = TypeVar("NodeT")
@@ -60,9 +61,11 @@ class MediaConnection(Connection[Media]):
     )
 
     @classmethod
-    def from_page(cls, page: MediaPage, *, has_previous_page: bool) -> Self:
+    def from_page(
+        cls, page: MediaPage, *, has_previous_page: bool, prefetched: Prefetched | None = None
+    ) -> Self:
         return cls.of(
-            [Media.from_model(media) for media in page.items],
+            [Media.from_model(media, prefetched) for media in page.items],
             page.cursors,
             has_next_page=page.has_next_page,
             has_previous_page=has_previous_page,

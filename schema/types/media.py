@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Self
+from typing import Self, cast
 
 import strawberry
 from strawberry import relay
 
 from schema.types.context import Info
 from schema.types.enums import Availability, MediaStatus, Visibility
+from schema.types.prefetch import Prefetched
 from schema.types.scalars import Long
 from schema.types.variant import MediaVariant
 from services.core.errors import NotFound
@@ -54,6 +55,9 @@ class Media(relay.Node):
         description="While DELETED: restorable until then; afterwards it is purged for good.",
     )
     _model: strawberry.Private[MediaModel]
+    # What the listing resolver read for the page up front (schema/types/prefetch.py); None:
+    # the fields below go through the request's loaders.
+    _prefetched: strawberry.Private[Prefetched | None] = None
 
     @strawberry.field(description="Videos: length in seconds.")
     def duration_seconds(self) -> float | None:
@@ -63,12 +67,14 @@ class Media(relay.Node):
     @strawberry.field(description="Videos: a still frame (WebP), shown before playback.")
     def poster(self) -> MediaVariant | None:
         variant = self._model.variant("poster")
-        return MediaVariant.from_model(self._model, variant) if variant is not None else None
+        return (
+            MediaVariant.from_model(self._model, variant, self._prefetched) if variant is not None else None
+        )
 
     @strawberry.field(description="The derived thumbnails, small first (images and video posters).")
     def thumbnails(self) -> list[MediaVariant]:
         return [
-            MediaVariant.from_model(self._model, variant)
+            MediaVariant.from_model(self._model, variant, self._prefetched)
             for name in ("thumb-small", "thumb-large")
             if (variant := self._model.variant(name)) is not None
         ]
@@ -90,24 +96,36 @@ class Media(relay.Node):
     def media_id(self) -> strawberry.ID:
         return strawberry.ID(self.uid)
 
+    # Prefetched: answered at once. Otherwise the awaitable of the request's loader: graphql-core
+    # awaits what a resolver returns, so these stay synchronous (no coroutine per item per field).
     @strawberry.field(description="Likes, one per user, counted exactly.")
-    async def like_count(self, info: Info) -> int:
-        return (await info.context.stats_loader().load(self.uid)).like_count
+    def like_count(self, info: Info) -> int:
+        stats = self._prefetched.stats_of(self.uid) if self._prefetched else None
+        if stats is not None:
+            return stats.like_count
+        return cast(int, _stat(info, self.uid, "like_count"))
 
     @strawberry.field(description="Whether you like it (false for anonymous callers).")
-    async def liked_by_me(self, info: Info) -> bool:
-        return await info.context.liked_loader().load(self.uid)
+    def liked_by_me(self, info: Info) -> bool:
+        if self._prefetched is not None and self._prefetched.liked is not None:
+            return self.uid in self._prefetched.liked
+        return cast(bool, info.context.liked_loader().load(self.uid))
 
     @strawberry.field(description="How many times it was viewed.")
-    async def view_count(self, info: Info) -> int:
-        return (await info.context.stats_loader().load(self.uid)).view_count
+    def view_count(self, info: Info) -> int:
+        stats = self._prefetched.stats_of(self.uid) if self._prefetched else None
+        if stats is not None:
+            return stats.view_count
+        return cast(int, _stat(info, self.uid, "view_count"))
 
     @strawberry.field(
         description="A short-lived URL; null unless COMPLETED and visible. Serves the sanitised "
         "variant (no EXIF, no location) once it exists, never the original bytes then."
     )
-    async def url(self, info: Info) -> str | None:
-        return await info.context.url_loader().load((self._model, None))
+    def url(self, info: Info) -> str | None:
+        if self._prefetched is not None and self._prefetched.urls is not None:
+            return self._prefetched.urls.get((self.uid, None))
+        return cast(str | None, info.context.url_loader().load((self._model, None)))
 
     @strawberry.field(
         description="Whether `url` can be read now (one storage lookup): archived originals in "
@@ -119,7 +137,7 @@ class Media(relay.Node):
         return await context.services.gallery.availability(context.principal, self._model)
 
     @classmethod
-    def from_model(cls, media: MediaModel) -> Self:
+    def from_model(cls, media: MediaModel, prefetched: Prefetched | None = None) -> Self:
         return cls(
             uid=media.id,
             status=media.status,
@@ -144,6 +162,7 @@ class Media(relay.Node):
             deleted_by=strawberry.ID(media.deleted_by) if media.deleted_by else None,
             purge_after=media.purge_after,
             _model=media,
+            _prefetched=prefetched,
         )
 
     @classmethod
@@ -158,6 +177,11 @@ class Media(relay.Node):
             except NotFound:
                 found.append(None)
         return found
+
+
+async def _stat(info: Info, media_id: str, name: str) -> int:
+    stats = await info.context.stats_loader().load(media_id)
+    return int(getattr(stats, name))
 
 
 def decode_media_id(raw: str) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Self, cast
 
 import strawberry
 
 from schema.types.context import Info
+from schema.types.prefetch import Prefetched
 from services.core.media import Media as MediaModel
 from services.core.media import Variant
 
@@ -18,17 +19,22 @@ class MediaVariant:
     height: int
     content_type: str
     _media: strawberry.Private[MediaModel]
+    _prefetched: strawberry.Private[Prefetched | None] = None
 
     @strawberry.field(description="A short-lived URL; null unless the media is COMPLETED and visible.")
-    async def url(self, info: Info) -> str | None:
-        return await info.context.url_loader().load((self._media, self.name))
+    def url(self, info: Info) -> str | None:
+        # As Media.url: prefetched by the listing, or the request's loader (awaited by graphql-core).
+        if self._prefetched is not None and self._prefetched.urls is not None:
+            return self._prefetched.urls.get((self._media.id, self.name))
+        return cast(str | None, info.context.url_loader().load((self._media, self.name)))
 
     @classmethod
-    def from_model(cls, media: MediaModel, variant: Variant) -> Self:
+    def from_model(cls, media: MediaModel, variant: Variant, prefetched: Prefetched | None = None) -> Self:
         return cls(
             name=variant.name,
             width=variant.width,
             height=variant.height,
             content_type=variant.content_type,
             _media=media,
+            _prefetched=prefetched,
         )

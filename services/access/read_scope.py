@@ -4,9 +4,10 @@ between the viewer and an owner are read at most once.
 A page of media checks visibility when it is listed and again for every `url`, `availability`
 and thumbnail URL (each re-checks: a Media may reach a field from anywhere, a mutation's result
 included). Without a scope each check reads the graph; inside one, a listing and all its fields
-share one batched read. The schema opens a scope around the execution of each query operation
-(schema/extensions.py), never around a mutation (a block in one field must be seen by the next)
-nor a subscription (it lives for hours).
+share one batched read. The API opens a scope around each HTTP request (infra/roots/app.py),
+never around a WebSocket operation (a subscription lives for hours). Every write to the graph
+(services/community/social.py) calls `forget`, so a mutation document that blocks a user in one
+field sees the block in the next.
 
 A ContextVar, not an argument: the scope must reach GalleryService.visible through every path
 (services, feed, DataLoader batches, which inherit the context of the request that created
@@ -44,6 +45,15 @@ def read_scope() -> Iterator[None]:
         yield
     finally:
         _SCOPE.reset(token)
+
+
+def forget() -> None:
+    """The graph changed: later reads in this scope read it again."""
+    memo = _SCOPE.get()
+    if memo is not None:
+        memo.read.clear()
+        memo.friends.clear()
+        memo.blocked.clear()
 
 
 async def relations(graph: FriendGraph, viewer_id: str, others: set[str]) -> Relations:

@@ -57,6 +57,15 @@ class RefreshTokenStore(Protocol):
         ...
 
 
+# Refresh tokens carry a prefix: a log formatter (infra/observability/logs.py) or a secret
+# scanner recognises them wherever they turn up, whatever field or message holds them.
+REFRESH_TOKEN_PREFIX = "mgrt_"  # noqa: S105  # a prefix, not a secret
+
+
+def new_refresh_token() -> str:
+    return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -72,7 +81,7 @@ class SessionService:
     async def exchange(self, id_token: str) -> SessionTokens:
         """Open a session for the owner of an upstream ID token. Raises Unauthenticated."""
         principal = await self._upstream.verify(id_token)
-        refresh = secrets.token_urlsafe(32)
+        refresh = new_refresh_token()
         await self._store.open(secrets.token_hex(16), _hash(refresh), principal)
         return self._tokens(principal, refresh)
 
@@ -81,7 +90,7 @@ class SessionService:
         revoked or reused refresh token; a reuse revokes the family)."""
         if not refresh_token or len(refresh_token) > 256:
             raise Unauthenticated("invalid refresh token")
-        refresh = secrets.token_urlsafe(32)
+        refresh = new_refresh_token()
         principal = await self._store.rotate(_hash(refresh_token), _hash(refresh))
         return self._tokens(principal, refresh)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from services.access import read_scope
 from services.core.auth import Principal, require
 from services.core.errors import BadUserInput, NotFound
 from services.core.pagination import CursorCodec, page_size
@@ -62,6 +63,7 @@ class SocialService:
             return state
         if state is FriendshipState.INCOMING:
             await self._store.befriend(principal.user_id, other)
+            read_scope.forget()
             return FriendshipState.FRIENDS
         await self._store.request(principal.user_id, other)
         return FriendshipState.REQUESTED
@@ -75,11 +77,13 @@ class SocialService:
         if state is not FriendshipState.INCOMING:
             raise NotFound("no friend request from this user")
         await self._store.befriend(principal.user_id, other)
+        read_scope.forget()
         return FriendshipState.FRIENDS
 
     async def remove(self, viewer: Principal | None, other: str) -> bool:
         principal = await self._counterpart(viewer, other)
         await self._store.unfriend(principal.user_id, other)
+        read_scope.forget()
         if self._urls is not None:
             await self._urls.forget(principal.user_id, other)
         return True
@@ -87,6 +91,7 @@ class SocialService:
     async def block(self, viewer: Principal | None, other: str) -> bool:
         principal = await self._counterpart(viewer, other)
         await self._store.block(principal.user_id, other)
+        read_scope.forget()
         if self._urls is not None:
             await self._urls.forget(principal.user_id, other)
         return True

@@ -49,6 +49,22 @@ _DATETIMES = (
 )
 
 
+# What owners write about their media and change with updateMedia. Declared once: the moderator
+# reads the text of each (infra/media/moderation.py, through `owner_text`) and the editing service
+# audits each as UPDATED (services/library/editing.py). A new owner-editable text field (a
+# caption, say: docs/extending.md) is a Media field named here; tests fail if it is not.
+OWNER_TEXT_FIELDS: tuple[str, ...] = ("title", "tags")
+
+
+def owner_text(media: Media) -> tuple[str, ...]:
+    """Every piece of text the owner wrote on `media` (each OWNER_TEXT_FIELDS value, flattened)."""
+    text: list[str] = []
+    for name in OWNER_TEXT_FIELDS:
+        value = getattr(media, name)
+        text.extend(value if isinstance(value, tuple) else (value,) if value else ())
+    return tuple(text)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

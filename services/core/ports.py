@@ -22,6 +22,30 @@ class Page:
     last_position: str | None = None
 
 
+# Bytes a user "holds": stored, being checked, or reserved by an upload in flight.
+HELD_STATUSES = frozenset(
+    {MediaStatus.PENDING, MediaStatus.PROCESSING, MediaStatus.COMPLETED, MediaStatus.QUARANTINED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """Limits a new record must fit, checked atomically with its creation (MediaRepository.create)."""
+
+    max_pending: int
+    max_bytes: int
+
+
+class QuotaExceeded(Exception):
+    """The owner's counters, as they stood when the create was refused."""
+
+    def __init__(self, kind: str, *, pending: int, held_bytes: int) -> None:
+        super().__init__(kind)
+        self.kind = kind  # "pendingUploads" or "bytes"
+        self.pending = pending
+        self.held_bytes = held_bytes
+
+
 @dataclass(frozen=True, slots=True)
 class ListFilter:
     status: MediaStatus | None = None
@@ -76,9 +100,14 @@ class BlobStream:
 
 
 class MediaRepository(Protocol):
-    async def create(self, media: Media, *, events: Sequence[MediaEvent] = ()) -> None:
+    async def create(
+        self, media: Media, *, events: Sequence[MediaEvent] = (), quota: Quota | None = None
+    ) -> None:
         """Store a new record. Raises Conflict if the id exists. `events` are written in the
-        same transaction (the outbox): published afterwards, by the writer or the relay."""
+        same transaction (the outbox): published afterwards, by the writer or the relay. With
+        `quota`: reserves the record's bytes (and a pending upload) on its owner's counters in
+        the same atomic write, and raises QuotaExceeded instead of creating when they would pass
+        the quota."""
 
     async def get(self, media_id: str) -> Media | None:
         """The record, or None. Expired PENDING records are returned: callers decide."""

@@ -149,6 +149,17 @@ class ProcessingService:
         if media.status is MediaStatus.DELETED or media.object_key != notice.key:
             return Outcome.IGNORED
 
+        # The download depends on nothing the PROCESSING write changes: it runs beside it.
+        spooled = asyncio.create_task(self._download(media))
+        try:
+            return await self._run(media, notice, spooled)
+        finally:
+            await _discard(spooled)
+
+    async def _run(
+        self, media: Media, notice: ObjectCreated, spooled: asyncio.Task[tuple[str, Verdicts]]
+    ) -> Outcome:
+        media_id = media.id
         with self._telemetry.step("start"):
             if media.status is MediaStatus.PENDING:
                 started = media.transition(MediaStatus.PROCESSING, utcnow(), sequencer=notice.sequencer)
@@ -171,7 +182,7 @@ class ProcessingService:
             # Found PROCESSING (a worker died): its event went out, or just did (deliver_pending).
 
         with self._telemetry.step("verify"):
-            done = await self._process(media)
+            done = await self._process(media, spooled)
         done = dataclasses.replace(done, sequencer=newest(media.sequencer, notice.sequencer))
         outcome_event = _event_of(done)
         try:
@@ -186,9 +197,11 @@ class ProcessingService:
                 await self._settle(current, None)
             return Outcome.DUPLICATE
         with self._telemetry.step("announce"):
-            await self._settle(done, outcome_event)
-            if self._auditor is not None:
-                await self._auditor.outcome(done)
+            # Independent writes (Redis, the audit table): at once.
+            await asyncio.gather(
+                self._settle(done, outcome_event),
+                *([self._auditor.outcome(done)] if self._auditor is not None else []),
+            )
         log.info(
             "media processed",
             extra={"media_id": media_id, "status": done.status.value, "request_id": media.request_id},
@@ -251,12 +264,21 @@ class ProcessingService:
         await self._settle(changed, event)
         return Outcome.DUPLICATE if reason is None else Outcome.QUARANTINED
 
-    async def _process(self, media: Media) -> Media:
-        """Spool the upload to disk once, run the steps, return the record's final form."""
+    async def _download(self, media: Media) -> tuple[str, Verdicts]:
+        """A work directory with the upload spooled into it once, and the checks' verdicts. The
+        directory is removed here if this fails or is cancelled, else by whoever takes it."""
         workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="mg-job-", dir=self._workdir)
         try:
+            return workdir, await self._spool(media, os.path.join(workdir, "upload"))
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, workdir, True))
+            raise
+
+    async def _process(self, media: Media, spooled: asyncio.Task[tuple[str, Verdicts]]) -> Media:
+        """Take the spooled upload, run the steps, return the record's final form."""
+        workdir, verdicts = await spooled
+        try:
             path = os.path.join(workdir, "upload")
-            verdicts = await self._spool(media, path)
             if isinstance(verdicts, str):
                 return media.transition(MediaStatus.REJECTED, utcnow(), reject_reason=verdicts)
             job = Job(media=media, path=path, workdir=workdir, check_verdicts=verdicts)
@@ -367,6 +389,21 @@ def _event_of(media: Media) -> MediaEvent | None:
 
 def _events(event: MediaEvent | None) -> tuple[MediaEvent, ...]:
     return () if event is None else (event,)
+
+
+Verdicts = dict[str, str | None] | str  # the streaming checks' verdicts, or why the object was refused
+
+
+async def _discard(spooled: asyncio.Task[tuple[str, Verdicts]]) -> None:
+    """A download nobody took (the notice ended early): stop it, or remove what it made (again,
+    harmlessly, when the steps took it)."""
+    if not spooled.done():
+        spooled.cancel()
+        await asyncio.wait({spooled})
+    if spooled.cancelled() or spooled.exception() is not None:
+        return  # it removed its directory itself
+    workdir, _ = spooled.result()
+    await asyncio.to_thread(shutil.rmtree, workdir, True)
 
 
 def _sequence(sequencer: str) -> str:

@@ -1,11 +1,13 @@
-"""Per-user quotas: bytes held and uploads in flight, checked before anything is created.
+"""Per-user quotas: bytes held and uploads in flight, reserved atomically with the upload.
 
-Usage is computed from the owner-by-status index (gsi2) at the moment of the check rather than
-kept in counters. Counters would have to be moved by every path that changes a record (worker,
-sweeper, abort, soft delete, purge) and drift the first time one forgets; a count over the index
-is always right. The price: a read per status on each createUpload (a projection of `size`
-only), and a window in which two concurrent createUploads of one user both pass the check. The
-rate limit's burst bounds that overshoot; see docs/uploads.md.
+The owner's counters (uploads per status, bytes held) live beside the records and move in the
+same transaction as every create, transition and delete (infra/aws/dynamo.py). A new upload's
+create is conditional on them: it reserves a pending upload and its declared bytes, or is refused,
+in one atomic write. Two concurrent createUploads can no longer both pass a check made before
+either wrote (the audit: 25 concurrent createUploads against a pending limit of 20 all succeeded,
+and 100 GiB was declared against 50 GiB). The reservation is released by the same transactions:
+pending once the upload is processed, aborted or swept after it expired; bytes once the media is
+rejected, deleted or its upload abandoned. See docs/uploads.md.
 """
 
 from __future__ import annotations
@@ -13,11 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.core.errors import BadUserInput
-from services.core.media import MediaStatus, utcnow
-from services.core.ports import MediaRepository
-
-# Bytes a user "holds": stored, being checked, or reserved by an upload in flight.
-HELD = (MediaStatus.PENDING, MediaStatus.PROCESSING, MediaStatus.COMPLETED, MediaStatus.QUARANTINED)
+from services.core.ports import Quota, QuotaExceeded
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,31 +25,26 @@ class QuotaPolicy:
 
 
 class QuotaService:
-    def __init__(self, repo: MediaRepository, policy: QuotaPolicy) -> None:
-        self._repo = repo
+    def __init__(self, policy: QuotaPolicy) -> None:
         self._policy = policy
 
-    async def check_new_upload(self, owner_id: str, size: int) -> None:
-        """Raises BadUserInput if one more upload of `size` bytes would exceed a quota."""
-        now = utcnow()
-        held = 0
-        pending = 0
-        for status in HELD:
-            usage = await self._repo.owner_usage(owner_id, status, now=now)
-            held += usage.bytes
-            if status is MediaStatus.PENDING:
-                pending = usage.count
-        if pending >= self._policy.max_pending_per_user:
-            raise BadUserInput(
-                f"quota exceeded: {pending} uploads are already in progress (at most "
+    @property
+    def quota(self) -> Quota:
+        """What MediaRepository.create reserves against."""
+        return Quota(max_pending=self._policy.max_pending_per_user, max_bytes=self._policy.max_bytes_per_user)
+
+    def refusal(self, exceeded: QuotaExceeded, size: int) -> BadUserInput:
+        """The client's error for a create the counters refused."""
+        if exceeded.kind == "pendingUploads":
+            return BadUserInput(
+                f"quota exceeded: {exceeded.pending} uploads are already in progress (at most "
                 f"{self._policy.max_pending_per_user}); finish or abort one first",
                 field="quota",
                 quota="pendingUploads",
             )
-        if held + size > self._policy.max_bytes_per_user:
-            raise BadUserInput(
-                f"quota exceeded: you hold {held} bytes and this upload needs {size} more; "
-                f"the limit is {self._policy.max_bytes_per_user} bytes",
-                field="quota",
-                quota="bytes",
-            )
+        return BadUserInput(
+            f"quota exceeded: you hold {exceeded.held_bytes} bytes and this upload needs {size} more; "
+            f"the limit is {self._policy.max_bytes_per_user} bytes",
+            field="quota",
+            quota="bytes",
+        )

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,6 +24,7 @@ from services.core.ports import (
     IdempotencyStore,
     MediaRepository,
     PresignedRequest,
+    QuotaExceeded,
 )
 from services.core.validation import (
     normalize_filename,
@@ -164,8 +166,6 @@ class UploadService:
             if holder is not None:
                 return await self._replayed(principal, holder, request)
         try:
-            if self._quotas is not None:
-                await self._quotas.check_new_upload(principal.user_id, request.size)
             ticket = await self._start(media)
         except BaseException:
             # Nothing was created: a retry with the same key must be free to try again. But a
@@ -199,14 +199,25 @@ class UploadService:
             upload_id = await self._blobs.create_multipart(media.object_key, content_type=media.content_type)
             media = dataclasses.replace(media, multipart_upload_id=upload_id, part_size=part_size)
             try:
-                await self._repo.create(media, events=(_created(media),))
+                await self._create(media, events=(_created(media),))
             except BaseException:
                 await self._blobs.abort_multipart(media.object_key, upload_id)
                 raise
             return UploadTicket(media=media, upload=None, multipart=await self.multipart.plan(media))
         upload = await self._presign_put(media)
-        await self._repo.create(media, events=(_created(media),))
+        await self._create(media, events=(_created(media),))
         return UploadTicket(media=media, upload=upload)
+
+    async def _create(self, media: Media, *, events: Sequence[MediaEvent]) -> None:
+        """Write the new record (and its events: the outbox), reserving its quota in the same
+        atomic write."""
+        if self._quotas is None:
+            await self._repo.create(media, events=events)
+            return
+        try:
+            await self._repo.create(media, events=events, quota=self._quotas.quota)
+        except QuotaExceeded as exceeded:
+            raise self._quotas.refusal(exceeded, media.size) from None
 
     async def _instant(self, media: Media, same: Media) -> UploadTicket:
         """The owner already has these verified bytes: copy them (and their variants) inside S3
@@ -231,7 +242,13 @@ class UploadService:
             duplicate_of=same.id,
         )
         event = MediaEvent(MediaEventType.COMPLETED, done, media.created_at)
-        await self._repo.create(done, events=(event,))
+        try:
+            await self._create(done, events=(event,))
+        except BadUserInput:
+            # Over quota: the copies just made belong to no record.
+            for key in (media.object_key, *(variant.key for variant in variants)):
+                await self._blobs.delete(key)
+            raise
         await self._bus.publish(event)
         return UploadTicket(media=done, upload=None)
 

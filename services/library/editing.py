@@ -1,23 +1,33 @@
-"""updateMedia: the owner changes title, tags or visibility."""
+"""updateMedia: the owner changes visibility or the text they wrote (OWNER_TEXT_FIELDS)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from services.core.audit import AuditAction, Auditor, changes_between
 from services.core.auth import Principal, require
 from services.core.errors import Conflict, NotFound
 from services.core.events import MediaEvent, MediaEventType
-from services.core.media import Media, MediaStatus, Visibility, utcnow
+from services.core.media import OWNER_TEXT_FIELDS, Media, MediaStatus, Visibility, utcnow
 from services.core.ports import EventBus, MediaRepository
 from services.core.validation import normalize_tags, normalize_title
 
 
 @dataclass(frozen=True, slots=True)
 class MediaChanges:
+    """What updateMedia may change: visibility, and each of OWNER_TEXT_FIELDS (None: unchanged).
+    tests/unit/services/test_editing.py fails when a field here is not normalised, audited and
+    moderated."""
+
     title: str | None = None
     tags: tuple[str, ...] | None = None
     visibility: Visibility | None = None
+
+
+# How each owner-written field's input is checked and normalised (raises BadUserInput).
+NORMALISE: dict[str, Callable[[Any], object]] = {"title": normalize_title, "tags": normalize_tags}
 
 
 class EditingService:
@@ -47,10 +57,10 @@ class EditingService:
         if self._settled_only and media.status in (MediaStatus.PENDING, MediaStatus.PROCESSING):
             raise Conflict("this upload is still being processed; retry once it is COMPLETED")
         values: dict[str, object] = {}
-        if changes.title is not None:
-            values["title"] = normalize_title(changes.title)
-        if changes.tags is not None:
-            values["tags"] = normalize_tags(changes.tags)
+        for name in OWNER_TEXT_FIELDS:
+            raw = getattr(changes, name)
+            if raw is not None:
+                values[name] = NORMALISE[name](raw)
         if changes.visibility is not None:
             values["visibility"] = changes.visibility
         if all(getattr(media, key) == value for key, value in values.items()):
@@ -69,7 +79,7 @@ class EditingService:
     async def _audit(self, principal: Principal, before: Media, after: Media) -> None:
         assert self._auditor is not None
         at = after.updated_at
-        edited = changes_between(before, after, ("title", "tags"))
+        edited = changes_between(before, after, OWNER_TEXT_FIELDS)
         if edited:
             await self._auditor.record(after, principal.user_id, AuditAction.UPDATED, at, edited)
         moved = changes_between(before, after, ("visibility",))

@@ -4,15 +4,26 @@ token → createUpload → PUT to S3 → worker → uploadCompleted → media(id
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from infra.aws.sqs_worker import SqsWorker
+from infra.settings import Settings
 from tests.client import WsClient, create_upload, error_codes, gql, put_upload
+from tests.conftest import isolated_settings
 from tests.media_files import jpeg_bytes, png_bytes
+from tests.servers import listening
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def settings(moto_endpoint: str, any_redis: tuple[str, bool]) -> Iterator[Settings]:
+    """Every test of this module runs on one Redis, then on a Redis Cluster of three masters."""
+    url, cluster = any_redis
+    yield from isolated_settings(moto_endpoint, url, redis_cluster=cluster)
+
 
 UPLOAD_COMPLETED = "subscription($id: ID) { uploadCompleted(mediaId: $id) { id mediaId status url } }"
 MEDIA = "query($id: ID!) { media(id: $id) { id status url size title tags owner { id } } }"
@@ -26,7 +37,7 @@ async def test_upload_is_announced_live_and_completed(
     data = jpeg_bytes(50_000)
     async with WsClient(api, alice) as ws:
         op = await ws.subscribe(UPLOAD_COMPLETED)
-        await asyncio.sleep(0.2)  # the subscription is registered before the bytes arrive
+        await listening(api, "alice")  # registered before the bytes arrive
         payload = await create_upload(api, alice, data)
         assert payload["media"]["status"] == "PENDING"
         assert payload["media"]["owner"]["id"] == "alice"
@@ -103,7 +114,8 @@ async def test_another_user_sees_nothing(api: str, worker: SqsWorker, token: Cal
         await spy.subscribe(UPLOAD_COMPLETED)
         async with WsClient(api, alice) as ws:
             await ws.subscribe(UPLOAD_COMPLETED)
-            await asyncio.sleep(0.2)
+            await listening(api, "alice")
+            await listening(api, "mallory", 2)  # two operations: two bus subscriptions
             payload = await create_upload(api, alice, data)
             await put_upload(payload["upload"], data)
             assert (await ws.receive(timeout=20))["type"] == "next"
@@ -126,7 +138,7 @@ async def test_media_events_reports_each_status_change(
     data = jpeg_bytes()
     async with WsClient(api, alice) as ws:
         await ws.subscribe(MEDIA_EVENTS)
-        await asyncio.sleep(0.2)
+        await listening(api, "alice")
         payload = await create_upload(api, alice, data)
         await put_upload(payload["upload"], data)
         created = (await ws.receive())["payload"]["data"]["mediaEvents"]

@@ -21,10 +21,13 @@ IP_BURST = 6
 
 
 @pytest.fixture
-def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
+def settings(moto_endpoint: str, any_redis: tuple[str, bool]) -> Iterator[Settings]:
+    """Every test of this module runs on one Redis, then on a Redis Cluster of three masters."""
+    url, cluster = any_redis
     yield from isolated_settings(
         moto_endpoint,
-        redis_url,
+        url,
+        redis_cluster=cluster,
         rate_limit_user_burst=USER_BURST,
         rate_limit_user_per_minute=60,  # one token a second
         rate_limit_ip_burst=IP_BURST,

@@ -1,5 +1,6 @@
-"""What an operator sees while an upload goes through: /metrics that move, JSON log lines that
-carry the request id from the API into the worker, and no secret in any of them."""
+"""What an operator sees while an upload goes through: /metrics (on its own listener) that move,
+JSON log lines that carry the request id from the API into the worker, and no secret in any of
+them."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.aws.resources import Resources
 from infra.aws.sqs_worker import SqsWorker
-from infra.observability.logs import JsonFormatter
 from infra.roots.runtime import Runtime
 from tests.client import CREATE_UPLOAD, WsClient, gql, put_upload
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, captured_logs
 from tests.media_files import jpeg_bytes
+from tests.servers import listening
 
 pytestmark = pytest.mark.e2e
 
@@ -45,17 +46,8 @@ def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
 
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
-    """The production formatter on a stream, as `configure_logging` sets it up."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(level)
+    with captured_logs(logging.INFO) as stream:
+        yield stream
 
 
 async def _create(base: str, token: str, data: bytes) -> tuple[dict[str, Any], str]:
@@ -81,22 +73,22 @@ async def _create(base: str, token: str, data: bytes) -> tuple[dict[str, Any], s
 
 
 async def test_metrics_move_as_an_upload_goes_through(
-    api: str, worker: SqsWorker, token: Callable[..., str]
+    api: str, worker: SqsWorker, token: Callable[..., str], metrics_url: str
 ) -> None:
     alice = token("alice")
     data = jpeg_bytes(20_000)
-    before = await scrape(api)
+    before = await scrape(metrics_url)
     async with WsClient(api, alice) as ws:
         await ws.subscribe(UPLOAD_COMPLETED)
-        await asyncio.sleep(0.2)
-        during = await scrape(api)
+        await listening(api, "alice")
+        during = await scrape(metrics_url)
         payload, _ = await _create(api, alice, data)
         assert await put_upload(payload["upload"], data) == 200
         message = await ws.receive(timeout=20)
         assert message["payload"]["data"]["uploadCompleted"]["status"] == "COMPLETED"
     denied = await gql(api, "{ myMedia { edges { node { id } } } }")  # no token
     assert denied["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-    after = await scrape(api)
+    after = await scrape(metrics_url)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
@@ -121,7 +113,7 @@ async def test_metrics_move_as_an_upload_goes_through(
     assert delta("mediagraph_events_delivered_total") >= 1
     # The socket closed: the gauges come back down (the server notices the close a moment later).
     for _ in range(100):
-        final = await scrape(api)
+        final = await scrape(metrics_url)
         if value(final, "mediagraph_websocket_connections") == value(
             before, "mediagraph_websocket_connections"
         ):
@@ -142,7 +134,7 @@ async def test_log_lines_are_json_and_follow_the_request_into_the_worker(
     data = jpeg_bytes(20_000)
     async with WsClient(api, alice) as ws:
         await ws.subscribe(UPLOAD_COMPLETED)
-        await asyncio.sleep(0.2)
+        await listening(api, "alice")
         payload, request_id = await _create(api, alice, data)
         assert await put_upload(payload["upload"], data) == 200
         assert (await ws.receive(timeout=20))["type"] == "next"

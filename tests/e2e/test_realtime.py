@@ -4,7 +4,7 @@ processes on one Redis, per-user isolation of live and replayed events, expired 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -13,10 +13,19 @@ import pytest
 from infra.aws.resources import Resources
 from infra.settings import Settings
 from tests.client import WsClient, create_upload, gql
+from tests.conftest import isolated_settings
 from tests.media_files import jpeg_bytes
-from tests.servers import serving
+from tests.servers import joined, listening, serving
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def settings(moto_endpoint: str, any_redis: tuple[str, bool]) -> Iterator[Settings]:
+    """Every test of this module runs on one Redis, then on a Redis Cluster of three masters."""
+    url, cluster = any_redis
+    yield from isolated_settings(moto_endpoint, url, redis_cluster=cluster)
+
 
 EVENTS = "subscription($since: String) { mediaEvents(since: $since) { eventId type media { mediaId } } }"
 
@@ -42,7 +51,8 @@ async def test_a_reconnecting_client_gets_exactly_what_it_missed_then_live_ones(
     alice = token("alice")
     async with WsClient(api, alice) as ws:
         op = await ws.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await joined(api, 1)
+        await listening(api, "alice")
         first = await _upload(api, alice)
         seen = await _event(ws, op)
         assert seen["media"]["mediaId"] == first
@@ -67,7 +77,8 @@ async def test_events_published_during_the_replay_are_neither_lost_nor_repeated(
     alice = token("alice")
     async with WsClient(api, alice) as ws:
         op = await ws.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await joined(api, 1)
+        await listening(api, "alice")
         await _upload(api, alice)
         since = (await _event(ws, op))["eventId"]
     missed = [await _upload(api, alice) for _ in range(5)]
@@ -88,7 +99,10 @@ async def test_two_api_processes_both_deliver_an_event_published_once(
     async with serving(settings) as other, WsClient(api, alice) as one, WsClient(other, alice) as two:
         assert other != api
         op_one, op_two = await one.subscribe(EVENTS), await two.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await joined(api, 1)
+        await joined(other, 1)
+        await listening(api, "alice")
+        await listening(other, "alice")
         media_id = await _upload(api, alice)  # published once, by the first process
         got_one, got_two = await _event(one, op_one), await _event(two, op_two)
         assert got_one == got_two
@@ -103,7 +117,8 @@ async def test_another_user_never_receives_or_replays_what_is_not_theirs(
     alice, mallory = token("alice"), token("mallory")
     async with WsClient(api, alice) as ws:
         op = await ws.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await joined(api, 1)
+        await listening(api, "alice")
         await _upload(api, alice)
         alice_since = (await _event(ws, op))["eventId"]
     for _ in range(2):
@@ -132,7 +147,8 @@ async def test_an_expired_or_malformed_since_is_reported(
     async with serving(settings.model_copy(update={"event_stream_maxlen": 2})) as api:
         async with WsClient(api, alice) as ws:
             op = await ws.subscribe(EVENTS)
-            await asyncio.sleep(0.2)
+            await joined(api, 1)
+            await listening(api, "alice")
             await _upload(api, alice)
             since = (await _event(ws, op))["eventId"]
         for _ in range(3):  # only the last 2 are kept: the first after `since` is gone
@@ -159,7 +175,9 @@ async def test_identical_subscriptions_share_one_execution_and_end_independently
         op_one, op_two = await one.subscribe(EVENTS), await two.subscribe(EVENTS)
         op_other = await one.subscribe(other_selection)
         await three.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await joined(api, 4)
+        await listening(api, "alice", 2)  # two selections: two executions
+        await listening(api, "bob")
         first = await _upload(api, alice)
         # Two operations on one socket: each in order, but in no order between them.
         messages = {message["id"]: message for message in [await one.receive(), await one.receive()]}
@@ -187,16 +205,17 @@ def _fanout_writes(metrics_text: str, how: str) -> float:
 
 
 async def test_shared_subscribers_are_written_at_once_by_the_real_server(
-    api: str, token: Callable[..., str]
+    api: str, token: Callable[..., str], metrics_url: str
 ) -> None:
     """Under `mediagraph serve`'s server configuration, one event to a shared group is written to
     every member in the group's pass (the protocol's write-now extension), as /metrics shows."""
     alice = token("alice")
-    async with httpx.AsyncClient(base_url=api) as http:
+    async with httpx.AsyncClient(base_url=metrics_url) as http:
         before = _fanout_writes((await http.get("/metrics")).text, "now")
         async with WsClient(api, alice) as one, WsClient(api, alice) as two:
             ops = [await one.subscribe(EVENTS), await two.subscribe(EVENTS)]
-            await asyncio.sleep(0.2)
+            await joined(api, 2)
+            await listening(api, "alice")  # one shared execution
             media_id = await _upload(api, alice)
             for ws, op in ((one, ops[0]), (two, ops[1])):
                 assert (await _event(ws, op))["media"]["mediaId"] == media_id

@@ -17,6 +17,7 @@ from services.core.media import MediaStatus, Visibility
 from tests.client import WsClient, create_upload, error_codes, gql, put_upload
 from tests.e2e.test_listing import seed
 from tests.media_files import jpeg_bytes
+from tests.servers import listening
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +97,7 @@ async def test_delete_hides_everywhere_and_restore_brings_all_back(
 
     async with WsClient(api, alice) as ws:
         await ws.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await listening(api, "alice")
         # Nobody but the owner (or an admin) deletes; to bob it does not exist.
         assert error_codes(await gql(api, DELETE, {"id": media.id}, token=bob)) == ["NOT_FOUND"]
         body = await gql(api, DELETE, {"id": media.id}, token=alice)

@@ -5,6 +5,9 @@ refreshes, sign-out, and the service's own keys at /.well-known/jwks.json."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,8 +18,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from infra.settings import Settings
-from tests.client import error_codes, gql
-from tests.conftest import isolated_settings
+from services.access.sessions import SessionService
+from tests.client import WsClient, error_codes, gql
+from tests.conftest import captured_logs, isolated_settings
 from tests.identity_provider import Provider
 
 pytestmark = pytest.mark.e2e
@@ -147,3 +151,67 @@ async def test_own_issuer_tokens_cannot_be_forged_with_another_algorithm(
             "/graphql", json={"query": WHO}, headers={"Authorization": f"Bearer {forged}"}
         )
     assert response.status_code == 401
+
+
+@pytest.fixture
+def every_log_line() -> Iterator[io.StringIO]:
+    """Every record of every logger, DEBUG up, through the production formatter."""
+    with captured_logs(logging.DEBUG) as stream:
+        yield stream
+
+
+async def test_no_secret_reaches_the_log_whatever_the_request_fails_with(
+    api: str, every_log_line: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The audit: a live refresh token was written in clear when a request carrying it failed.
+    upstream = id_token()
+    tokens = await exchange(api)
+    refresh, access = tokens["refreshToken"], tokens["accessToken"]
+    password = "hunter2-correct-horse-battery"
+    secrets = [refresh, refresh.removeprefix("mgrt_"), access, access.split(".")[2], upstream, password]
+    failing: list[tuple[str, dict[str, Any] | None]] = [
+        ("mutation($t: Int!) { refreshSession(refreshToken: $t) { accessToken } }", {"t": refresh}),
+        (REFRESH, {"t": {"nested": refresh}}),
+        (REFRESH, {"t": None}),
+        (f'mutation {{ refreshSession(refreshToken: "{refresh}") {{ accessToken }} ', None),  # syntax
+        (f'{{ nope(token: "{refresh}", password: "{password}") }}', None),
+        (f"{{ media(id: {refresh}) {{ id }} }}", None),
+        ("query($password: String, $secret: String) { nope }", {"password": password, "secret": refresh}),
+        (EXCHANGE, {"t": refresh}),
+        (EXCHANGE, {"t": upstream[:-2]}),
+    ]
+    async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+        for query, variables in failing:
+            body = (await client.post("/graphql", json={"query": query, "variables": variables})).json()
+            assert body.get("errors"), body
+        # Secrets in headers: a refresh token as a bearer (401), an access token in a cookie.
+        for headers in ({"Authorization": f"Bearer {refresh}"}, {"Cookie": f"mg_token={access}"}):
+            await client.post("/graphql", json={"query": "{ nope }"}, headers=headers)
+        # A body that is not JSON at all.
+        await client.post(
+            "/graphql",
+            content=f'{{"query": "{refresh}", "password": "{password}"'.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        # A bug: the store fails with the token in its message. The client sees a masked 500;
+        # the log gets the traceback, scrubbed.
+
+        async def broken(self: object, refresh_token: str) -> None:
+            raise RuntimeError(f"store failed for {refresh_token} (password={password})")
+
+        monkeypatch.setattr(SessionService, "refresh", broken)
+        body = (await client.post("/graphql", json={"query": REFRESH, "variables": {"t": refresh}})).json()
+        assert error_codes(body) == ["INTERNAL_SERVER_ERROR"], body
+    # Over WebSocket: the refresh token as the connection's bearer, then in a failing subscribe.
+    with contextlib.suppress(Exception):
+        async with WsClient(api, refresh):
+            pass
+    async with WsClient(api, access) as ws:
+        await ws.subscribe("subscription($t: Int) { uploadCompleted { mediaId } }", {"t": refresh})
+        await ws.receive()
+
+    text = every_log_line.getvalue()
+    assert "unexpected error" in text and "store failed for" in text  # the bug was logged ...
+    assert "REDACTED" in text
+    for secret in secrets:  # ... without any secret
+        assert secret not in text, secret

@@ -15,6 +15,7 @@ from infra.observability import tracing
 from infra.settings import Settings
 from tests.client import create_upload, gql, put_upload
 from tests.media_files import jpeg_bytes
+from tests.servers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +55,11 @@ async def test_an_upload_is_traced_from_request_to_worker(
         if body["data"]["media"]["status"] == "COMPLETED":
             break
         await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)  # the worker deletes the message after the status change
+
+    async def message_span_ended() -> bool:  # the worker deletes the message after the status change
+        return any(span.name == "worker.message" for span in spans.get_finished_spans())
+
+    await eventually(message_span_ended)
     finished = list(spans.get_finished_spans())
 
     # API: POST /graphql → graphql.mutation createUpload → DynamoDB.TransactWriteItems (+ the Redis publish).

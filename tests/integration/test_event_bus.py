@@ -14,9 +14,10 @@ from ulid import ULID
 
 from infra.redis.bus import RedisEventBus, SlowConsumer
 from infra.settings import Settings
-from services.core.events import EventsExpired, MediaEvent, MediaEventType, event_epoch
+from services.core.events import EventsExpired, MediaEvent, MediaEventType, event_epoch, event_position
 from services.core.media import Media, MediaStatus
 from tests.fakes import make_media
+from tests.servers import eventually
 from tests.streams import stream_entries
 
 pytestmark = pytest.mark.integration
@@ -64,9 +65,14 @@ async def test_the_same_change_is_published_once(bus: RedisEventBus) -> None:
         first = await bus.publish(event)
         second = await bus.publish(event)
         assert first is not None and second is None
-        received = await asyncio.wait_for(anext(aiter(sub)), 5)
+        events = aiter(sub)
+        received = await asyncio.wait_for(anext(events), 5)
         assert received.event_id == first
-        await asyncio.sleep(0.2)
+        # A later change arrives next: a duplicate, published before it, would have come first.
+        later = await bus.publish(
+            MediaEvent(MediaEventType.UPDATED, _media("alice", "01LATER"), datetime.now(UTC))
+        )
+        assert (await asyncio.wait_for(anext(events), 5)).event_id == later
         assert sub.queue.empty()
 
 
@@ -76,7 +82,7 @@ async def test_a_subscriber_that_never_reads_is_cut_off(bus: RedisEventBus) -> N
             await bus.publish(
                 MediaEvent(MediaEventType.UPDATED, _media("alice", f"01M{i}"), datetime.now(UTC))
             )
-        await asyncio.sleep(0.3)
+        await eventually(lambda: _overflowed(sub), timeout=5)  # the sixth found the queue full
         assert sub.queue.qsize() == 5  # bounded: the rest were not kept
         received: list[MediaEvent] = []
 
@@ -87,6 +93,10 @@ async def test_a_subscriber_that_never_reads_is_cut_off(bus: RedisEventBus) -> N
         with pytest.raises(SlowConsumer):
             await drain()
         assert len(received) == 5
+
+
+async def _overflowed(subscriber: object) -> bool:
+    return bool(getattr(subscriber, "overflowed", False))
 
 
 async def _publish(bus: RedisEventBus, owner: str, n: int) -> list[str]:
@@ -122,7 +132,12 @@ async def test_events_older_than_the_age_limit_are_dropped_and_expire_their_posi
 ) -> None:
     brief = RedisEventBus(bus._redis, prefix=settings.redis_prefix, stream_max_age_s=1)
     first = await _publish(brief, "alice", 1)
-    await asyncio.sleep(1.2)
+
+    async def aged() -> bool:  # on Redis's clock, which the trim reads
+        seconds, micros = await bus._redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000 > event_position(first[0])[0] + 1000
+
+    await eventually(aged, timeout=10)
     await _publish(brief, "bob", 1)
     second = (await _publish(brief, "alice", 1))[0]
     entries = await stream_entries(bus._redis, brief.stream_key("alice"))

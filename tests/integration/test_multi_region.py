@@ -8,7 +8,6 @@ region's queue). docs/multi-region.md describes the design these tests hold the 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -30,7 +29,7 @@ from infra.settings import Settings
 from tests.client import WsClient, create_upload, error_codes, gql, put_upload
 from tests.conftest import make_settings
 from tests.media_files import jpeg_bytes
-from tests.servers import serving
+from tests.servers import listening, serving
 
 HOME, AWAY = "us-east-1", "eu-west-1"
 MEDIA = "query($id: ID!) { media(id: $id) { id mediaId status url title } }"
@@ -190,7 +189,7 @@ async def test_a_subscriber_in_the_replica_region_hears_a_completion_made_at_hom
     data = jpeg_bytes(20_000)
     async with WsClient(away.api, away.token()) as ws:
         op = await ws.subscribe(EVENTS)
-        await asyncio.sleep(0.2)  # registered before anything is announced
+        await listening(away.api, "alice")  # registered before anything is announced
 
         payload = await create_upload(home.api, home.token(), data)
         media_id = payload["media"]["mediaId"]
@@ -255,7 +254,7 @@ async def test_the_replica_worker_keeps_an_event_whose_row_has_not_arrived(world
 
     async with WsClient(away.api, away.token()) as ws:
         op = await ws.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await listening(away.api, "alice")
         assert await away.worker.poll_once() == 1  # the retry: the row is COMPLETED here now
         event = await next_event(ws, op)
         assert (event["type"], event["media"]["mediaId"]) == ("COMPLETED", media_id)
@@ -288,7 +287,7 @@ async def test_the_replica_worker_never_runs_the_pipeline(world: World) -> None:
     await world.replicate.table(HOME, AWAY)
     async with WsClient(away.api, away.token()) as ws:
         op = await ws.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await listening(away.api, "alice")
         assert await away.worker.poll_once() == 1
         event = await next_event(ws, op)
         assert (event["type"], event["media"]["mediaId"]) == ("COMPLETED", media_id)

@@ -22,6 +22,7 @@ from services.core.pagination import CursorCodec
 from services.core.ports import BlobStore, EngagementStore
 from services.library.retention import RetentionPolicy, RetentionService
 from tests.e2e.test_listing import seed
+from tests.servers import eventually
 
 LATER = timedelta(days=31)  # past the default 30-day window
 ALICE = Principal("alice")
@@ -100,7 +101,12 @@ async def test_purge_takes_only_what_is_due_in_due_order(runtime: Runtime) -> No
     first = await seed(runtime, "alice")
     second = await seed(runtime, "alice")
     await runtime.retention.delete(ALICE, second.id)
-    await asyncio.sleep(0.01)
+    stamped = utcnow()
+
+    async def clock_moved() -> bool:  # the next deletion gets a later time
+        return utcnow() > stamped
+
+    await eventually(clock_moved)
     await runtime.retention.delete(ALICE, first.id)
     deleted_second = await runtime.repo.get(second.id)
     assert deleted_second is not None and deleted_second.purge_after is not None

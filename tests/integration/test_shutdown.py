@@ -123,8 +123,12 @@ async def test_stop_during_an_upload_lets_it_finish(runtime: Runtime, resources:
     await asyncio.wait_for(blobs.reading.wait(), 20)
 
     stopping = asyncio.create_task(stop_worker(worker, task, grace_s=60))
-    await asyncio.sleep(0.2)
-    assert not stopping.done()  # the worker waits for the message in hand
+
+    async def stop_requested() -> bool:
+        return worker._stopping.is_set()
+
+    await eventually(stop_requested)
+    assert not stopping.done() and not task.done()  # the worker waits for the message in hand
     blobs.gate.set()
     await asyncio.wait_for(stopping, 30)
 

@@ -33,6 +33,7 @@ REQUIRED = {
     "CloudFrontPublicKeyPem": "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----",
 }
 WITH_CLOUDFRONT_KEY = {"CloudFrontPrivateKeySecretArn": ARN.format("cf-key")}
+WITH_REDIS_CLUSTER = {"RedisClusterMode": "enabled"}
 
 
 def _pem(key: Any) -> str:
@@ -95,7 +96,9 @@ def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Setti
 
 
 @pytest.mark.parametrize(
-    "parameters", [REQUIRED, {**REQUIRED, **WITH_CLOUDFRONT_KEY}], ids=["s3", "cloudfront"]
+    "parameters",
+    [REQUIRED, {**REQUIRED, **WITH_CLOUDFRONT_KEY}, {**REQUIRED, **WITH_REDIS_CLUSTER}],
+    ids=["s3", "cloudfront", "redis-cluster"],
 )
 @pytest.mark.parametrize("task", ["ApiTaskDefinition", "WorkerTaskDefinition", "OpsTaskDefinition"])
 def test_each_task_starts_from_the_templates_production_environment(
@@ -104,6 +107,12 @@ def test_each_task_starts_from_the_templates_production_environment(
     stack = DeployedStack(template, **parameters)
     settings = settings_from(stack.container_environment(task), monkeypatch)
     assert settings.is_production
+    # Every task talks to Redis as deployed: the cluster client at the configuration endpoint in
+    # cluster mode, the primary endpoint otherwise.
+    clustered = parameters.get("RedisClusterMode") == "enabled"
+    assert settings.redis_cluster is clustered
+    endpoint = "ConfigurationEndPoint" if clustered else "PrimaryEndPoint"
+    assert settings.redis_url.startswith(f"rediss://<RedisReplicationGroup.{endpoint}.Address>:")
     if task == "ApiTaskDefinition":
         check_api_settings(settings)
         create_app(settings)  # what `mediagraph serve` builds before it listens
@@ -136,3 +145,22 @@ def test_the_api_believes_forwarded_for_from_the_load_balancers_subnets_only(
     private = ipaddress.ip_network(stack.get_att("PrivateSubnetA", "CidrBlock"))
     task_address = str(private.network_address + 10)
     assert client_address(task_address, "198.51.100.7", proxies) == task_address
+
+
+@pytest.mark.parametrize("mode", ["disabled", "enabled"])
+def test_redis_cluster_mode_is_a_parameter(template: dict[str, Any], mode: str) -> None:
+    stack = DeployedStack(template, **REQUIRED, RedisClusterMode=mode, RedisShards="4")
+    [name] = [
+        n for n, spec in stack.resources.items() if spec["Type"] == "AWS::ElastiCache::ReplicationGroup"
+    ]
+    group = stack.properties(name)
+    assert group["ClusterMode"] == mode
+    assert group["TransitEncryptionEnabled"] is True
+    assert int(group["EngineVersion"].split(".")[0]) >= 7  # sharded pub/sub
+    if mode == "enabled":
+        assert (group["NumNodeGroups"], group["ReplicasPerNodeGroup"]) == ("4", 1)
+        assert group["CacheParameterGroupName"] == "default.redis7.cluster.on"
+        assert "NumCacheClusters" not in group
+    else:
+        assert group["NumCacheClusters"] == 2
+        assert "NumNodeGroups" not in group and "CacheParameterGroupName" not in group

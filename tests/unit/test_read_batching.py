@@ -8,12 +8,17 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from schema.root import build_schema
 from schema.types.context import Context
+from services.access.read_scope import read_scope
 from services.bundle import Services
 from services.community.engagement import EngagementService
 from services.community.feed import FeedService
+from services.community.social import SocialService
 from services.core.auth import Principal
+from services.core.errors import NotFound
 from services.core.media import Media, MediaStatus, Variant, Visibility
 from services.core.pagination import CursorCodec
 from services.core.ports import CachedUrl, Relations
@@ -143,8 +148,10 @@ async def world() -> tuple[Context, Counter[str], Graph, InMemoryMediaRepository
 
 
 async def run(context: Context, query: str = PAGE, **variables: object) -> dict[str, Any]:
+    """One HTTP request: a fresh context, in a read scope (as MediagraphGraphQL runs each)."""
     fresh = Context(services=context.services, request_id="t", principal=context.principal)
-    result = await build_schema().execute(query, variable_values=variables, context_value=fresh)
+    with read_scope():
+        result = await build_schema().execute(query, variable_values=variables, context_value=fresh)
     assert result.errors is None, result.errors
     assert result.data is not None
     return result.data
@@ -192,10 +199,58 @@ async def test_each_query_sees_the_friend_graph_as_it_is_now() -> None:
     assert calls["friends.relations"] == 3
 
 
-async def test_a_mutation_reads_the_friend_graph_for_each_field() -> None:
-    context, calls, _, _ = await world()
-    mutation = 'mutation { a: likeMedia(id: "M001") { mediaId } b: likeMedia(id: "M003") { mediaId } }'
-    result = await build_schema().execute(mutation, context_value=context)
-    assert result.errors is None, result.errors
-    # No memo outside a query: a blockUser in one field must be seen by the next.
+async def test_a_block_within_a_request_is_seen_by_the_next_field() -> None:
+    """A mutation document may block a user in one field and read in the next: social writes
+    drop the request's memo (services/community/social.py)."""
+    context, calls, graph, _ = await world()
+    store = BlockingStore(graph)
+    social = SocialService(store, CursorCodec(b"k" * 32))  # type: ignore[arg-type]  # the methods used
+    gallery = context.services.gallery
+    with read_scope():
+        assert (await gallery.get(BOB, "M003")).id == "M003"  # alice's FRIENDS media, bob a friend
+        await social.block(BOB, "alice")
+        with pytest.raises(NotFound):
+            await gallery.get(BOB, "M003")
     assert calls["friends.relations"] == 2
+
+
+class BlockingStore:
+    def __init__(self, graph: Graph) -> None:
+        self._graph = graph
+
+    async def user_exists(self, user_id: str) -> bool:
+        return True
+
+    async def block(self, user_id: str, other: str) -> None:
+        self._graph.friends -= {(user_id, other), (other, user_id)}
+        self._graph.blocked |= {(user_id, other), (other, user_id)}
+
+
+async def test_only_what_the_document_selects_is_read() -> None:
+    context, calls, _, _ = await world()
+    await run(context, 'query { mediaByTag(tag: "sun", first: 20) { edges { node { mediaId } } } }')
+    assert calls.keys() <= {"media.list_by_tag", "media.position_of", "friends.relations"}
+    calls.clear()
+    fragment = "fragment F on Media { likeCount }"
+    await run(context, 'query { mediaByTag(tag: "sun") { edges { node { ...F } } } } ' + fragment)
+    assert calls["engagement.stats"] == 1 and calls["engagement.liked"] == 0 and calls["urls.get_many"] == 0
+
+
+async def test_a_media_from_a_mutation_reads_through_the_loaders() -> None:
+    context, calls, _, _ = await world()
+    mutation = 'mutation { likeMedia(id: "M003") { likeCount likedByMe url thumbnails { url } } }'
+    with read_scope():
+        result = await build_schema().execute(mutation, context_value=context)
+    assert result.errors is None, result.errors
+    assert result.data == {
+        "likeMedia": {
+            "likeCount": 1,
+            "likedByMe": True,
+            "url": "https://cdn.invalid/derived/M003/display.webp",
+            "thumbnails": [
+                {"url": "https://cdn.invalid/derived/M003/thumb-small.webp"},
+                {"url": "https://cdn.invalid/derived/M003/thumb-large.webp"},
+            ],
+        }
+    }
+    assert calls["urls.get_many"] == 1 and calls["engagement.stats"] == 1 and calls["engagement.liked"] == 1

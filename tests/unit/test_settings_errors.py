@@ -41,6 +41,8 @@ def test_the_cli_prints_the_setting_and_exits_without_the_value(
             monkeypatch.delenv(name)
     monkeypatch.setenv("MEDIAGRAPH_JWT_SECRET", SECRET)
     monkeypatch.setenv("MEDIAGRAPH_PROFILE", "production")
+    # main() configures the process's logging; the test process's must stay as it is.
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
     with pytest.raises(SystemExit) as exited:
         cli.main(["sweep"])
     assert exited.value.code == 2

@@ -53,7 +53,7 @@ def env() -> Env:
         multipart_threshold_bytes=PART,
         part_size_bytes=PART,
     )
-    quotas = QuotaService(repo, QuotaPolicy(max_bytes_per_user=40 * MIB, max_pending_per_user=3))
+    quotas = QuotaService(QuotaPolicy(max_bytes_per_user=40 * MIB, max_pending_per_user=3))
     service = UploadService(repo, blobs, bus, policy, quotas=quotas, idempotency=idempotency)
     return Env(service, service.multipart, repo, blobs, idempotency)
 
@@ -199,11 +199,15 @@ async def test_idempotency_key_of_an_aborted_upload_is_a_conflict(env: Env) -> N
         await env.uploads.create_upload(ALICE, declared(b"c" * 10, key="key-00000003"))
 
 
-async def test_byte_quota_counts_held_media_and_ignores_expired_pending(env: Env) -> None:
+async def test_byte_quota_counts_held_media_until_an_expired_upload_is_swept(env: Env) -> None:
     await env.repo.create(make_media(b"z" * (30 * MIB), owner_id="alice", status=MediaStatus.COMPLETED))
+    await env.repo.create(make_media(b"r" * (9 * MIB), owner_id="alice", status=MediaStatus.REJECTED))
     stale = make_media(b"y" * (9 * MIB), owner_id="alice", expires_at=utcnow() - timedelta(seconds=1))
     await env.repo.create(stale)
-    await env.repo.create(make_media(b"r" * (9 * MIB), owner_id="alice", status=MediaStatus.REJECTED))
+    # The expired upload's reservation holds until the sweeper removes it (every minute).
+    with pytest.raises(BadUserInput, match="quota exceeded"):
+        await env.uploads.create_upload(ALICE, declared(b"w" * (10 * MIB)))
+    await env.repo.delete(stale)  # as sweep_expired does
     await env.uploads.create_upload(ALICE, declared(b"w" * (10 * MIB)))  # 30 + 10 = the 40 MiB limit
     with pytest.raises(BadUserInput, match="quota exceeded"):
         await env.uploads.create_upload(ALICE, declared(b"w"))

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -182,6 +183,27 @@ async def test_two_notices_handled_concurrently_complete_once(env: Env) -> None:
     assert sorted(outcomes) == sorted([Outcome.COMPLETED, Outcome.DUPLICATE])
     assert (await env.stored(media)).version == media.version + 2
     assert env.events() == [(MediaEventType.COMPLETED, media.id)]
+
+
+async def test_the_download_runs_beside_the_start_and_leaves_no_files_either_way(tmp_path: Path) -> None:
+    repo, blobs = InMemoryMediaRepository(), InMemoryBlobStore(chunk_size=1000)
+    bus = InMemoryEventBus(repo.outbox)
+    steps = real_steps(repo, blobs)
+    service = ProcessingService(
+        repo, blobs, bus, upload_prefix="uploads/", steps=steps, workdir=str(tmp_path)
+    )
+    env = Env(service, repo, blobs, bus)
+    data = jpeg_bytes(10_000)
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+
+    # One notice completes; the other loses the race for PROCESSING or for the end and stops
+    # early, its download unused.
+    outcomes = await asyncio.gather(env.service.handle(notice(media)), env.service.handle(notice(media)))
+
+    assert sorted(outcomes) == sorted([Outcome.COMPLETED, Outcome.DUPLICATE])
+    assert list(tmp_path.iterdir()) == []  # no work directory left behind
+    assert env.blobs.opened == env.blobs.closed
 
 
 async def test_a_crash_between_save_and_publish_is_mended_by_the_redelivery(env: Env) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.access.read_scope import read_scope, relations
+from services.access.read_scope import forget, read_scope, relations
 from services.core.ports import Relations
 
 
@@ -38,3 +38,13 @@ async def test_outside_a_scope_every_call_reads() -> None:
     await relations(graph, "bob", {"alice"})
     await relations(graph, "bob", {"alice"})
     assert len(graph.asked) == 2
+
+
+async def test_forget_makes_the_next_call_read_again() -> None:
+    graph = Graph()
+    with read_scope():
+        await relations(graph, "bob", {"alice"})
+        forget()
+        await relations(graph, "bob", {"alice"})
+    forget()  # outside a scope: nothing to forget
+    assert graph.asked == [{"alice"}, {"alice"}]
