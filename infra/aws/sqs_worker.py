@@ -342,7 +342,13 @@ class SqsWorker:
                 return
             finally:
                 metrics.WORKER_DURATION.observe(time.perf_counter() - started)
-            await self._client.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
+            try:
+                await self._client.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
+            except ClientError as exc:
+                # Its visibility lapsed and another receive holds it now (SQS gives that one a new
+                # handle): that receive finds the work done and deletes it.
+                log.warning("processed message not deleted", extra={"error": repr(exc)})
+                return
             metrics.WORKER_MESSAGES.labels(result="deleted").inc()
 
     async def _release(self, receipt: str) -> None:
