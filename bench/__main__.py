@@ -22,6 +22,7 @@ SECTIONS = [
     "frontend",
     "pipeline",
     "faults",
+    "hostile",
 ]
 
 

@@ -64,8 +64,8 @@ def _env(settings: Settings) -> dict[str, str]:
 
 async def prepare_resources(settings: Settings) -> str:
     async with AsyncExitStack() as stack:
-        clients = await open_clients(settings, stack)
-        resources = await ensure_resources(clients, settings)
+        clients = await open_clients(settings.aws, stack)
+        resources = await ensure_resources(clients, settings.aws)
         await clients.sqs.purge_queue(QueueUrl=resources.queue_url)  # drop s3:TestEvent
         return resources.queue_url
 
@@ -74,7 +74,7 @@ async def _ours(settings: Settings, uploads: int, warmup: int) -> tuple[list[flo
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = _env(settings)
-    token = issue_dev_token(settings, "bench")
+    token = issue_dev_token(settings.tokens, "bench")
     with (
         subprocess_server(["-m", "infra.roots.cli", "serve", "--port", str(port)], port, env),
         subprocess_server(["-m", "infra.roots.cli", "worker"], port, env),
@@ -130,7 +130,7 @@ async def _bare(settings: Settings, uploads: int, warmup: int) -> list[float]:
     latencies: list[float] = []
     with subprocess_server(args, port, _env(settings)):
         async with AsyncExitStack() as stack:
-            s3 = (await open_clients(settings, stack)).s3
+            s3 = (await open_clients(settings.aws, stack)).s3
             ws = await stack.enter_async_context(connect(f"ws://127.0.0.1:{port}"))
             await asyncio.sleep(0.5)  # let the relay subscribe to Redis
             async with httpx.AsyncClient() as http:

@@ -252,7 +252,7 @@ async def section(redis_url: str) -> dict[str, Any]:
             settings = _settings(f"http://127.0.0.1:{moto_port}", server.url, "bench-faults")
             await prepare_resources(settings)
             async with AsyncExitStack() as stack:
-                clients = await open_clients(settings, stack)
+                clients = await open_clients(settings.aws, stack)
                 redis = Redis.from_url(server.url)
                 stack.push_async_callback(redis.aclose)
                 bus = RedisEventBus(redis, prefix=settings.redis_prefix, stream_maxlen=100_000)

@@ -23,22 +23,10 @@ from infra.redis.page_cache import CachedMediaRepository
 from infra.roots.app import MediagraphGraphQL
 from infra.settings import Settings
 from services.bundle import Services
-from services.community.engagement import EngagementService
-from services.community.feed import FeedService
 from services.core.media import Media, MediaStatus, Visibility
-from services.core.pagination import CursorCodec
 from services.core.ports import MediaRepository
-from services.ingest.uploads import UploadPolicy, UploadService
-from services.library.editing import EditingService
-from services.library.gallery import GalleryService
-from services.library.review import ReviewService
-from tests.fakes import (
-    InMemoryBlobStore,
-    InMemoryEngagementStore,
-    InMemoryEventBus,
-    InMemoryMediaRepository,
-    InMemorySnapshotStore,
-)
+from tests.builders import Fakes, build_services
+from tests.fakes import InMemoryMediaRepository
 
 MEDIA_ID = "01JBENCHMEDIA0000000000000"
 QUERY = "query($id: ID!) { media(id: $id) { mediaId status title tags size createdAt owner { id } } }"
@@ -81,18 +69,10 @@ def _node(media: Media) -> dict[str, object]:
 
 
 def _services(settings: Settings, repo: MediaRepository) -> Services:
-    blobs, bus = InMemoryBlobStore(), InMemoryEventBus()
-    cursors = CursorCodec(b"k" * 32)
-    gallery = GalleryService(repo, blobs, bus, cursors)
-    policy = UploadPolicy(settings.allowed_content_types, settings.max_upload_bytes, 900, 3600)
-    engagement, snapshots = InMemoryEngagementStore(), InMemorySnapshotStore()
-    return Services(
-        uploads=UploadService(repo, blobs, bus, policy),
-        gallery=gallery,
-        editing=EditingService(repo, bus),
-        engagement=EngagementService(engagement, gallery),
-        feed=FeedService(repo, gallery, engagement, snapshots, cursors),
-        review=ReviewService(repo, bus),
+    return build_services(
+        Fakes(repo=repo),
+        content_types=settings.allowed_content_types,
+        max_upload_bytes=settings.max_upload_bytes,
     )
 
 
@@ -114,7 +94,7 @@ def build_app(redis_url: str) -> Starlette:
     for media in page_items():
         asyncio.run(memory.create(media))
     cached = CachedMediaRepository(memory, Redis.from_url(redis_url), prefix=f"bench:{os.getpid()}:")
-    tokens = JwtTokenVerifier(settings)
+    tokens = JwtTokenVerifier(settings.tokens)
     views = {
         name: MediagraphGraphQL(settings, _services(settings, repo), tokens)
         for name, repo in (("memory", memory), ("cached", cached))

@@ -47,7 +47,7 @@ async def run(redis_url: str, seconds: float = 3.0, rounds: int = 3) -> dict[str
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET)
-    headers = {"Authorization": f"Bearer {issue_dev_token(settings, 'bench')}"}
+    headers = {"Authorization": f"Bearer {issue_dev_token(settings.tokens, 'bench')}"}
     with subprocess_server(["-m", "bench.media_app", "--port", str(port), "--redis-url", redis_url], port):
         media = await _pair(
             base,

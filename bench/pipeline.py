@@ -199,7 +199,7 @@ async def _bare(redis_url: str, photo: bytes, *, uploads: int, warmup: int, in_f
                 "--channel", channel]  # fmt: skip
         env = {**_FAKE_AWS, "AWS_ENDPOINT_URL": stack.endpoint}
         async with AsyncExitStack() as exits:
-            clients = await open_clients(settings, exits)
+            clients = await open_clients(settings.aws, exits)
             completions = await exits.enter_async_context(
                 listening(redis_url, channel, lambda e: e.get("key"))
             )

@@ -47,6 +47,7 @@ from infra.redis.delivery import RedisUrlCache, RedisViewRecorder
 from infra.roots.app import create_app
 from infra.roots.runtime import Runtime, open_runtime
 from infra.settings import Settings
+from services.access.rate_limits import Limit, RateLimitPolicy, RateLimitService
 from services.bundle import Services
 from services.community.engagement import EngagementService
 from services.community.feed import FeedService
@@ -61,11 +62,13 @@ from services.library.editing import EditingService
 from services.library.gallery import GalleryService
 from services.library.review import ReviewService
 from services.library.views import ViewService
+from tests.builders import build_services
 from tests.fakes import (
     InMemoryBlobStore,
     InMemoryEngagementStore,
     InMemoryEventBus,
     InMemoryMediaRepository,
+    InMemoryRateLimiter,
     InMemorySnapshotStore,
 )
 
@@ -214,7 +217,9 @@ class World:
         gallery = GalleryService(self.repo, self.blobs, bus, cursors, friends=self.graph, urls=urls)
         recorder = RedisViewRecorder(redis, settings.redis_prefix)
         policy = UploadPolicy(settings.allowed_content_types, settings.max_upload_bytes, 900, 3600)
-        return Services(
+        # What a page reads, as in production; the rest (unused here) on fakes (tests/builders.py).
+        return dataclasses.replace(
+            build_services(),
             uploads=UploadService(self.repo, self.blobs, bus, policy),
             gallery=gallery,
             editing=EditingService(self.repo, bus),
@@ -223,6 +228,12 @@ class World:
             review=ReviewService(self.repo, bus),
             views=ViewService(recorder, self.engagement, self.repo, cursors, window_s=settings.view_window_s),
         )
+
+
+# The stock and bare servers run without rate limits: a limiter that is off.
+_UNLIMITED = RateLimitService(
+    InMemoryRateLimiter(), RateLimitPolicy(per_user=Limit(60, 10), per_ip=Limit(60, 10), enabled=False)
+)
 
 
 class _Signer:
@@ -486,7 +497,7 @@ def build(redis_url: str) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
         path = scope.get("path", "")
         if scope["type"] == "http" and (path == "/stock" or path.startswith("/bare/")):
             if not others:  # after the lifespan opened the shared services
-                services = dataclasses.replace(shared["services"], rate_limits=None)
+                services = dataclasses.replace(shared["services"], rate_limits=_UNLIMITED)
                 others["stock"] = StockGraphQL(stock_schema(services))
                 others["bare"] = Starlette(routes=bare_routes(services))
             await others["stock" if path == "/stock" else "bare"](scope, receive, send)

@@ -134,7 +134,7 @@ def _accounts() -> list[str]:
 def targets(port: int) -> dict[str, dict[str, Requests]]:
     settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET)
     accounts = _accounts()
-    tokens = {user: issue_dev_token(settings, user, ttl_s=7200) for user in accounts}
+    tokens = {user: issue_dev_token(settings.tokens, user, ttl_s=7200) for user in accounts}
     ids = [media_id(o, n) for n in range(MEDIA_PER_OWNER) for o in range(OWNERS)]
     owners = [owner_id(o) for o in range(OWNERS)]
     count = max(len(ids), len(accounts))

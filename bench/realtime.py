@@ -170,7 +170,7 @@ async def run(
         settings = _settings(endpoint, redis_url, f"bench-rt-{str(ULID()).lower()[-6:]}")
         env = _env(settings)
         await prepare_resources(settings)  # the API records users in DynamoDB on connect
-        token = issue_dev_token(settings, USER)
+        token = issue_dev_token(settings.tokens, USER)
         redis = Redis.from_url(redis_url)
         bus = RedisEventBus(redis, prefix=settings.redis_prefix)
 

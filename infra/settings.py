@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -144,10 +145,11 @@ class Settings(BaseSettings):
 
     # Rate limits (token buckets in Redis) on mutations and expensive queries.
     rate_limit_enabled: bool = True
-    rate_limit_user_per_minute: float = Field(default=120, gt=0)
-    rate_limit_user_burst: int = Field(default=30, ge=1)
-    rate_limit_ip_per_minute: float = Field(default=600, gt=0)
-    rate_limit_ip_burst: int = Field(default=100, ge=1)
+    # Every root field draws from these, reads included (schema/rate_limits.py).
+    rate_limit_user_per_minute: float = Field(default=600, gt=0)
+    rate_limit_user_burst: int = Field(default=120, ge=1)
+    rate_limit_ip_per_minute: float = Field(default=1200, gt=0)
+    rate_limit_ip_burst: int = Field(default=300, ge=1)
     # Proxies (addresses or CIDRs) whose X-Forwarded-For is believed; empty: the TCP peer is the client.
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
 
@@ -308,19 +310,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_keys(self) -> Settings:
-        uses_hmac = any(alg.startswith("HS") for alg in self.jwt_algorithms)
-        uses_keys = any(not alg.startswith("HS") for alg in self.jwt_algorithms)
-        if uses_hmac and uses_keys:
-            # Mixing families invites HS/RS confusion attacks.
-            raise ValueError("jwt_algorithms must be all HS* or all RS*/ES*")
-        if uses_hmac:
-            if self.jwt_secret is None:
-                raise ValueError("MEDIAGRAPH_JWT_SECRET is required for HS* algorithms")
-            secret = self.jwt_secret.get_secret_value()
-            if len(secret.encode()) < 32 or secret.lower() in _WEAK_SECRETS:
-                raise ValueError("MEDIAGRAPH_JWT_SECRET must be at least 32 bytes of real secret")
-        if uses_keys and not self.jwt_jwks_url:
-            raise ValueError("MEDIAGRAPH_JWT_JWKS_URL is required for RS*/ES* algorithms")
+        # Each group checks itself when it is built (TokenConfig: key families, secrets): building
+        # them here refuses a bad environment at start-up, naming the variable.
+        self.tokens  # noqa: B018
         cloudfront = (self.cloudfront_domain, self.cloudfront_key_pair_id, self.cloudfront_private_key)
         if any(cloudfront) and not all(cloudfront):
             raise ValueError(
@@ -359,9 +351,82 @@ class Settings(BaseSettings):
             )
         if self.idp_jwks_url and not self.idp_issuer:
             raise ValueError("MEDIAGRAPH_IDP_ISSUER is required with MEDIAGRAPH_IDP_JWKS_URL")
+        if self.idp_jwks_url:
+            self.idp_tokens  # noqa: B018
         if self.profile is Profile.PRODUCTION and self.aws_endpoint_url:
             raise ValueError("the production profile talks to real AWS: unset MEDIAGRAPH_AWS_ENDPOINT_URL")
         return self
+
+    # The groups: each adapter receives its own (docs/architecture.md), built from the validated
+    # fields above; the environment variable names stay those of the fields.
+    @property
+    def aws(self) -> AwsConfig:
+        return AwsConfig(
+            region=self.aws_region,
+            endpoint_url=self.aws_endpoint_url,
+            bucket=self.bucket,
+            table=self.table,
+            queue=self.queue,
+            dlq=self.dlq,
+            max_receive_count=self.max_receive_count,
+            queue_visibility_timeout_s=self.queue_visibility_timeout_s,
+            upload_prefix=self.upload_prefix,
+            pending_ttl_s=self.pending_ttl_s,
+            archive_after_days=self.archive_after_days,
+            noncurrent_version_days=self.noncurrent_version_days,
+            cors_origins=self.cors_origins,
+        )
+
+    @property
+    def redis(self) -> RedisConfig:
+        return RedisConfig(url=self.redis_url, prefix=self.redis_prefix, cluster=self.redis_cluster)
+
+    @property
+    def tokens(self) -> TokenConfig:
+        """The access tokens this API accepts from clients (besides its own session tokens)."""
+        return TokenConfig(
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            secret=self.jwt_secret,
+            jwks_url=self.jwt_jwks_url,
+            algorithms=self.jwt_algorithms,
+            leeway_s=self.jwt_leeway_s,
+            jwks_cache_s=self.jwks_cache_s,
+            jwks_min_refetch_s=self.jwks_min_refetch_s,
+        )
+
+    @property
+    def idp_tokens(self) -> TokenConfig:
+        """The upstream identity provider's ID tokens (exchangeToken): asymmetric keys from its
+        JWKS, checked like `tokens` (no copy of the settings that would skip validation)."""
+        return TokenConfig(
+            issuer=self.idp_issuer,
+            audience=self.idp_audience,
+            secret=None,
+            jwks_url=self.idp_jwks_url,
+            algorithms=("RS256", "ES256"),
+            leeway_s=self.jwt_leeway_s,
+            jwks_cache_s=self.jwks_cache_s,
+            jwks_min_refetch_s=self.jwks_min_refetch_s,
+            variable="MEDIAGRAPH_IDP",
+        )
+
+    @property
+    def tracing(self) -> TracingConfig:
+        return TracingConfig(
+            enabled=self.otel_enabled, endpoint=self.otel_endpoint, service_name=self.otel_service_name
+        )
+
+    @property
+    def server(self) -> ServerConfig:
+        return ServerConfig(
+            max_header_line_bytes=self.http_max_header_line_bytes,
+            max_header_bytes=self.http_max_header_bytes,
+            max_headers=self.http_max_headers,
+            read_timeout_s=self.http_read_timeout_s,
+            ws_send_timeout_s=self.ws_send_timeout_s,
+            ws_max_message_bytes=self.ws_max_message_bytes,
+        )
 
     @property
     def worker_cores(self) -> int:
@@ -417,3 +482,88 @@ def describe_errors(error: ValidationError) -> list[str]:
         message = str(problem["msg"]).removeprefix("Value error, ")
         lines.append(f"MEDIAGRAPH_{field.upper()}: {message}" if field else message)
     return lines
+
+
+# The settings groups. Plain frozen values built by `Settings` from its validated fields; an
+# adapter takes its group and never the whole Settings, so what it may read is its signature.
+
+
+@dataclass(frozen=True, slots=True)
+class AwsConfig:
+    """The AWS endpoint and the resources this deployment uses, as they are shaped."""
+
+    region: str
+    endpoint_url: str | None
+    bucket: str
+    table: str
+    queue: str
+    dlq: str
+    max_receive_count: int = 5
+    queue_visibility_timeout_s: int = 60
+    upload_prefix: str = "uploads/"
+    pending_ttl_s: int = 24 * 3600
+    archive_after_days: int = 90
+    noncurrent_version_days: int = 30
+    cors_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    url: str
+    # Pub/sub channels ignore the database number, so keys AND channels carry this prefix.
+    prefix: str
+    cluster: bool = False  # Redis Cluster (sharded pub/sub) rather than one node
+
+
+@dataclass(frozen=True, slots=True)
+class TokenConfig:
+    """How one kind of bearer token is verified. Checked when built: the API's own and the
+    identity provider's alike."""
+
+    issuer: str
+    audience: str
+    secret: SecretStr | None
+    jwks_url: str | None
+    algorithms: tuple[str, ...]
+    leeway_s: int = 10
+    jwks_cache_s: int = 300
+    jwks_min_refetch_s: int = 30
+    variable: str = "MEDIAGRAPH_JWT"  # the variables' prefix, for error messages
+
+    def __post_init__(self) -> None:
+        uses_hmac = any(alg.startswith("HS") for alg in self.algorithms)
+        uses_keys = any(not alg.startswith("HS") for alg in self.algorithms)
+        if not self.algorithms:
+            raise ValueError(f"{self.variable}_ALGORITHMS must name at least one algorithm")
+        if uses_hmac and uses_keys:
+            # Mixing families invites HS/RS confusion attacks.
+            raise ValueError("jwt_algorithms must be all HS* or all RS*/ES*")
+        if uses_hmac:
+            if self.secret is None:
+                raise ValueError(f"{self.variable}_SECRET is required for HS* algorithms")
+            secret = self.secret.get_secret_value()
+            if len(secret.encode()) < 32 or secret.lower() in _WEAK_SECRETS:
+                raise ValueError(f"{self.variable}_SECRET must be at least 32 bytes of real secret")
+        if uses_keys and not self.jwks_url:
+            raise ValueError(f"{self.variable}_JWKS_URL is required for RS*/ES* algorithms")
+        if not self.issuer:
+            raise ValueError(f"{self.variable}_ISSUER must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class TracingConfig:
+    enabled: bool
+    endpoint: str
+    service_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """What the HTTP and WebSocket protocols under uvicorn enforce (infra/http/server.py)."""
+
+    max_header_line_bytes: int
+    max_header_bytes: int
+    max_headers: int
+    read_timeout_s: float
+    ws_send_timeout_s: float
+    ws_max_message_bytes: int

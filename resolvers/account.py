@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from schema.types.account import AccountDeletion, DataExport
 from schema.types.context import Info
-from services.core.errors import MediagraphError
 from services.library.account import AccountService
 
 
 def _accounts(info: Info) -> AccountService:
-    service = info.context.services.accounts
-    if service is None:
-        raise MediagraphError("accounts are not configured")
-    return service
+    return info.context.services.accounts
 
 
 async def delete_account(info: Info) -> AccountDeletion:

@@ -20,8 +20,7 @@ async def media(info: Info, id: strawberry.ID) -> Media | None:
         found = await context.services.gallery.get(context.principal, decode_media_id(id))
     except NotFound:
         return None  # not visible looks exactly like not existing
-    if context.services.views is not None:
-        context.services.views.viewed_later(context.principal, found)
+    context.services.views.viewed_later(context.principal, found)
     return Media.from_model(found, await prefetch(info, [found]))
 
 

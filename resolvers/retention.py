@@ -9,22 +9,15 @@ from schema.types.connection import MediaConnection
 from schema.types.context import Info
 from schema.types.media import Media, decode_media_id
 from services.core.audit import Auditor
-from services.core.errors import MediagraphError
 from services.library.retention import RetentionService
 
 
 def _retention(info: Info) -> RetentionService:
-    service = info.context.services.retention
-    if service is None:
-        raise MediagraphError("retention is not configured")
-    return service
+    return info.context.services.retention
 
 
 def _audit(info: Info) -> Auditor:
-    service = info.context.services.audit
-    if service is None:
-        raise MediagraphError("the audit log is not configured")
-    return service
+    return info.context.services.audit
 
 
 async def delete_media(info: Info, id: strawberry.ID) -> Media:

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from schema.types.context import Info
 from schema.types.session import SessionTokens
-from services.access.sessions import SessionService
-from services.core.errors import BadUserInput
+from services.access.sessions import Sessions
 
 
-def _sessions(info: Info) -> SessionService:
-    service = info.context.services.sessions
-    if service is None:
-        raise BadUserInput("sessions are not configured on this server", reason="SESSIONS_DISABLED")
-    return service
+def _sessions(info: Info) -> Sessions:
+    return info.context.services.sessions
 
 
 async def exchange_token(info: Info, id_token: str) -> SessionTokens:

@@ -12,15 +12,11 @@ from services.library.views import ViewService
 
 
 def _social(info: Info) -> SocialService:
-    social = info.context.services.social
-    assert social is not None, "friends are wired in infra/roots/runtime.py"
-    return social
+    return info.context.services.social
 
 
 def _views(info: Info) -> ViewService:
-    views = info.context.services.views
-    assert views is not None, "views are wired in infra/roots/runtime.py"
-    return views
+    return info.context.services.views
 
 
 async def request_friend(info: Info, user_id: strawberry.ID) -> Friendship:

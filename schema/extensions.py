@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.error import GraphQLError
-from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
+from schema.request_errors import is_client_error
 from services.core.errors import MediagraphError
 
 log = logging.getLogger("mediagraph.graphql")
@@ -29,12 +29,9 @@ def shape_error(error: GraphQLError, request_id: str, *, hide_suggestions: bool 
     if isinstance(original, MediagraphError):
         extensions = {"code": original.code, **original.extensions}
         message = original.message
-    elif (
-        original is None
-        or isinstance(original, StrawberryInputCoercionError)  # e.g. node(id:) with no global id
-        or (isinstance(original, ValueError | TypeError) and _is_coercion(error))
-    ):
-        extensions = {"code": "BAD_USER_INPUT"}
+    elif original is None or is_client_error(error):
+        # Our own request errors keep what they carry (RequestErrorsExecutor: the variable).
+        extensions = {"code": "BAD_USER_INPUT", **(error.extensions or {})}
         message = error.message
     else:
         log.error(
@@ -55,14 +52,6 @@ def shape_error(error: GraphQLError, request_id: str, *, hide_suggestions: bool 
         original_error=None,
         extensions=extensions,
     )
-
-
-def _is_coercion(error: GraphQLError) -> bool:
-    # Scalar parsers raise ValueError/TypeError while graphql-core coerces variables: the
-    # client's input. The same exception types raised anywhere else (a subscription generator,
-    # a resolver) are bugs, and must stay masked.
-    # Literals in the document are coerced during validation ("Expected value of type ...").
-    return error.path is None and error.message.startswith(("Variable '$", "Expected value of type"))
 
 
 class ErrorCodes(SchemaExtension):

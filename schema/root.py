@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 
 import strawberry
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import (
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from resolvers import account as account_resolvers
 from resolvers import editing as editing_resolvers
@@ -25,10 +20,12 @@ from resolvers import review as review_resolvers
 from resolvers import sessions as session_resolvers
 from resolvers import social as social_resolvers
 from resolvers import uploads as upload_resolvers
+from schema.documents import DocumentPipeline
 from schema.extensions import ErrorCodes
-from schema.limits import limit_rules
+from schema.limits import MAX_TOKENS, PRODUCTION_RULES, RULES, document_limits
 from schema.observability import Observability
-from schema.rate_limit import RateLimit
+from schema.rate_limits import RateLimits
+from schema.request_errors import RequestErrorsExecutor, log_request_errors
 from schema.types import plain_resolvers
 from schema.types.account import AccountDeletion, DataExport
 from schema.types.audit import AuditEntryConnection
@@ -43,16 +40,7 @@ from schema.types.upload import CreateUploadPayload
 from services.core.pagination import MAX_PAGE_SIZE
 from subscriptions import media as media_subscriptions
 
-MAX_DEPTH = 10
-MAX_ALIASES = 15
-MAX_TOKENS = 2000
-# Fields times page sizes (schema/cost.py): a full page of 100 media with ~40 fields fits.
-MAX_COST = 5000
-# Built once: the limiters make a new rule class per instance, and ValidationCache keys on the
-# rule classes, so per-request limiters would make every validation a cache miss (~4x slower).
-_LIMIT_RULES = limit_rules(MAX_DEPTH, MAX_ALIASES, MAX_COST, MAX_PAGE_SIZE)
-# The production profile: the same rules, and no introspection.
-_PRODUCTION_RULES = [*_LIMIT_RULES, NoSchemaIntrospectionCustomRule]
+_LIMITS = document_limits(MAX_PAGE_SIZE)
 
 
 @strawberry.type
@@ -68,28 +56,23 @@ class Query:
     my_media: MediaConnection = strawberry.field(
         resolver=media_resolvers.my_media,
         description="Your media, every status, newest first; filter by status, tag, creation time.",
-        extensions=[RateLimit()],
     )
     user_media: MediaConnection = strawberry.field(
         resolver=media_resolvers.user_media,
-        extensions=[RateLimit()],
         description="Another user's gallery: only what you may see, newest first.",
     )
     media_by_tag: MediaConnection = strawberry.field(
         resolver=media_resolvers.media_by_tag,
-        extensions=[RateLimit()],
         description="Hashtag search across users: yours, PUBLIC, and FRIENDS media of your friends.",
     )
     feed: MediaConnection = strawberry.field(
         resolver=media_resolvers.feed,
-        extensions=[RateLimit()],
         description="PUBLIC media, ranked. Ranked pages come from one snapshot per walk.",
     )
     upload_progress: UploadProgress = strawberry.field(
         resolver=multipart_resolvers.upload_progress,
         description="The parts S3 already has of your multipart upload: after a crash, send only "
         "the missing ones.",
-        extensions=[RateLimit()],
     )
     review_queue: list[Media] = strawberry.field(
         resolver=review_resolvers.review_queue,
@@ -98,26 +81,23 @@ class Query:
     deleted_media: MediaConnection = strawberry.field(
         resolver=retention_resolvers.deleted_media,
         description="Your trash, newest first: deleted media, each restorable until its purgeAfter.",
-        extensions=[RateLimit()],
     )
     media_audit_log: AuditEntryConnection = strawberry.field(
         resolver=retention_resolvers.media_audit_log,
         description="Who did what to a media item and when, oldest first (owner and admins; kept "
         "after the purge).",
-        extensions=[RateLimit()],
     )
     friends: UserConnection = strawberry.field(
-        resolver=social_resolvers.friends, description="Your friends.", extensions=[RateLimit()]
+        resolver=social_resolvers.friends,
+        description="Your friends.",
     )
     friend_requests: UserConnection = strawberry.field(
         resolver=social_resolvers.friend_requests,
         description="Friend requests waiting for your answer.",
-        extensions=[RateLimit()],
     )
     media_views: MediaViewConnection = strawberry.field(
         resolver=social_resolvers.media_views,
         description="Who viewed your media and when, newest first (owner and admins).",
-        extensions=[RateLimit()],
     )
 
 
@@ -128,105 +108,87 @@ class Mutation:
         description="Declare an upload; returns the PENDING media and the signed PUT (or, for large "
         "files, the multipart plan) to send the bytes with, or, when you already have these exact "
         "bytes COMPLETED, a COMPLETED copy and no upload.",
-        extensions=[RateLimit()],
     )
     upload_part_urls: list[UploadPartUrl] = strawberry.mutation(
         resolver=multipart_resolvers.upload_part_urls,
         description="Fresh signed PUTs for parts of your multipart upload; a part's sha256 is "
         "signed when given.",
-        extensions=[RateLimit()],
     )
     complete_upload: Media = strawberry.mutation(
         resolver=multipart_resolvers.complete_upload,
         description="Assemble a multipart upload from its parts (checked against S3 and the declared size). "
         "The media stays PENDING until the worker has verified the whole file.",
-        extensions=[RateLimit()],
     )
     abort_upload: bool = strawberry.mutation(
         resolver=multipart_resolvers.abort_upload,
         description="Give up a PENDING upload: its parts (or bytes) and its record are removed.",
-        extensions=[RateLimit()],
     )
     update_media: Media = strawberry.mutation(
         resolver=editing_resolvers.update_media,
         description="Change title, tags or visibility of your media.",
-        extensions=[RateLimit()],
     )
     like_media: Media = strawberry.mutation(
         resolver=editing_resolvers.like_media,
         description="Like media you can see; liking twice counts once.",
-        extensions=[RateLimit()],
     )
     unlike_media: Media = strawberry.mutation(
-        resolver=editing_resolvers.unlike_media, description="Take a like back.", extensions=[RateLimit()]
+        resolver=editing_resolvers.unlike_media,
+        description="Take a like back.",
     )
     request_friend: Friendship = strawberry.mutation(
         resolver=social_resolvers.request_friend,
         description="Ask a user to be friends (accepts at once if they already asked you).",
-        extensions=[RateLimit()],
     )
     accept_friend: Friendship = strawberry.mutation(
         resolver=social_resolvers.accept_friend,
         description="Accept a pending friend request.",
-        extensions=[RateLimit()],
     )
     remove_friend: bool = strawberry.mutation(
         resolver=social_resolvers.remove_friend,
         description="End a friendship, or withdraw/decline a request.",
-        extensions=[RateLimit()],
     )
     block_user: bool = strawberry.mutation(
         resolver=social_resolvers.block_user,
         description="Hide everything of each of you from the other, and end any friendship.",
-        extensions=[RateLimit()],
     )
     review_media: Media = strawberry.mutation(
         resolver=review_resolvers.review_media,
         description="Admins: release (COMPLETED) or reject (REJECTED) QUARANTINED media.",
-        extensions=[RateLimit()],
     )
     report_media: bool = strawberry.mutation(
         resolver=review_resolvers.report_media,
         description="Send media you can see to the review queue; it is hidden until reviewed.",
-        extensions=[RateLimit()],
     )
     delete_media: Media = strawberry.mutation(
         resolver=retention_resolvers.delete_media,
         description="Move media to the trash (owner or admin): it vanishes everywhere at once and "
         "can be restored until purgeAfter.",
-        extensions=[RateLimit()],
     )
     restore_media: Media = strawberry.mutation(
         resolver=retention_resolvers.restore_media,
         description="Bring deleted media back exactly as it was; CONFLICT once the window is over.",
-        extensions=[RateLimit()],
     )
     delete_account: AccountDeletion = strawberry.mutation(
         resolver=account_resolvers.delete_account,
         description="All your media to the trash at once (purged after the retention window), and "
         "the likes you gave taken back.",
-        extensions=[RateLimit()],
     )
     export_my_data: DataExport = strawberry.mutation(
         resolver=account_resolvers.export_my_data,
         description="A download URL for a JSON archive of your media metadata and links to your originals.",
-        extensions=[RateLimit()],
     )
     exchange_token: SessionTokens = strawberry.mutation(
         resolver=session_resolvers.exchange_token,
         description="Sign in: trade an ID token of the identity provider for this service's access "
         "token and a refresh token.",
-        extensions=[RateLimit()],
     )
     refresh_session: SessionTokens = strawberry.mutation(
         resolver=session_resolvers.refresh_session,
         description="A fresh access token and the next refresh token (each refresh token works once).",
-        extensions=[RateLimit()],
     )
     revoke_session: bool = strawberry.mutation(
         resolver=session_resolvers.revoke_session,
         description="Sign out: the refresh token and every token of its session stop working.",
-        extensions=[RateLimit()],
     )
 
 
@@ -267,22 +229,18 @@ class Subscription:
             yield event
 
 
-class ProfileRules(SchemaExtension):
-    """The limits; and, for a request of the production profile (the view says so in the
-    context), no introspection. One schema serves both: Strawberry builds a type once."""
-
-    def on_operation(self) -> Iterator[None]:
-        production = getattr(self.execution_context.context, "production", False)
-        rules = _PRODUCTION_RULES if production else _LIMIT_RULES
-        self.execution_context.validation_rules = (*self.execution_context.validation_rules, *rules)
-        yield
+class MediagraphSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_request_errors(errors, execution_context)
 
 
 @functools.cache
 @plain_resolvers.installed
 def build_schema() -> strawberry.Schema:
     """The schema, built once per process (Strawberry's type registry is global)."""
-    return strawberry.Schema(
+    return MediagraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -291,10 +249,14 @@ def build_schema() -> strawberry.Schema:
             # Observability before ErrorCodes: it must see the shaped errors on the way out.
             Observability,
             ErrorCodes,
-            lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
-            ProfileRules,
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            # Every root field charged, before validation (schema/rate_limits.py).
+            RateLimits,
+            # Parsing and validation: the token cap, the caches, the document limits before any
+            # rule, the profile's rules, large documents off the event loop.
+            lambda: DocumentPipeline(
+                max_tokens=MAX_TOKENS, limits=_LIMITS, rules=RULES, production_rules=PRODUCTION_RULES
+            ),
         ],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
+        execution_context_class=RequestErrorsExecutor,
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.access.rate_limits import RateLimitService
-from services.access.sessions import SessionService
+from services.access.sessions import Sessions
 from services.community.engagement import EngagementService
 from services.community.feed import FeedService
 from services.community.social import SocialService
@@ -23,16 +23,20 @@ from services.library.views import ViewService
 
 @dataclass(frozen=True, slots=True)
 class Services:
+    """Every field is required: a process has them all. Tests build theirs on the in-memory fakes
+    (tests/builders.py); a feature that is off in a deployment is a service that says so
+    (SessionsDisabled), not a None to check on every request."""
+
     uploads: UploadService
     gallery: GalleryService
     editing: EditingService
     engagement: EngagementService
     feed: FeedService
     review: ReviewService
-    rate_limits: RateLimitService | None = None  # None: no limits (unit tests, benchmarks)
-    retention: RetentionService | None = None  # None: delete/restore/trash unavailable
-    audit: Auditor | None = None
-    accounts: AccountService | None = None
-    social: SocialService | None = None  # None: friends unavailable (unit tests, benchmarks)
-    views: ViewService | None = None
-    sessions: SessionService | None = None  # None: no upstream identity provider configured
+    rate_limits: RateLimitService
+    retention: RetentionService
+    audit: Auditor
+    accounts: AccountService
+    social: SocialService
+    views: ViewService
+    sessions: Sessions

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib.metadata
 import json
 import logging
 from collections import deque
@@ -38,7 +39,6 @@ from graphql import (
 )
 from graphql.error import GraphQLSyntaxError
 from starlette.types import Message
-from strawberry.asgi import GraphQL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -52,6 +52,31 @@ log = logging.getLogger("mediagraph.fanout")
 # is full (then the ordinary ASGI send waits for it). infra/http/ws_protocol.py offers it under the
 # same name.
 SEND_TEXT_NOW = "mediagraph.websocket.send_text_now"
+
+# The fence around Strawberry's internals. SharedTransportWSHandler replaces the handler's
+# `run_operation` and uses what Strawberry keeps inside it: the handler's `view`, `context`,
+# `root_value`, `operations` and `websocket.ws`, and the operation's `handler.schema`, `id`,
+# `query`, `variables`, `operation_name`, `completed` and `send_operation_message`. None of that is
+# Strawberry's public API, so sharing runs only on the Strawberry series the suite ran on
+# (pyproject.toml admits only these); on another every subscription runs alone, as Strawberry
+# runs it: the same messages, one execution per subscriber.
+TESTED_STRAWBERRY = ("0.341",)
+_OPERATION_PARTS = ("send_operation_message", "handler", "query", "variables", "operation_name", "completed")
+
+
+def strawberry_fits(version: str | None = None) -> bool:
+    """Whether `version` (default: the installed Strawberry) is one the shared execution was
+    tested with, and the handler still has the method it replaces."""
+    version = version or importlib.metadata.version("strawberry-graphql")
+    if ".".join(version.split(".")[:2]) not in TESTED_STRAWBERRY:
+        return False
+    operation_parts = set(getattr(Operation, "__slots__", ())) | set(vars(Operation))
+    return callable(getattr(BaseGraphQLTransportWSHandler, "run_operation", None)) and all(
+        part in operation_parts for part in _OPERATION_PARTS
+    )
+
+
+STRAWBERRY_FITS = strawberry_fits()
 
 # Root subscription fields that may be shared, and the argument that makes one a replay.
 SHAREABLE = {"mediaEvents": "since"}
@@ -295,7 +320,7 @@ class SharedTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         principal = getattr(self.context, "principal", None)
         websocket = getattr(self.websocket, "ws", None)  # Starlette's: raw text out
         key = None
-        if fanout is not None and principal is not None and websocket is not None:
+        if STRAWBERRY_FITS and fanout is not None and principal is not None and websocket is not None:
             # The principal (user and roles) is all a selection may depend on besides the input.
             key = share_key(operation.query, operation.variables, operation.operation_name, repr(principal))
         if fanout is None or key is None or websocket is None:
@@ -333,11 +358,3 @@ class SharedTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
                     }
                 )
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
-
-
-def install(
-    view: GraphQL[Any, Any], queue_size: int, on_pass: Callable[[int, int], None] | None = None
-) -> None:
-    """Make `view` share identical live subscriptions (its handler reads `view.fanout`)."""
-    view.graphql_transport_ws_handler_class = SharedTransportWSHandler
-    setattr(view, "fanout", FanOut(queue_size, on_pass))  # noqa: B010  # an attribute GraphQL does not declare

@@ -24,10 +24,13 @@ from graphql import GraphQLError
 from starlette.responses import Response
 from starlette.types import Scope, Send
 
+from schema.rate_limits import charge_text, charged_already
 from subscriptions.fanout import SharedTransportWSHandler
+from subscriptions.ws_messages import ws_message_problem
 
 TOKEN_EXPIRED = 4403  # graphql-transport-ws "Forbidden", with the reason "Token expired"
 FORBIDDEN = 4403
+BAD_REQUEST = 4400  # graphql-transport-ws: a message the server cannot read
 
 
 class Refusal(StrEnum):
@@ -155,6 +158,13 @@ class GuardedTransportWSHandler(SharedTransportWSHandler):
             if limits is not None:
                 limits.release_user(id(self.context))
 
+    async def handle_message(self, message: Any) -> None:
+        problem = ws_message_problem(message)
+        if problem is not None:
+            await self.websocket.close(code=BAD_REQUEST, reason=problem)
+            return
+        await super().handle_message(message)
+
     async def handle_subscribe(self, message: Any) -> None:
         # Strawberry's own refusal carries no extensions.code; every error here has one.
         limit = self.max_subscriptions_per_connection
@@ -170,7 +180,20 @@ class GuardedTransportWSHandler(SharedTransportWSHandler):
             )
             await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
             return
-        await super().handle_subscribe(message)
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            # Charged here, once per subscribe message: an identical live subscription is joined
+            # by the shared fan-out without executing, so without the schema's extension.
+            payload = message["payload"]
+            refused = await charge_text(self.context, payload["query"], payload.get("operationName"))
+            if refused is not None:
+                error = GraphQLError(refused.message, extensions={"code": refused.code, **refused.extensions})
+                await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
+                return
+        marked = charged_already.set(True)  # the operation's task inherits it: not charged twice
+        try:
+            await super().handle_subscribe(message)
+        finally:
+            charged_already.reset(marked)
 
     async def handle_connection_init(self, message: Any) -> None:
         try:

@@ -160,6 +160,10 @@ def make_settings(moto_endpoint: str, redis_url: str, **overrides: object) -> Se
         "queue_visibility_timeout_s": 1,
         "worker_wait_s": 1,
         "max_upload_bytes": 10 * 1024 * 1024,
+        # Every root field, reads included, draws from these buckets: tests that poll must not
+        # run out. The rate-limit tests set their own.
+        "rate_limit_user_burst": 100_000,
+        "rate_limit_ip_burst": 100_000,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]  # pydantic validates at runtime
@@ -191,12 +195,12 @@ def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
 @pytest.fixture
 async def aws(settings: Settings) -> AsyncIterator[AwsClients]:
     async with AsyncExitStack() as stack:
-        yield await open_clients(settings, stack)
+        yield await open_clients(settings.aws, stack)
 
 
 @pytest.fixture
 async def resources(aws: AwsClients, settings: Settings) -> Resources:
-    resources = await ensure_resources(aws, settings)
+    resources = await ensure_resources(aws, settings.aws)
     # Drop the s3:TestEvent that configuring the notification sends.
     await aws.sqs.purge_queue(QueueUrl=resources.queue_url)
     return resources
@@ -235,6 +239,6 @@ async def api(settings: Settings, resources: Resources) -> AsyncIterator[str]:
 @pytest.fixture
 def token(settings: Settings) -> Callable[..., str]:
     def make(user: str = "alice", **kwargs: object) -> str:
-        return issue_dev_token(settings, user, **kwargs)  # type: ignore[arg-type]
+        return issue_dev_token(settings.tokens, user, **kwargs)  # type: ignore[arg-type]
 
     return make

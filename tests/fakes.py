@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         RateLimiter,
         SnapshotStore,
         SocialStore,
+        ViewRecorder,
     )
 
 
@@ -632,6 +633,37 @@ class InMemorySocialStore:
         return ids[:limit], len(ids) > limit
 
 
+class InMemoryViewRecorder:
+    """Views counted once per viewer per window, on a clock the caller passes (`at`)."""
+
+    def __init__(self, log_length: int = 1000) -> None:
+        self.log_length = log_length
+        self.counted_until: dict[tuple[str, str], datetime] = {}
+        self.pending_counts: dict[str, int] = {}
+        self.logs: dict[str, list[tuple[str, datetime]]] = {}
+
+    async def record(self, media_id: str, viewer_id: str, at: datetime, *, window_s: int) -> bool:
+        until = self.counted_until.get((media_id, viewer_id))
+        if until is not None and at < until:
+            return False
+        self.counted_until[(media_id, viewer_id)] = at + timedelta(seconds=window_s)
+        self.pending_counts[media_id] = self.pending_counts.get(media_id, 0) + 1
+        self.logs.setdefault(media_id, []).insert(0, (viewer_id, at))
+        del self.logs[media_id][self.log_length :]
+        return True
+
+    async def pending(self, media_ids: list[str]) -> dict[str, int]:
+        return {m: self.pending_counts[m] for m in media_ids if self.pending_counts.get(m)}
+
+    async def take_pending(self) -> dict[str, int]:
+        taken, self.pending_counts = self.pending_counts, {}
+        return taken
+
+    async def log(self, media_id: str, *, offset: int, limit: int) -> tuple[list[tuple[str, datetime]], bool]:
+        entries = self.logs.get(media_id, [])[offset : offset + limit + 1]
+        return entries[:limit], len(entries) > limit
+
+
 if TYPE_CHECKING:
     # The fakes must keep up with the ports: mypy fails here when a port grows a method.
     _repository: MediaRepository = InMemoryMediaRepository()
@@ -643,3 +675,4 @@ if TYPE_CHECKING:
     _audit: AuditLog = InMemoryAuditLog()
     _snapshots: SnapshotStore = InMemorySnapshotStore()
     _social: SocialStore = InMemorySocialStore()
+    _views: ViewRecorder = InMemoryViewRecorder()

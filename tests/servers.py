@@ -26,7 +26,7 @@ async def serving(settings: Settings, *, dev_sign_in: bool = False) -> AsyncIter
     `mediagraph dev`."""
     port = free_port()
     app = create_app(settings, dev_sign_in=dev_sign_in)
-    server = ApiServer(server_config(app, settings, host="127.0.0.1", port=port, lifespan="on"))
+    server = ApiServer(server_config(app, settings.server, host="127.0.0.1", port=port, lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -51,7 +51,7 @@ async def serving_small_buffers(app: Any, settings: Settings, **options: Any) ->
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=port, **options))
+    server = uvicorn.Server(server_config(app, settings.server, host="127.0.0.1", port=port, **options))
     task = asyncio.create_task(server.serve(sockets=[listener]))
     while not server.started:
         if task.done():

@@ -13,7 +13,7 @@ from aiobotocore.session import AioSession
 from botocore.loaders import Loader, create_loader
 
 from infra.observability.tracing import TracedClient
-from infra.settings import Settings
+from infra.settings import AwsConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ def session(region: str) -> aioboto3.Session:
     return aioboto3.Session(botocore_session=core, region_name=region)
 
 
-def _config(settings: Settings, **extra: Any) -> AioConfig:
+def _config(**extra: Any) -> AioConfig:
     return AioConfig(
         retries={"max_attempts": 4, "mode": "adaptive"},
         connect_timeout=5,
@@ -47,29 +47,29 @@ def _config(settings: Settings, **extra: Any) -> AioConfig:
     )
 
 
-async def open_s3(settings: Settings, stack: AsyncExitStack, *, region: str | None = None) -> Any:
+async def open_s3(aws: AwsConfig, stack: AsyncExitStack, *, region: str | None = None) -> Any:
     """An S3 client for `region` (default: the region this process serves). A replica region
     opens one for the home region too: presigned URLs are signed for one region's endpoint."""
-    endpoint = settings.aws_endpoint_url
+    endpoint = aws.endpoint_url
     # Path-style addressing keeps presigned URLs valid against a local endpoint (no DNS buckets).
     s3_options = {"addressing_style": "path"} if endpoint else {}
     return await stack.enter_async_context(
-        session(region or settings.aws_region).client(
+        session(region or aws.region).client(
             "s3",
             endpoint_url=endpoint,
-            config=_config(settings, signature_version="s3v4", s3=s3_options),
+            config=_config(signature_version="s3v4", s3=s3_options),
         )
     )
 
 
-async def open_clients(settings: Settings, stack: AsyncExitStack) -> AwsClients:
-    aws = session(settings.aws_region)
-    endpoint = settings.aws_endpoint_url
-    s3 = await open_s3(settings, stack)
+async def open_clients(aws: AwsConfig, stack: AsyncExitStack) -> AwsClients:
+    regional = session(aws.region)
+    endpoint = aws.endpoint_url
+    s3 = await open_s3(aws, stack)
     dynamodb = await stack.enter_async_context(
-        aws.client("dynamodb", endpoint_url=endpoint, config=_config(settings))
+        regional.client("dynamodb", endpoint_url=endpoint, config=_config())
     )
-    sqs = await stack.enter_async_context(aws.client("sqs", endpoint_url=endpoint, config=_config(settings)))
+    sqs = await stack.enter_async_context(regional.client("sqs", endpoint_url=endpoint, config=_config()))
     return AwsClients(s3=s3, dynamodb=dynamodb, sqs=sqs)
 
 
@@ -80,3 +80,12 @@ def traced(clients: AwsClients) -> AwsClients:
         dynamodb=TracedClient(clients.dynamodb, "DynamoDB"),
         sqs=TracedClient(clients.sqs, "SQS"),
     )
+
+
+async def queue_urls(aws: AwsConfig) -> tuple[str, str]:
+    """The URLs of the S3-event queue and its dead-letter queue."""
+    async with AsyncExitStack() as stack:
+        sqs = (await open_clients(aws, stack)).sqs
+        queue = (await sqs.get_queue_url(QueueName=aws.queue))["QueueUrl"]
+        dlq = (await sqs.get_queue_url(QueueName=aws.dlq))["QueueUrl"]
+        return str(queue), str(dlq)

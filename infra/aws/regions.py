@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cachetools import TLRUCache
+
 from infra.aws.s3 import S3BlobStore
 from services.core.ports import BlobInfo
 
@@ -43,8 +45,9 @@ class ReplicaAwareBlobStore(S3BlobStore):
         self._home = home
         self._hit_ttl_s = hit_ttl_s
         self._miss_ttl_s = miss_ttl_s
-        self._clock = clock
-        self._known: dict[str, tuple[bool, float]] = {}  # key → (present here, believed until)
+        # key → present here; each answer believed for its own lifetime (a hit longer than a
+        # miss), the least recently used dropped first beyond MAX_REMEMBERED.
+        self._known: TLRUCache[str, bool] = TLRUCache(MAX_REMEMBERED, self._lifetime, timer=clock)
 
     async def presign_get(self, key: str, *, expires_in: int) -> str:
         if await self.replicated(key):
@@ -58,18 +61,16 @@ class ReplicaAwareBlobStore(S3BlobStore):
     async def replicated(self, key: str) -> bool:
         """Whether `key` exists in this region's bucket; the answer is cached briefly. An error
         asking (this region's S3 degraded) counts as "not here" and is not cached."""
-        now = self._clock()
         known = self._known.get(key)
-        if known is not None and known[1] > now:
-            return known[0]
+        if known is not None:
+            return known
         try:
             present = await S3BlobStore.head(self, key) is not None
         except Exception:
             log.warning("HEAD in the local replica failed; reading from the home bucket", exc_info=True)
             return False
-        if len(self._known) >= MAX_REMEMBERED:
-            self._known.clear()  # crude bound; a miss costs one HEAD
-        ttl = self._hit_ttl_s if present else self._miss_ttl_s
-        if ttl > 0:
-            self._known[key] = (present, now + ttl)
+        self._known[key] = present
         return present
+
+    def _lifetime(self, key: str, present: bool, now: float) -> float:
+        return now + (self._hit_ttl_s if present else self._miss_ttl_s)

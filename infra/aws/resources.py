@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from infra.aws.clients import AwsClients
 from infra.aws.dynamo_keys import INDEXES
-from infra.settings import Settings
+from infra.settings import AwsConfig
 
 log = logging.getLogger("mediagraph.resources")
 
@@ -50,8 +50,8 @@ def table_definition(table: str) -> dict[str, Any]:
     }
 
 
-def cors_rules(settings: Settings) -> list[dict[str, Any]]:
-    origins = list(settings.cors_origins) or ["*"]
+def cors_rules(aws: AwsConfig) -> list[dict[str, Any]]:
+    origins = list(aws.cors_origins) or ["*"]
     return [
         {
             "AllowedMethods": ["PUT", "GET", "HEAD"],
@@ -63,15 +63,15 @@ def cors_rules(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
-def lifecycle_rules(settings: Settings) -> list[dict[str, Any]]:
+def lifecycle_rules(aws: AwsConfig) -> list[dict[str, Any]]:
     # Backstop for the sweeper: parts of a multipart upload nobody completed or aborted are
     # billed storage until S3 drops them. The sweeper aborts with the PENDING record's expiry.
-    days = max(1, -(-settings.pending_ttl_s // 86400))
+    days = max(1, -(-aws.pending_ttl_s // 86400))
     return [
         {
             "ID": "abort-incomplete-uploads",
             "Status": "Enabled",
-            "Filter": {"Prefix": settings.upload_prefix},
+            "Filter": {"Prefix": aws.upload_prefix},
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
         },
         # Originals are read rarely once old: Glacier Instant Retrieval still serves a GET in
@@ -79,36 +79,36 @@ def lifecycle_rules(settings: Settings) -> list[dict[str, Any]]:
         {
             "ID": "uploads-to-glacier-ir",
             "Status": "Enabled",
-            "Filter": {"Prefix": settings.upload_prefix},
-            "Transitions": [{"Days": settings.archive_after_days, "StorageClass": "GLACIER_IR"}],
+            "Filter": {"Prefix": aws.upload_prefix},
+            "Transitions": [{"Days": aws.archive_after_days, "StorageClass": "GLACIER_IR"}],
         },
         # Under versioning a delete or overwrite keeps the old bytes as a noncurrent version.
         {
             "ID": "expire-noncurrent-versions",
             "Status": "Enabled",
             "Filter": {"Prefix": ""},
-            "NoncurrentVersionExpiration": {"NoncurrentDays": settings.noncurrent_version_days},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": aws.noncurrent_version_days},
         },
     ]
 
 
-async def ensure_resources(clients: AwsClients, settings: Settings) -> Resources:
-    await _ensure_table(clients.dynamodb, settings)
-    dlq_url, dlq_arn = await _ensure_queue(clients.sqs, settings.dlq, {})
-    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": settings.max_receive_count})
+async def ensure_resources(clients: AwsClients, aws: AwsConfig) -> Resources:
+    await _ensure_table(clients.dynamodb, aws)
+    dlq_url, dlq_arn = await _ensure_queue(clients.sqs, aws.dlq, {})
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": aws.max_receive_count})
     queue_url, queue_arn = await _ensure_queue(
         clients.sqs,
-        settings.queue,
+        aws.queue,
         {
             "RedrivePolicy": redrive,
-            "VisibilityTimeout": str(settings.queue_visibility_timeout_s),
+            "VisibilityTimeout": str(aws.queue_visibility_timeout_s),
             "MessageRetentionPeriod": str(4 * 24 * 3600),
         },
     )
     await clients.sqs.set_queue_attributes(
-        QueueUrl=queue_url, Attributes={"Policy": json.dumps(_queue_policy(queue_arn, settings.bucket))}
+        QueueUrl=queue_url, Attributes={"Policy": json.dumps(_queue_policy(queue_arn, aws.bucket))}
     )
-    await _ensure_bucket(clients.s3, settings, queue_arn)
+    await _ensure_bucket(clients.s3, aws, queue_arn)
     return Resources(queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url, dlq_arn=dlq_arn)
 
 
@@ -129,21 +129,21 @@ def _queue_policy(queue_arn: str, bucket: str) -> dict[str, Any]:
     }
 
 
-async def _ensure_table(client: Any, settings: Settings) -> None:
+async def _ensure_table(client: Any, aws: AwsConfig) -> None:
     try:
-        await client.describe_table(TableName=settings.table)
+        await client.describe_table(TableName=aws.table)
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
-        log.info("creating table", extra={"table": settings.table})
-        await client.create_table(**table_definition(settings.table))
+        log.info("creating table", extra={"table": aws.table})
+        await client.create_table(**table_definition(aws.table))
         waiter = client.get_waiter("table_exists")
-        await waiter.wait(TableName=settings.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    await _ensure_indexes(client, settings.table)
-    ttl = await client.describe_time_to_live(TableName=settings.table)
+        await waiter.wait(TableName=aws.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    await _ensure_indexes(client, aws.table)
+    ttl = await client.describe_time_to_live(TableName=aws.table)
     if ttl["TimeToLiveDescription"].get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
         await client.update_time_to_live(
-            TableName=settings.table,
+            TableName=aws.table,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
         )
 
@@ -182,20 +182,20 @@ async def _ensure_queue(client: Any, name: str, attributes: dict[str, str]) -> t
     return url, arn
 
 
-async def _ensure_bucket(client: Any, settings: Settings, queue_arn: str) -> None:
+async def _ensure_bucket(client: Any, aws: AwsConfig, queue_arn: str) -> None:
     try:
-        await client.head_bucket(Bucket=settings.bucket)
+        await client.head_bucket(Bucket=aws.bucket)
     except ClientError as exc:
         # Only "not there" creates it: a 403 (someone else's bucket, missing rights) must surface.
         if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
             raise
-        log.info("creating bucket", extra={"bucket": settings.bucket})
-        create: dict[str, Any] = {"Bucket": settings.bucket}
-        if settings.aws_region != "us-east-1":
-            create["CreateBucketConfiguration"] = {"LocationConstraint": settings.aws_region}
+        log.info("creating bucket", extra={"bucket": aws.bucket})
+        create: dict[str, Any] = {"Bucket": aws.bucket}
+        if aws.region != "us-east-1":
+            create["CreateBucketConfiguration"] = {"LocationConstraint": aws.region}
         await client.create_bucket(**create)
     await client.put_public_access_block(
-        Bucket=settings.bucket,
+        Bucket=aws.bucket,
         PublicAccessBlockConfiguration={
             "BlockPublicAcls": True,
             "IgnorePublicAcls": True,
@@ -203,14 +203,12 @@ async def _ensure_bucket(client: Any, settings: Settings, queue_arn: str) -> Non
             "RestrictPublicBuckets": True,
         },
     )
-    await client.put_bucket_cors(
-        Bucket=settings.bucket, CORSConfiguration={"CORSRules": cors_rules(settings)}
-    )
+    await client.put_bucket_cors(Bucket=aws.bucket, CORSConfiguration={"CORSRules": cors_rules(aws)})
     await client.put_bucket_lifecycle_configuration(
-        Bucket=settings.bucket, LifecycleConfiguration={"Rules": lifecycle_rules(settings)}
+        Bucket=aws.bucket, LifecycleConfiguration={"Rules": lifecycle_rules(aws)}
     )
     await client.put_bucket_notification_configuration(
-        Bucket=settings.bucket,
+        Bucket=aws.bucket,
         NotificationConfiguration={
             "QueueConfigurations": [
                 {
@@ -218,7 +216,7 @@ async def _ensure_bucket(client: Any, settings: Settings, queue_arn: str) -> Non
                     "QueueArn": queue_arn,
                     "Events": ["s3:ObjectCreated:*"],
                     # Only client uploads: derived files written by the worker never loop back.
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": settings.upload_prefix}]}},
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": aws.upload_prefix}]}},
                 }
             ]
         },

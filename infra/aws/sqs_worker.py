@@ -43,7 +43,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from infra.observability import metrics
 from infra.observability.tracing import mark_error, tracer
 from services.ingest.processing import ObjectCreated, Outcome, ProcessingService
-from services.library.retention import RetentionService
 
 log = logging.getLogger("mediagraph.worker")
 MAX_BACKOFF_S = 900
@@ -143,10 +142,7 @@ class SqsWorker:
         wait_s: int = 10,
         batch: int = 10,
         retry_base_s: float = 2.0,
-        sweep_every_s: float = 60.0,
         dlq_url: str | None = None,
-        retention: RetentionService | None = None,
-        purge_every_s: float = 300.0,
         concurrency: int = 10,
         outage_tolerance_s: float = 300.0,
         visibility_timeout_s: float | None = None,
@@ -160,15 +156,12 @@ class SqsWorker:
         self._transient_backoff_max_s = transient_backoff_max_s
         # None: no heartbeat (the queue's visibility timeout applies as it is).
         self._visibility_timeout_s = visibility_timeout_s
-        self._retention = retention
-        self._purge_every_s = purge_every_s
         self._client = client
         self._queue_url = queue_url
         self._processing = processing
         self._wait_s = wait_s
         self._batch = batch
         self._retry_base_s = retry_base_s
-        self._sweep_every_s = sweep_every_s
         self._stopping = asyncio.Event()
         self._dlq_url = dlq_url
         self._in_hand: asyncio.Future[list[None]] | None = None
@@ -194,16 +187,9 @@ class SqsWorker:
         return len(self._tasks)
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_sweep = next_purge = loop.time()
+        """Receive and handle until stopped. Periodic jobs (the sweep, the purge, the queue-depth
+        gauges) are not this loop's: the worker's scheduler runs them (infra/roots/worker.py)."""
         while not self._stopping.is_set():
-            if loop.time() >= next_sweep:
-                await self._sweep()
-                await self.refresh_queue_depths()
-                next_sweep = loop.time() + self._sweep_every_s
-            if self._retention is not None and loop.time() >= next_purge:
-                await self._purge()
-                next_purge = loop.time() + self._purge_every_s
             try:
                 await self._fill()
             except Exception:
@@ -387,25 +373,6 @@ class SqsWorker:
             )
         except Exception:
             log.exception("could not back off; the queue's visibility timeout applies")
-
-    async def _sweep(self) -> None:
-        try:
-            removed = await self._processing.sweep_expired()
-        except Exception:
-            log.exception("sweep of expired uploads failed")
-            return
-        if removed:
-            log.info("expired uploads removed", extra={"count": removed})
-
-    async def _purge(self) -> None:
-        assert self._retention is not None
-        try:
-            purged = await self._retention.purge_due()
-        except Exception:
-            log.exception("purge of deleted media failed; the next run resumes it")
-            return
-        if purged:
-            log.info("deleted media purged", extra={"count": purged})
 
 
 def _count(notice: ObjectCreated, outcome: Outcome) -> None:

@@ -122,8 +122,13 @@ class Cors(CORSMiddleware):
     async def simple_response(
         self, scope: Scope, receive: Receive, send: Send, request_headers: Headers
     ) -> None:
-        origin = request_headers["origin"]
-        if not self.is_allowed_origin(origin) and not _same_origin(origin, request_headers.get("host")):
+        # Starlette 1.x calls this for every request, 0.x only for those with an Origin.
+        origin = request_headers.get("origin")
+        if (
+            origin is not None
+            and not self.is_allowed_origin(origin)
+            and not _same_origin(origin, request_headers.get("host"))
+        ):
             REFUSALS.log(origin, "request", self.policy)
         await super().simple_response(scope, receive, send, request_headers)
 

@@ -27,7 +27,7 @@ import uvicorn
 from infra.http.http_protocol import http_protocol
 from infra.http.request_log import GOING_AWAY, WebSocketRegistry
 from infra.http.ws_protocol import websocket_protocol
-from infra.settings import Settings
+from infra.settings import ServerConfig
 
 log = logging.getLogger("mediagraph.api")
 
@@ -83,7 +83,7 @@ class ApiServer(uvicorn.Server):
             await asyncio.sleep(0.02)
 
 
-def server_config(app: Any, settings: Settings, *, host: str, port: int, **options: Any) -> uvicorn.Config:
+def server_config(app: Any, server: ServerConfig, *, host: str, port: int, **options: Any) -> uvicorn.Config:
     """How every API server here runs: `mediagraph serve`, `dev`, the tests and the benchmarks."""
     return uvicorn.Config(
         app,
@@ -94,13 +94,13 @@ def server_config(app: Any, settings: Settings, *, host: str, port: int, **optio
         proxy_headers=False,
         # Header size and count limits, and a deadline for slow or half-sent requests.
         http=http_protocol(
-            max_line_bytes=settings.http_max_header_line_bytes,
-            max_head_bytes=settings.http_max_header_bytes,
-            max_headers=settings.http_max_headers,
-            read_timeout_s=settings.http_read_timeout_s,
+            max_line_bytes=server.max_header_line_bytes,
+            max_head_bytes=server.max_header_bytes,
+            max_headers=server.max_headers,
+            read_timeout_s=server.read_timeout_s,
         ),
-        ws=websocket_protocol(settings.ws_send_timeout_s),
+        ws=websocket_protocol(server.ws_send_timeout_s),
         # A message over the limit closes the socket with 1009 before it is buffered.
-        ws_max_size=settings.ws_max_message_bytes,
+        ws_max_size=server.ws_max_message_bytes,
         **options,
     )

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from infra.identity.jwt import MAX_SUBJECT_LENGTH, issue_dev_token
-from infra.settings import Settings
+from infra.settings import TokenConfig
 
 PATH = "/dev/sign-in"
 TOKEN_TTL_S = 24 * 3600
@@ -44,8 +44,8 @@ def _bad(message: str) -> JSONResponse:
     )
 
 
-def sign_in_route(settings: Settings) -> Route:
-    if settings.is_production:
+def sign_in_route(tokens: TokenConfig, *, production: bool) -> Route:
+    if production:
         raise RuntimeError("development sign-in is never offered by the production profile")
 
     async def sign_in(request: Request) -> Response:
@@ -61,7 +61,7 @@ def sign_in_route(settings: Settings) -> Route:
             return _bad(
                 f"user must be 1 to {MAX_SUBJECT_LENGTH} of A-Z a-z 0-9 . _ @ -, not starting with . _ @ -"
             )
-        token = issue_dev_token(settings, user, ttl_s=TOKEN_TTL_S)  # no roles, ever
+        token = issue_dev_token(tokens, user, ttl_s=TOKEN_TTL_S)  # no roles, ever
         return JSONResponse(
             {"token": token, "user": user, "expiresIn": TOKEN_TTL_S}, headers={"Cache-Control": "no-store"}
         )

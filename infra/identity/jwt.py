@@ -15,7 +15,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from infra.identity.jwks import JwksKeys
-from infra.settings import Settings
+from infra.settings import TokenConfig
 from services.core.auth import Principal
 from services.core.errors import Unauthenticated
 
@@ -24,18 +24,16 @@ MAX_SUBJECT_LENGTH = 128
 
 
 class JwtTokenVerifier:
-    def __init__(self, settings: Settings) -> None:
-        self._algorithms = list(settings.jwt_algorithms)
-        self._issuer = settings.jwt_issuer
-        self._audience = settings.jwt_audience
-        self._leeway = settings.jwt_leeway_s
-        self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    def __init__(self, config: TokenConfig) -> None:
+        self._algorithms = list(config.algorithms)
+        self._issuer = config.issuer
+        self._audience = config.audience
+        self._leeway = config.leeway_s
+        self._secret = config.secret.get_secret_value() if config.secret else None
         self._jwks: JwksKeys | None = None
-        if settings.jwt_jwks_url:
+        if config.jwks_url:
             self._jwks = JwksKeys(
-                settings.jwt_jwks_url,
-                cache_s=settings.jwks_cache_s,
-                min_refetch_s=settings.jwks_min_refetch_s,
+                config.jwks_url, cache_s=config.jwks_cache_s, min_refetch_s=config.jwks_min_refetch_s
             )
 
     async def verify(self, token: str) -> Principal:
@@ -101,19 +99,19 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
 
 
 def issue_dev_token(
-    settings: Settings, user_id: str, *, ttl_s: int = 3600, roles: tuple[str, ...] = ()
+    config: TokenConfig, user_id: str, *, ttl_s: int = 3600, roles: tuple[str, ...] = ()
 ) -> str:
     """A token the HS* development verifier accepts. Refuses to run without a secret."""
-    if settings.jwt_secret is None or not settings.jwt_algorithms[0].startswith("HS"):
+    if config.secret is None or not config.algorithms[0].startswith("HS"):
         raise RuntimeError("dev tokens need HS* algorithms and MEDIAGRAPH_JWT_SECRET")
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": user_id,
-        "iss": settings.jwt_issuer,
-        "aud": settings.jwt_audience,
+        "iss": config.issuer,
+        "aud": config.audience,
         "iat": now,
         "exp": now + ttl_s,
     }
     if roles:
         claims["roles"] = list(roles)
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=settings.jwt_algorithms[0])
+    return jwt.encode(claims, config.secret.get_secret_value(), algorithm=config.algorithms[0])

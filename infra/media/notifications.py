@@ -13,18 +13,17 @@ Receivers recompute the HMAC over the raw body, compare in constant time, refuse
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import logging
-import random
 import time
 from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from services.core.events import MediaEvent
 
@@ -74,8 +73,8 @@ class _Delivered:
         await self._redis.set(self._prefix + event.dedupe_key, b"1", ex=REMEMBER_S)
 
 
-async def _backoff(attempt: int, base_s: float) -> None:
-    await asyncio.sleep(random.uniform(0, base_s * 2**attempt))
+class _Transient(Exception):
+    """A delivery that may succeed if tried again: a connection error, a timeout, 429 or 5xx."""
 
 
 class WebhookNotifier:
@@ -103,31 +102,37 @@ class WebhookNotifier:
         if await self._delivered.seen(event):
             return
         body = json.dumps(payload(event), separators=(",", ":")).encode()
-        problem = ""
-        for attempt in range(self._attempts):
-            if attempt:
-                await _backoff(attempt, self._backoff_s)
-            headers = {
-                "Content-Type": "application/json",
-                "X-Mediagraph-Event-Id": event.dedupe_key,
-                "X-Mediagraph-Signature": sign(self._secret, int(time.time()), body),
-            }
-            try:
-                async with self._session.post(self._url, data=body, headers=headers) as response:
-                    status = response.status
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = repr(exc)
-                continue
-            if 200 <= status < 300:
-                await self._delivered.remember(event)
-                return
-            if status != 429 and status < 500:
-                # The receiver refuses this request: retrying cannot help. Logged, not retried.
-                log.error("webhook refused the event", extra={"status": status, "event": event.dedupe_key})
-                await self._delivered.remember(event)
-                return
-            problem = f"HTTP {status}"
-        raise NotificationFailed(f"webhook: {problem} after {self._attempts} attempts")
+        # Exponential backoff with full jitter between attempts, the last failure reported.
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_random_exponential(multiplier=self._backoff_s),
+            retry=retry_if_exception_type(_Transient),
+            reraise=True,
+        )
+        try:
+            status: int = await retrying(self._post, event, body)
+        except _Transient as exc:
+            raise NotificationFailed(f"webhook: {exc} after {self._attempts} attempts") from exc
+        if not 200 <= status < 300:
+            # The receiver refuses this request: retrying cannot help. Logged, not retried.
+            log.error("webhook refused the event", extra={"status": status, "event": event.dedupe_key})
+        await self._delivered.remember(event)
+
+    async def _post(self, event: MediaEvent, body: bytes) -> int:
+        """One delivery: its HTTP status, or _Transient for what a retry may mend."""
+        headers = {
+            "Content-Type": "application/json",
+            "X-Mediagraph-Event-Id": event.dedupe_key,
+            "X-Mediagraph-Signature": sign(self._secret, int(time.time()), body),
+        }
+        try:
+            async with self._session.post(self._url, data=body, headers=headers) as response:
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _Transient(repr(exc)) from exc
+        if status == 429 or status >= 500:
+            raise _Transient(f"HTTP {status}")
+        return status
 
 
 class SnsNotifier:

@@ -14,9 +14,12 @@ the logs, not into a label. docs/operations.md lists them with the alerts worth 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger("mediagraph.metrics")
 
 # Request latency: 5 ms (a cached read) to 10 s (a client's request timeout).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -116,9 +119,9 @@ CACHE_REQUESTS = Counter(
     "mediagraph_cache_requests_total", "Cache lookups, by cache and result (hit, miss).", ["cache", "result"]
 )
 
-RATE_LIMIT_UNCHECKED = Counter(
-    "mediagraph_rate_limit_unchecked_total",
-    "Requests let through without a rate-limit check because Redis was unreachable (fail open).",
+RATE_LIMIT_LOCAL = Counter(
+    "mediagraph_rate_limit_local_total",
+    "Rate-limit checks made against this process's own buckets because Redis could not answer.",
 )
 CACHE_INVALIDATION_FAILURES = Counter(
     "mediagraph_cache_invalidation_failures_total",
@@ -147,3 +150,14 @@ def metrics_listener(host: str, port: int) -> Iterator[int]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextlib.contextmanager
+def serving_metrics(host: str, port: int) -> Iterator[None]:
+    """/metrics on a listener of its own for as long as the block runs, or nothing when `port` is 0."""
+    if not port:
+        yield
+        return
+    with metrics_listener(host, port) as bound:
+        log.info("metrics listening", extra={"url": f"http://{host}:{bound}/metrics"})
+        yield

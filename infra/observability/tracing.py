@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from infra.observability import request_context
-from infra.settings import Settings
+from infra.settings import TracingConfig
 
 _provider: TracerProvider | None = None
 _users = 0
@@ -35,19 +35,19 @@ def tracer() -> trace.Tracer:
     return provider.get_tracer("mediagraph")
 
 
-def enable(settings: Settings, exporter: SpanExporter | None = None) -> TracerProvider:
+def enable(config: TracingConfig, exporter: SpanExporter | None = None) -> TracerProvider:
     """Start exporting spans: to `exporter` (tests: an in-memory one) or to the OTLP endpoint."""
     global _provider
     if _provider is not None:
         return _provider
     provider = TracerProvider(
-        resource=Resource.create({"service.name": settings.otel_service_name}),
+        resource=Resource.create({"service.name": config.service_name}),
         id_generator=AwsXRayIdGenerator(),
     )
     if exporter is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otel_endpoint)))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=config.endpoint)))
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     RedisInstrumentor().instrument(tracer_provider=provider)
@@ -66,13 +66,13 @@ def disable() -> None:
 
 
 @contextlib.contextmanager
-def session(settings: Settings) -> Iterator[None]:
+def session(config: TracingConfig) -> Iterator[None]:
     """Tracing for one process part (the API, the worker); `dev` runs both in one process."""
     global _users
-    if not settings.otel_enabled:
+    if not config.enabled:
         yield
         return
-    enable(settings)
+    enable(config)
     _users += 1
     try:
         yield

@@ -1,15 +1,18 @@
 """RedisRateLimiter: token buckets in Redis, refilled and spent by one Lua script (atomic, and
 shared by every API process). The clock is Redis's own (`TIME`), so API hosts whose clocks
-disagree still share one consistent bucket.
-
-While Redis is unreachable the limiter lets requests through (fails open, logged and counted):
-the API keeps serving reads and writes from DynamoDB through a Redis outage instead of answering
-every request with an error. The limits protect against abuse over minutes; an outage of seconds
-to minutes without them is the lesser harm."""
+disagree still share one consistent bucket. FallbackRateLimiter: the same, falling back to
+buckets in the process (LocalRateLimiter) while Redis cannot answer: the API keeps serving
+through a Redis outage, and the limits still hold, per process (docs/security.md#rate-limits;
+counted in mediagraph_rate_limit_local_total)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -19,6 +22,7 @@ from infra.redis.client import RedisClient
 from infra.redis.keys import RedisKeys
 
 log = logging.getLogger("mediagraph.rate_limit")
+_WARN_EVERY_S = 30.0
 
 # KEYS[1] bucket; ARGV rate (tokens/s), burst (capacity), cost. Returns the wait in seconds
 # (as a string: Lua numbers are truncated to integers in Redis replies), "0" when granted.
@@ -50,10 +54,61 @@ class RedisRateLimiter:
         self._script: Any = redis.register_script(_BUCKET_SCRIPT)
 
     async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
-        try:
-            wait = await self._script(keys=[self._keys.rate_bucket(bucket)], args=[rate_per_s, burst, cost])
-        except (RedisError, OSError) as exc:
-            metrics.RATE_LIMIT_UNCHECKED.inc()
-            log.warning("rate limit not checked: Redis unreachable", extra={"error": repr(exc)})
-            return 0.0
+        wait = await self._script(keys=[self._keys.rate_bucket(bucket)], args=[rate_per_s, burst, cost])
         return float(wait.decode() if isinstance(wait, bytes) else wait)
+
+
+class LocalRateLimiter:
+    """Token buckets in this process's memory, the same arithmetic as the script above: the
+    fallback while Redis cannot answer. At most `max_buckets` are kept (the least recently used
+    go first: a forgotten bucket starts full again)."""
+
+    def __init__(self, *, max_buckets: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._max_buckets = max_buckets
+        self._clock = clock
+
+    async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
+        now = self._clock()
+        tokens, at = self._buckets.pop(bucket, (float(burst), now))
+        tokens = min(burst, tokens + max(0.0, now - at) * rate_per_s)
+        wait = 0.0
+        if tokens >= cost:
+            tokens -= cost
+        else:
+            wait = (cost - tokens) / rate_per_s
+        self._buckets[bucket] = (tokens, now)
+        if len(self._buckets) > self._max_buckets:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+class FallbackRateLimiter:
+    """Redis's buckets, shared by every API process; while Redis cannot answer (an error, or no
+    answer within `timeout_s`), buckets in this process.
+
+    Neither failing open (a Redis outage would lift every limit, at the moment an attacker may
+    have caused it) nor failing closed (an outage of a cache would refuse every request). During
+    an outage each API process enforces the limits on its own, so N processes allow up to N
+    times the limit; the buckets start full. docs/security.md."""
+
+    def __init__(self, shared: RedisRateLimiter, local: LocalRateLimiter, *, timeout_s: float = 0.5) -> None:
+        self._shared = shared
+        self._local = local
+        self._timeout_s = timeout_s
+        self._warned_at = -math.inf
+
+    async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await self._shared.acquire(bucket, rate_per_s=rate_per_s, burst=burst, cost=cost)
+        except (RedisError, OSError, TimeoutError) as exc:
+            metrics.RATE_LIMIT_LOCAL.inc()
+            now = time.monotonic()
+            if now - self._warned_at > _WARN_EVERY_S:
+                self._warned_at = now
+                log.warning(
+                    "rate limits: Redis unavailable, using this process's buckets",
+                    extra={"error": type(exc).__name__},
+                )
+            return await self._local.acquire(bucket, rate_per_s=rate_per_s, burst=burst, cost=cost)

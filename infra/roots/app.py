@@ -1,17 +1,18 @@
-"""The composition root of the API: the Starlette app, its lifespan and the GraphQL view."""
+"""The composition root of the API process: the Starlette app, its lifespan (the runtime and the
+view-count flush) and the GraphQL view; `serve` runs it under uvicorn."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import gc
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
@@ -25,17 +26,21 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from infra.http import graphiql
+from infra.http import graphiql, wire
 from infra.http.body_limit import BodyLimit
 from infra.http.client_ip import client_address, parse_networks
 from infra.http.cors import Cors, CorsPolicy, websocket_origin_refused
 from infra.http.json import encode_json_text
 from infra.http.request_log import RequestLog, WebSocketRegistry
+from infra.http.server import ApiServer, server_config
 from infra.identity.dev_sign_in import TOKEN_TTL_S, sign_in_route
 from infra.identity.jwt import issue_dev_token
+from infra.identity.token_cache import CachedTokenVerifier
 from infra.observability import metrics
+from infra.observability.metrics import serving_metrics
 from infra.observability.request_context import request_id_from
 from infra.roots.runtime import Runtime, open_runtime
+from infra.roots.scheduler import Job, Scheduler
 from infra.settings import Settings, check_api_settings
 from schema.extensions import shape_error
 from schema.root import build_schema
@@ -45,7 +50,7 @@ from services.bundle import Services
 from services.core.auth import Principal
 from services.core.errors import Unauthenticated
 from services.core.ports import TokenVerifier
-from subscriptions import fanout
+from subscriptions.fanout import FanOut
 from subscriptions.ws_guard import (
     ConnectionLimits,
     GuardedTransportWSHandler,
@@ -71,7 +76,21 @@ def _refusal(status: int, message: str, reason: str) -> JSONResponse:
     )
 
 
+def _http_refusal(exc: HTTPException) -> JSONResponse:
+    """Strawberry's HTTP refusals (malformed body, method, missing query) as GraphQL errors."""
+    code = "NOT_FOUND" if exc.status_code == 404 else "BAD_USER_INPUT"
+    reason = "MALFORMED_REQUEST" if exc.status_code == 400 else "NOT_SERVED"
+    return JSONResponse(
+        {"errors": [{"message": exc.reason, "extensions": {"code": code, "reason": reason}}]},
+        status_code=exc.status_code,
+    )
+
+
 class MediagraphGraphQL(GraphQL[Context, None]):
+    # Declared, not assigned in __init__: the guard (token expiry, per-user slots) is a subclass
+    # of the shared fan-out's handler, so no line order can drop one or the other.
+    graphql_transport_ws_handler_class = GuardedTransportWSHandler
+
     def __init__(
         self,
         settings: Settings,
@@ -93,15 +112,14 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         )
         self.cors = CorsPolicy.of(settings.cors_origins, development=not settings.is_production)
         self.services = services
-        self.tokens = tokens
+        self.tokens = CachedTokenVerifier(tokens)  # a client's token is verified once a minute
         self.graphiql_token = graphiql_token  # `mediagraph dev`: a token for the headers tab
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self.production = settings.is_production
         self.limits = ConnectionLimits(
             settings.ws_max_connections_per_user, settings.ws_max_connections_per_address
         )
-        fanout.install(self, settings.subscriber_queue_size, on_pass=metrics.count_fanout_pass)
-        self.graphql_transport_ws_handler_class = GuardedTransportWSHandler
+        self.fanout = FanOut(settings.subscriber_queue_size, on_pass=metrics.count_fanout_pass)
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
         # No frame of its own on a WebSocket's long-lived stack (see GraphQLWebSockets).
@@ -134,9 +152,32 @@ class MediagraphGraphQL(GraphQL[Context, None]):
                     await response(scope, receive, send)
                     return
             scope.setdefault("state", {})["principal"] = principal
-        # One look at the friend graph per request (services/access/read_scope.py).
+            # GraphQL.__call__'s HTTP branch, with its refusals answered as GraphQL errors, and
+            # one look at the friend graph per request (services/access/read_scope.py).
+            served: Response
+            with read_scope():
+                try:
+                    served = await self.run(Request(scope, receive=receive))
+                except HTTPException as exc:
+                    served = _http_refusal(exc)
+            await served(scope, receive, send)
+            return
         with read_scope():
             await super().__call__(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # HTTP bodies and WebSocket messages alike: whatever json cannot read is malformed JSON.
+        return wire.decode_json(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            decoded = wire.decode_json(data)
+        except json.JSONDecodeError as exc:
+            raise HTTPException(400, "Unable to parse the request body as JSON") from exc
+        problem = wire.request_problem(decoded)
+        if problem is not None:
+            raise HTTPException(400, problem)
+        return decoded
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
@@ -180,7 +221,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         principal: Principal | None = None
         if isinstance(request, Request):
             principal = request.scope.get("state", {}).get("principal")
-            if principal is not None and self.services.social is not None:
+            if principal is not None:
                 # A user exists once they have called the API with a valid token.
                 await self.services.social.touch(principal)
         peer = request.client.host if request.client else None
@@ -212,27 +253,16 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             log.warning("websocket refused: too many for one user")
             raise WebSocketRefused(Refusal.TOO_MANY)
         context.principal = principal
-        if self.services.social is not None:
-            await self.services.social.touch(context.principal)
+        await self.services.social.touch(principal)
         return None
 
 
-async def _flush_once(runtime: Runtime) -> None:
-    views = runtime.services.views
-    if views is None:
-        return
-    try:
-        await views.flush()
-    except Exception:
-        log.exception("view counts could not be flushed; they stay pending in Redis")
-
-
-async def _flush_views(runtime: Runtime, every_s: float) -> None:
-    """Move view counts from Redis to DynamoDB now and then (any API process may do it: the
-    take is atomic)."""
-    while True:
-        await asyncio.sleep(every_s)
-        await _flush_once(runtime)
+def api_jobs(runtime: Runtime) -> list[Job]:
+    """Move view counts from Redis to DynamoDB now and then, and once more at shutdown so none
+    is lost (any API process may do it: the take is atomic)."""
+    return [
+        Job("view-flush", runtime.settings.view_flush_every_s, runtime.services.views.flush, at_stop=True)
+    ]
 
 
 class _GraphQLEndpoint:
@@ -292,14 +322,10 @@ def create_app(
             # process: keep it out of the cyclic GC, whose full passes over it stalled every
             # subscriber for a few hundred ms under load (docs/realtime.md).
             gc.freeze()
-            flusher = asyncio.create_task(_flush_views(runtime, settings.view_flush_every_s))
             try:
-                yield {}
+                async with Scheduler(api_jobs(runtime)):
+                    yield {}
             finally:
-                flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await flusher
-                await _flush_once(runtime)  # counted views are not lost at shutdown
                 # Hand the frozen objects back to the collector: an app that stops (every test's
                 # app, a reload) must not keep its whole heap alive for the rest of the process.
                 gc.unfreeze()
@@ -350,8 +376,8 @@ def create_app(
         routes.append(graphiql.asset_route())
     graphiql_token: Callable[[], str] | None = None
     if dev_sign_in:
-        routes.append(sign_in_route(settings))
-        graphiql_token = functools.partial(issue_dev_token, settings, "alice", ttl_s=TOKEN_TTL_S)
+        routes.append(sign_in_route(settings.tokens, production=settings.is_production))
+        graphiql_token = functools.partial(issue_dev_token, settings.tokens, "alice", ttl_s=TOKEN_TTL_S)
 
     app = CorsOutermost(
         CorsPolicy.of(settings.cors_origins, development=not settings.is_production),
@@ -361,3 +387,10 @@ def create_app(
     )
     app.state.websockets = websockets  # ApiServer closes them with 1001 at shutdown
     return app
+
+
+def serve(settings: Settings, *, host: str, port: int) -> None:
+    """`mediagraph serve`: the API under uvicorn until SIGINT/SIGTERM; /metrics on its own listener."""
+    app = create_app(settings)
+    with serving_metrics(settings.metrics_host, settings.metrics_port):
+        ApiServer(server_config(app, settings.server, host=host, port=port)).run()

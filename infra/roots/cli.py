@@ -1,54 +1,34 @@
-"""`mediagraph`: serve, worker, dev, init-resources, token, sweep, purge, reconcile, dlq."""
+"""The composition root of the command line, `mediagraph`: serve (infra/roots/app.py), worker
+(infra/roots/worker.py), dev (infra/roots/dev.py), and the one-shot commands here: init-resources,
+token, sweep, purge, reconcile, dlq."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import secrets
-import signal
 import sys
-from collections.abc import Iterator
-from pathlib import Path
+from contextlib import AsyncExitStack
 from typing import Any
 
 from pydantic import ValidationError
 
-from infra.aws.clients import open_clients
+from infra.aws.clients import open_clients, queue_urls
 from infra.aws.resources import ensure_resources
-from infra.aws.sqs_worker import SqsWorker
-from infra.http.server import ApiServer, server_config
-from infra.identity.dev_sign_in import PATH as SIGN_IN_PATH
-from infra.identity.dev_sign_in import is_loopback
 from infra.identity.jwt import issue_dev_token
 from infra.observability.logs import configure_logging
-from infra.observability.metrics import metrics_listener
-from infra.roots.app import create_app
 from infra.roots.runtime import open_runtime
 from infra.settings import ConfigurationError, Settings, describe_errors
 
 log = logging.getLogger("mediagraph.cli")
 
 
-async def _queue_urls(settings: Settings) -> tuple[str, str]:
-    from contextlib import AsyncExitStack
-
-    async with AsyncExitStack() as stack:
-        clients = await open_clients(settings, stack)
-        queue = (await clients.sqs.get_queue_url(QueueName=settings.queue))["QueueUrl"]
-        dlq = (await clients.sqs.get_queue_url(QueueName=settings.dlq))["QueueUrl"]
-        return queue, dlq
-
-
 async def init_resources(settings: Settings) -> None:
-    from contextlib import AsyncExitStack
-
     async with AsyncExitStack() as stack:
-        clients = await open_clients(settings, stack)
-        resources = await ensure_resources(clients, settings)
+        clients = await open_clients(settings.aws, stack)
+        resources = await ensure_resources(clients, settings.aws)
     print(
         json.dumps(
             {
@@ -59,60 +39,6 @@ async def init_resources(settings: Settings) -> None:
             }
         )
     )
-
-
-async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM, or until `stop` is set by an owner that handles signals itself."""
-    queue_url, dlq_url = await _queue_urls(settings)
-    async with open_runtime(settings, listen=False) as runtime:
-        worker = SqsWorker(
-            runtime.clients.sqs,
-            queue_url,
-            runtime.processing,
-            wait_s=settings.worker_wait_s,
-            batch=settings.worker_batch,
-            concurrency=settings.effective_worker_concurrency,
-            dlq_url=dlq_url,
-            outage_tolerance_s=settings.worker_outage_tolerance_s,
-            # Work in hand renews its own visibility: a worker that dies costs this long.
-            visibility_timeout_s=settings.queue_visibility_timeout_s,
-            # Purges (like the expired-upload sweep) run in the home region only.
-            retention=runtime.retention if settings.is_home_region else None,
-            purge_every_s=settings.purge_every_s,
-        )
-        if stop is None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-        with serving_metrics(settings, settings.worker_metrics_port):
-            task = asyncio.create_task(worker.run())
-            log.info("worker started", extra={"queue": settings.queue})
-            await stop.wait()
-            await stop_worker(worker, task, settings.worker_shutdown_grace_s)
-        log.info("worker stopped")
-
-
-@contextlib.contextmanager
-def serving_metrics(settings: Settings, port: int) -> Iterator[None]:
-    """/metrics on a listener of its own (MEDIAGRAPH_METRICS_HOST), or nothing when `port` is 0."""
-    if not port:
-        yield
-        return
-    with metrics_listener(settings.metrics_host, port) as bound:
-        log.info("metrics listening", extra={"url": f"http://{settings.metrics_host}:{bound}/metrics"})
-        yield
-
-
-async def stop_worker(worker: SqsWorker, task: asyncio.Task[None], grace_s: float) -> None:
-    """Messages in hand get `grace_s` to finish; then they go back to the queue, nothing lost."""
-    worker.stop()  # receive no more; the current long poll ends within wait_s
-    try:
-        await asyncio.wait_for(asyncio.shield(task), timeout=grace_s)
-    except TimeoutError:
-        log.warning("grace period over; returning unfinished messages to the queue")
-        worker.abandon()
-        await task
 
 
 async def sweep(settings: Settings) -> None:
@@ -142,11 +68,9 @@ async def reconcile(settings: Settings, *, repair: bool) -> int:
 
 
 async def dlq(settings: Settings, action: str, limit: int) -> None:
-    queue_url, dlq_url = await _queue_urls(settings)
-    from contextlib import AsyncExitStack
-
+    queue_url, dlq_url = await queue_urls(settings.aws)
     async with AsyncExitStack() as stack:
-        sqs = (await open_clients(settings, stack)).sqs
+        sqs = (await open_clients(settings.aws, stack)).sqs
         moved = 0
         while moved < limit:
             response = await sqs.receive_message(
@@ -168,86 +92,6 @@ async def dlq(settings: Settings, action: str, limit: int) -> None:
             if action == "list":
                 break  # listed messages become visible again on their own
         print(json.dumps({"action": action, "messages": moved}), file=sys.stderr)
-
-
-def _ensure_dev_secret(env_file: Path) -> None:
-    """Development only: a random HS256 secret kept in .env, so tokens survive restarts."""
-    if os.environ.get("MEDIAGRAPH_JWT_SECRET"):
-        return
-    text = env_file.read_text() if env_file.exists() else ""
-    if "MEDIAGRAPH_JWT_SECRET=" not in text:
-        with env_file.open("a") as handle:
-            handle.write(f"\nMEDIAGRAPH_JWT_SECRET={secrets.token_urlsafe(48)}\n")
-
-
-async def dev(host: str, port: int) -> None:
-    from infra.aws.embedded import moto_server
-
-    _ensure_dev_secret(Path(".env"))
-    endpoint = os.environ.get("MEDIAGRAPH_AWS_ENDPOINT_URL")
-    with moto_server() if not endpoint else _nullcontext(endpoint) as endpoint_url:
-        # One process: the API's metrics listener shows the worker's series too.
-        settings = Settings(aws_endpoint_url=endpoint_url, worker_wait_s=2, worker_metrics_port=0)
-        await init_resources(settings)
-        token = issue_dev_token(settings, "alice", ttl_s=24 * 3600)
-        # Anyone who can reach the sign-in gets a token: it is offered on loopback only.
-        sign_in = is_loopback(host)
-        app = create_app(settings, dev_sign_in=sign_in)
-        server = _QuietServer(server_config(app, settings, host=host, port=port))
-        stop = asyncio.Event()
-
-        def shut_down() -> None:
-            server.should_exit = True
-            stop.set()
-
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, shut_down)
-        worker = asyncio.create_task(run_worker(settings, stop=stop))
-        print(
-            f"\n  GraphiQL:   http://{host}:{port}/graphql\n"
-            f"  moto (AWS): {endpoint_url}\n"
-            + (
-                f"  metrics:    http://{settings.metrics_host}:{settings.metrics_port}/metrics\n"
-                if settings.metrics_port
-                else ""
-            )
-            + f"  token (alice, 24 h):\n    {token}\n"
-            '  In GraphiQL\'s headers tab: {"Authorization": "Bearer <token>"}\n'
-            "  More tokens: .venv/bin/mediagraph token --user bob\n"
-            + (
-                f'  Browsers: POST http://{host}:{port}{SIGN_IN_PATH} {{"user": "bob"}} -> a token\n'
-                if sign_in
-                else f"  {SIGN_IN_PATH} is off: --host {host} is not a loopback address\n"
-            )
-            + "  Ctrl-C stops everything.\n",
-            flush=True,
-        )
-        try:
-            with serving_metrics(settings, settings.metrics_port):
-                await server.serve()
-        finally:
-            stop.set()
-            await worker
-
-
-class _QuietServer(ApiServer):
-    """uvicorn re-raises the signal after serving; `dev` owns signals and stops API and worker together."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class _nullcontext:
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __enter__(self) -> str:
-        return self.value
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -276,19 +120,24 @@ def main(argv: list[str] | None = None) -> None:
 
     configure_logging(os.environ.get("MEDIAGRAPH_LOG_LEVEL", "INFO"))
     try:
+        # Each process imports its own root only: the worker never loads the API's Strawberry,
+        # Starlette and uvicorn (tests/unit/test_roots.py), nor moto outside `dev`.
         if args.command == "dev":
+            from infra.roots.dev import dev
+
             asyncio.run(dev(args.host, args.port))
         elif args.command == "serve":
-            settings = Settings()
-            app = create_app(settings)
-            with serving_metrics(settings, settings.metrics_port):
-                ApiServer(server_config(app, settings, host=args.host, port=args.port)).run()
+            from infra.roots.app import serve
+
+            serve(Settings(), host=args.host, port=args.port)
         elif args.command == "worker":
+            from infra.roots.worker import run_worker
+
             asyncio.run(run_worker(Settings()))
         elif args.command == "init-resources":
             asyncio.run(init_resources(Settings()))
         elif args.command == "token":
-            print(issue_dev_token(Settings(), args.user, ttl_s=args.ttl, roles=tuple(args.role)))
+            print(issue_dev_token(Settings().tokens, args.user, ttl_s=args.ttl, roles=tuple(args.role)))
         elif args.command == "sweep":
             asyncio.run(sweep(Settings()))
         elif args.command == "purge":

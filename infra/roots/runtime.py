@@ -1,5 +1,10 @@
 """The process-wide parts, opened once and closed once: AWS clients, the Redis pool, the event
-bus, the adapters and the services built on them. Used by the API, the worker and the CLI."""
+bus, the adapters and the services built on them. Used by the API, the worker and the CLI.
+
+Read top to bottom: `open_runtime` opens the adapters (`_open_adapters`), then builds the domain
+services on them (`_build_services`) and the worker's pipeline (`_open_processing`). Each builder
+takes what it needs as arguments, so the order of the calls is the order of the data, and a
+builder called before what it needs exists does not type-check."""
 
 from __future__ import annotations
 
@@ -30,12 +35,12 @@ from infra.redis.bus import RedisEventBus
 from infra.redis.client import RedisClient, open_redis
 from infra.redis.delivery import RedisUrlCache, RedisViewRecorder
 from infra.redis.page_cache import CachedMediaRepository
-from infra.redis.rate_limit import RedisRateLimiter
+from infra.redis.rate_limit import FallbackRateLimiter, LocalRateLimiter, RedisRateLimiter
 from infra.redis.sessions import RedisRefreshTokenStore
 from infra.redis.snapshots import RedisSnapshotStore
 from infra.settings import Settings
 from services.access.rate_limits import Limit, RateLimitPolicy, RateLimitService
-from services.access.sessions import SessionService
+from services.access.sessions import Sessions, SessionsDisabled, SessionService
 from services.bundle import Services
 from services.community.engagement import EngagementService
 from services.community.feed import FeedService
@@ -78,6 +83,267 @@ class Runtime:
     reconcile: ReconcileService
 
 
+@dataclass(frozen=True, slots=True)
+class _Adapters:
+    """Every adapter of the process, opened."""
+
+    clients: AwsClients
+    redis: RedisClient
+    bus: RedisEventBus
+    outbox: OutboxBus
+    repo: CachedMediaRepository
+    blobs: S3BlobStore  # this region's bucket: the pipeline's, the purge's
+    upload_blobs: S3BlobStore  # where uploads go: the home region's bucket
+    read_blobs: S3BlobStore  # where reads go: the local replica when it has the object
+    engagement: DynamoEngagementStore
+    social: DynamoSocialStore
+    views: RedisViewRecorder
+    auditor: Auditor
+    cursors: CursorCodec
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings, *, listen: bool = True, relay: bool = True
+) -> AsyncIterator[Runtime]:
+    """Open everything; `listen` starts the bus's pub/sub reader (the API needs it, the worker not),
+    `relay` the outbox relay (home region only)."""
+    async with AsyncExitStack() as stack:
+        stack.enter_context(tracing_session(settings.tracing))
+        adapters = await _open_adapters(settings, stack, listen=listen)
+        if relay and settings.is_home_region:
+            # Only the home region relays: outbox items replicate with the table, and a replica
+            # deleting one would delete it before the home region published it.
+            _start_relay(stack, adapters.outbox)
+        issuer, tokens, sessions = _identity(settings, adapters.redis)
+        services = _build_services(settings, adapters, sessions)
+        processing = await _open_processing(settings, stack, adapters)
+        yield Runtime(
+            settings=settings,
+            clients=adapters.clients,
+            redis=adapters.redis,
+            bus=adapters.bus,
+            outbox=adapters.outbox,
+            repo=adapters.repo,
+            blobs=adapters.blobs,
+            tokens=tokens,
+            issuer=issuer,
+            uploads=services.uploads,
+            gallery=services.gallery,
+            services=services,
+            processing=processing,
+            rate_limits=services.rate_limits,
+            review=services.review,
+            retention=services.retention,
+            reconcile=ReconcileService(
+                adapters.repo,
+                adapters.blobs,
+                adapters.engagement,
+                adapters.auditor,
+                processing,
+                upload_prefix=settings.upload_prefix,
+            ),
+        )
+
+
+async def _open_adapters(settings: Settings, stack: AsyncExitStack, *, listen: bool) -> _Adapters:
+    clients = traced(await open_clients(settings.aws, stack))
+    redis = open_redis(settings.redis.url, cluster=settings.redis.cluster)
+    stack.push_async_callback(redis.aclose)
+    prefix = settings.redis.prefix
+    bus = RedisEventBus(
+        redis,
+        prefix=prefix,
+        queue_size=settings.subscriber_queue_size,
+        stream_maxlen=settings.event_stream_maxlen,
+        stream_max_age_s=settings.event_stream_max_age_s,
+    )
+    if listen:
+        await bus.start()
+        stack.push_async_callback(bus.close)
+    outbox = OutboxBus(
+        bus, clients.dynamodb, settings.table, relay_interval_s=settings.outbox_relay_interval_s
+    )
+    repo = CachedMediaRepository(
+        DynamoMediaRepository(clients.dynamodb, settings.table),
+        redis,
+        prefix=prefix,
+        ttl_s=settings.page_cache_ttl_s,
+    )
+    blobs, upload_blobs, read_blobs = await _open_blob_stores(settings, stack, clients)
+    cursors = CursorCodec(_cursor_key(settings))
+    return _Adapters(
+        clients=clients,
+        redis=redis,
+        bus=bus,
+        outbox=outbox,
+        repo=repo,
+        blobs=blobs,
+        upload_blobs=upload_blobs,
+        read_blobs=read_blobs,
+        engagement=DynamoEngagementStore(clients.dynamodb, settings.table),
+        social=DynamoSocialStore(clients.dynamodb, settings.table),
+        views=RedisViewRecorder(redis, prefix, log_length=settings.view_log_length),
+        auditor=Auditor(DynamoAuditLog(clients.dynamodb, settings.table), cursors),
+        cursors=cursors,
+    )
+
+
+async def _open_blob_stores(
+    settings: Settings, stack: AsyncExitStack, clients: AwsClients
+) -> tuple[S3BlobStore, S3BlobStore, S3BlobStore]:
+    """This region's bucket, the bucket uploads go to, the bucket reads prefer. Multi-region
+    (docs/multi-region.md): uploads go to the home bucket, reads prefer the local replica. One
+    region: all three are this region's bucket."""
+    blobs = S3BlobStore(clients.s3, settings.bucket)
+    if settings.is_home_region:
+        return blobs, blobs, blobs
+    home = S3BlobStore(await open_s3(settings.aws, stack, region=settings.home_region), settings.home_bucket)
+    replica = ReplicaAwareBlobStore(
+        clients.s3,
+        settings.bucket,
+        home=home,
+        hit_ttl_s=settings.replica_hit_cache_s,
+        miss_ttl_s=settings.replica_miss_cache_s,
+    )
+    return blobs, home, replica
+
+
+def _build_services(settings: Settings, a: _Adapters, sessions: Sessions) -> Services:
+    gallery = GalleryService(
+        a.repo,
+        a.read_blobs,
+        a.bus,
+        a.cursors,
+        friends=a.social,
+        urls=(urls := _url_minter(settings, a)),
+        anonymous_reads=settings.anonymous_public_reads,
+        url_ttl_s=settings.url_ttl_s,
+    )
+    retention = RetentionService(
+        a.repo,
+        a.blobs,
+        a.outbox,
+        a.engagement,
+        a.auditor,
+        a.cursors,
+        RetentionPolicy(
+            retention=timedelta(days=settings.retention_days),
+            purge_lease=timedelta(seconds=settings.purge_lease_s),
+        ),
+    )
+    quotas = QuotaService(
+        QuotaPolicy(
+            max_bytes_per_user=settings.quota_bytes_per_user,
+            max_pending_per_user=settings.quota_pending_uploads_per_user,
+        ),
+    )
+    uploads = UploadService(
+        a.repo,
+        a.upload_blobs,
+        a.outbox,
+        _upload_policy(settings),
+        quotas=quotas,
+        idempotency=DynamoIdempotencyStore(a.clients.dynamodb, settings.table),
+        auditor=a.auditor,
+    )
+    return Services(
+        uploads=uploads,
+        gallery=gallery,
+        editing=EditingService(a.repo, a.outbox, auditor=a.auditor, settled_only=not settings.is_home_region),
+        engagement=EngagementService(a.engagement, gallery, views=a.views),
+        social=SocialService(a.social, a.cursors, urls),
+        views=ViewService(a.views, a.engagement, a.repo, a.cursors, window_s=settings.view_window_s),
+        rate_limits=_rate_limits(settings, a.redis),
+        review=ReviewService(a.repo, a.outbox),
+        feed=FeedService(
+            a.repo, gallery, a.engagement, RedisSnapshotStore(a.redis, settings.redis.prefix), a.cursors
+        ),
+        retention=retention,
+        audit=a.auditor,
+        accounts=AccountService(a.repo, a.blobs, a.engagement, retention),
+        sessions=sessions,
+    )
+
+
+async def _open_processing(settings: Settings, stack: AsyncExitStack, a: _Adapters) -> ProcessingService:
+    return ProcessingService(
+        a.repo,
+        a.blobs,
+        # A replica region only re-announces what the home region wrote: straight to its bus.
+        a.outbox if settings.is_home_region else a.bus,
+        upload_prefix=settings.upload_prefix,
+        quarantine_prefix=settings.quarantine_prefix,
+        steps=await open_steps(settings, stack, a.repo, a.blobs),
+        notifiers=await open_notifiers(settings, stack, a.redis),
+        telemetry=OtelTelemetry(),
+        auditor=a.auditor,
+        announce_only=not settings.is_home_region,
+        await_records_for=_await_records_for(settings),
+    )
+
+
+def _start_relay(stack: AsyncExitStack, outbox: OutboxBus) -> None:
+    relaying = asyncio.create_task(outbox.run(), name="outbox-relay")
+
+    async def stop_relay() -> None:
+        relaying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relaying
+
+    stack.push_async_callback(stop_relay)
+
+
+def _identity(settings: Settings, redis: RedisClient) -> tuple[SessionIssuer, TokenVerifier, Sessions]:
+    """The service's own issuer, the verifier taking its tokens and the upstream ones, and the
+    session service (disabled without an upstream identity provider)."""
+    key = settings.session_signing_key
+    issuer = SessionIssuer(
+        key.get_secret_value() if key else None,
+        issuer=settings.public_url.rstrip("/"),
+        audience=settings.jwt_audience,
+        ttl_s=settings.session_access_ttl_s,
+    )
+    tokens = IssuerAwareVerifier(issuer, JwtTokenVerifier(settings.tokens), leeway=settings.jwt_leeway_s)
+    if not settings.idp_jwks_url:
+        return issuer, tokens, SessionsDisabled()
+    store = RedisRefreshTokenStore(redis, prefix=settings.redis.prefix, ttl_s=settings.session_refresh_ttl_s)
+    return issuer, tokens, SessionService(JwtTokenVerifier(settings.idp_tokens), issuer, store)
+
+
+def _upload_policy(settings: Settings) -> UploadPolicy:
+    return UploadPolicy(
+        allowed_content_types=settings.allowed_content_types,
+        max_upload_bytes=settings.max_upload_bytes,
+        upload_url_ttl_s=settings.upload_url_ttl_s,
+        pending_ttl_s=settings.pending_ttl_s,
+        upload_prefix=settings.upload_prefix,
+        derived_prefix=settings.derived_prefix,
+        multipart_threshold_bytes=settings.multipart_threshold_bytes,
+        part_size_bytes=settings.multipart_part_bytes,
+    )
+
+
+def _rate_limits(settings: Settings, redis: RedisClient) -> RateLimitService:
+    return RateLimitService(
+        # Redis down: per-process buckets (infra/redis/rate_limit.py), not no limit at all.
+        FallbackRateLimiter(RedisRateLimiter(redis, prefix=settings.redis.prefix), LocalRateLimiter()),
+        RateLimitPolicy(
+            per_user=Limit(settings.rate_limit_user_per_minute, settings.rate_limit_user_burst),
+            per_ip=Limit(settings.rate_limit_ip_per_minute, settings.rate_limit_ip_burst),
+            enabled=settings.rate_limit_enabled,
+        ),
+    )
+
+
+def _url_minter(settings: Settings, a: _Adapters) -> UrlMinter:
+    # In a replica region the URL depends on whether CRR has landed the object yet (the
+    # replica-aware store checks); caching would pin the home bucket, so only the home region
+    # caches minted URLs.
+    cache = RedisUrlCache(a.redis, settings.redis.prefix) if settings.is_home_region else None
+    return UrlMinter(_url_signer(settings, a.read_blobs), cache, ttl_s=settings.url_ttl_s)
+
+
 def _cursor_key(settings: Settings) -> bytes:
     # Derived, not shared: a leaked cursor key would not forge tokens.
     source = settings.cursor_secret or settings.jwt_secret
@@ -102,208 +368,3 @@ def _await_records_for(settings: Settings) -> timedelta:
     if settings.home_region is None:
         return timedelta(0)
     return timedelta(seconds=settings.upload_url_ttl_s + 300)
-
-
-def _sessions(
-    settings: Settings, redis: RedisClient
-) -> tuple[SessionIssuer, TokenVerifier, SessionService | None]:
-    """The service's own issuer, the verifier taking its tokens and the upstream ones, and the
-    session service (None without an upstream identity provider)."""
-    key = settings.session_signing_key
-    issuer = SessionIssuer(
-        key.get_secret_value() if key else None,
-        issuer=settings.public_url.rstrip("/"),
-        audience=settings.jwt_audience,
-        ttl_s=settings.session_access_ttl_s,
-    )
-    tokens = IssuerAwareVerifier(issuer, JwtTokenVerifier(settings), leeway=settings.jwt_leeway_s)
-    if not settings.idp_jwks_url:
-        return issuer, tokens, None
-    idp = settings.model_copy(
-        update={
-            "jwt_issuer": settings.idp_issuer,
-            "jwt_audience": settings.idp_audience,
-            "jwt_jwks_url": settings.idp_jwks_url,
-            "jwt_algorithms": ("RS256", "ES256"),
-            "jwt_secret": None,
-        }
-    )
-    store = RedisRefreshTokenStore(redis, prefix=settings.redis_prefix, ttl_s=settings.session_refresh_ttl_s)
-    return issuer, tokens, SessionService(JwtTokenVerifier(idp), issuer, store)
-
-
-@asynccontextmanager
-async def open_runtime(
-    settings: Settings, *, listen: bool = True, relay: bool = True
-) -> AsyncIterator[Runtime]:
-    """Open everything; `listen` starts the bus's pub/sub reader (the API needs it, the worker not),
-    `relay` the outbox relay (home region only)."""
-    async with AsyncExitStack() as stack:
-        stack.enter_context(tracing_session(settings))
-        clients = traced(await open_clients(settings, stack))
-        redis = open_redis(settings.redis_url, cluster=settings.redis_cluster)
-        stack.push_async_callback(redis.aclose)
-        bus = RedisEventBus(
-            redis,
-            prefix=settings.redis_prefix,
-            queue_size=settings.subscriber_queue_size,
-            stream_maxlen=settings.event_stream_maxlen,
-            stream_max_age_s=settings.event_stream_max_age_s,
-        )
-        if listen:
-            await bus.start()
-            stack.push_async_callback(bus.close)
-        outbox = OutboxBus(
-            bus, clients.dynamodb, settings.table, relay_interval_s=settings.outbox_relay_interval_s
-        )
-        if relay and settings.is_home_region:
-            # Only the home region relays: outbox items replicate with the table, and a replica
-            # deleting one would delete it before the home region published it.
-            relaying = asyncio.create_task(outbox.run(), name="outbox-relay")
-
-            async def stop_relay() -> None:
-                relaying.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relaying
-
-            stack.push_async_callback(stop_relay)
-        repo = CachedMediaRepository(
-            DynamoMediaRepository(clients.dynamodb, settings.table),
-            redis,
-            prefix=settings.redis_prefix,
-            ttl_s=settings.page_cache_ttl_s,
-        )
-        blobs = S3BlobStore(clients.s3, settings.bucket)
-        # Multi-region (docs/multi-region.md): uploads go to the home bucket, reads prefer the
-        # local replica. One region: both are this region's bucket.
-        upload_blobs: S3BlobStore = blobs
-        read_blobs: S3BlobStore = blobs
-        if not settings.is_home_region:
-            upload_blobs = S3BlobStore(
-                await open_s3(settings, stack, region=settings.home_region), settings.home_bucket
-            )
-            read_blobs = ReplicaAwareBlobStore(
-                clients.s3,
-                settings.bucket,
-                home=upload_blobs,
-                hit_ttl_s=settings.replica_hit_cache_s,
-                miss_ttl_s=settings.replica_miss_cache_s,
-            )
-        policy = UploadPolicy(
-            allowed_content_types=settings.allowed_content_types,
-            max_upload_bytes=settings.max_upload_bytes,
-            upload_url_ttl_s=settings.upload_url_ttl_s,
-            pending_ttl_s=settings.pending_ttl_s,
-            upload_prefix=settings.upload_prefix,
-            derived_prefix=settings.derived_prefix,
-            multipart_threshold_bytes=settings.multipart_threshold_bytes,
-            part_size_bytes=settings.multipart_part_bytes,
-        )
-        quotas = QuotaService(
-            QuotaPolicy(
-                max_bytes_per_user=settings.quota_bytes_per_user,
-                max_pending_per_user=settings.quota_pending_uploads_per_user,
-            ),
-        )
-        rate_limits = RateLimitService(
-            RedisRateLimiter(redis, prefix=settings.redis_prefix),
-            RateLimitPolicy(
-                per_user=Limit(settings.rate_limit_user_per_minute, settings.rate_limit_user_burst),
-                per_ip=Limit(settings.rate_limit_ip_per_minute, settings.rate_limit_ip_burst),
-                enabled=settings.rate_limit_enabled,
-            ),
-        )
-        idempotency = DynamoIdempotencyStore(clients.dynamodb, settings.table)
-        cursors = CursorCodec(_cursor_key(settings))
-        urls = UrlMinter(
-            _url_signer(settings, read_blobs),
-            # In a replica region the URL depends on whether CRR has landed the object yet (the
-            # replica-aware store checks); caching would pin the home bucket, so only the home
-            # region caches minted URLs.
-            RedisUrlCache(redis, settings.redis_prefix) if settings.is_home_region else None,
-            ttl_s=settings.url_ttl_s,
-        )
-        social_store = DynamoSocialStore(clients.dynamodb, settings.table)
-        gallery = GalleryService(
-            repo,
-            read_blobs,
-            bus,
-            cursors,
-            friends=social_store,
-            urls=urls,
-            anonymous_reads=settings.anonymous_public_reads,
-            url_ttl_s=settings.url_ttl_s,
-        )
-        engagement_store = DynamoEngagementStore(clients.dynamodb, settings.table)
-        view_recorder = RedisViewRecorder(redis, settings.redis_prefix, log_length=settings.view_log_length)
-        views = ViewService(view_recorder, engagement_store, repo, cursors, window_s=settings.view_window_s)
-        auditor = Auditor(DynamoAuditLog(clients.dynamodb, settings.table), cursors)
-        uploads = UploadService(
-            repo, upload_blobs, outbox, policy, quotas=quotas, idempotency=idempotency, auditor=auditor
-        )
-        processing = ProcessingService(
-            repo,
-            blobs,
-            # A replica region only re-announces what the home region wrote: straight to its bus.
-            outbox if settings.is_home_region else bus,
-            upload_prefix=settings.upload_prefix,
-            quarantine_prefix=settings.quarantine_prefix,
-            steps=await open_steps(settings, stack, repo, blobs),
-            notifiers=await open_notifiers(settings, stack, redis),
-            telemetry=OtelTelemetry(),
-            auditor=auditor,
-            announce_only=not settings.is_home_region,
-            await_records_for=_await_records_for(settings),
-        )
-        retention = RetentionService(
-            repo,
-            blobs,
-            outbox,
-            engagement_store,
-            auditor,
-            cursors,
-            RetentionPolicy(
-                retention=timedelta(days=settings.retention_days),
-                purge_lease=timedelta(seconds=settings.purge_lease_s),
-            ),
-        )
-        review = ReviewService(repo, outbox)
-        issuer, tokens, sessions = _sessions(settings, redis)
-        services = Services(
-            uploads=uploads,
-            gallery=gallery,
-            editing=EditingService(repo, outbox, auditor=auditor, settled_only=not settings.is_home_region),
-            engagement=EngagementService(engagement_store, gallery, views=view_recorder),
-            social=SocialService(social_store, cursors, urls),
-            views=views,
-            rate_limits=rate_limits,
-            review=review,
-            feed=FeedService(
-                repo, gallery, engagement_store, RedisSnapshotStore(redis, settings.redis_prefix), cursors
-            ),
-            retention=retention,
-            audit=auditor,
-            accounts=AccountService(repo, blobs, engagement_store, retention),
-            sessions=sessions,
-        )
-        yield Runtime(
-            settings=settings,
-            clients=clients,
-            redis=redis,
-            bus=bus,
-            outbox=outbox,
-            repo=repo,
-            blobs=blobs,
-            tokens=tokens,
-            issuer=issuer,
-            uploads=uploads,
-            gallery=gallery,
-            services=services,
-            processing=processing,
-            rate_limits=rate_limits,
-            review=review,
-            retention=retention,
-            reconcile=ReconcileService(
-                repo, blobs, engagement_store, auditor, processing, upload_prefix=settings.upload_prefix
-            ),
-        )

@@ -194,6 +194,8 @@ def decode_media_id(raw: str) -> str:
         if global_id.type_name != "Media":
             raise NotFound("media not found")
         raw = global_id.node_id
-    if not (0 < len(raw) <= 64) or not raw.isalnum():
+    # ASCII only: str.isalnum() and str.upper() also take other spellings ("\u017f".upper() is "S",
+    # fullwidth digits are digits), and one media must have one id.
+    if not (0 < len(raw) <= 64) or not (raw.isascii() and raw.isalnum()):
         raise NotFound("media not found")
     return raw.upper()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from services.core.auth import Principal
-from services.core.errors import Unauthenticated
+from services.core.errors import BadUserInput, Unauthenticated
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +104,31 @@ class SessionService:
         return SessionTokens(
             access_token=self._issuer.issue(principal), expires_in=self._issuer.ttl_s, refresh_token=refresh
         )
+
+
+class Sessions(Protocol):
+    """What the GraphQL layer asks of sessions: SessionService, or SessionsDisabled."""
+
+    async def exchange(self, id_token: str) -> SessionTokens: ...
+
+    async def refresh(self, refresh_token: str) -> SessionTokens: ...
+
+    async def revoke(self, refresh_token: str) -> bool: ...
+
+
+class SessionsDisabled:
+    """Sessions on a server without an upstream identity provider (MEDIAGRAPH_IDP_JWKS_URL
+    unset): every call is refused with a reason the client can act on."""
+
+    async def exchange(self, id_token: str) -> SessionTokens:
+        raise _disabled()
+
+    async def refresh(self, refresh_token: str) -> SessionTokens:
+        raise _disabled()
+
+    async def revoke(self, refresh_token: str) -> bool:
+        raise _disabled()
+
+
+def _disabled() -> BadUserInput:
+    return BadUserInput("sessions are not configured on this server", reason="SESSIONS_DISABLED")

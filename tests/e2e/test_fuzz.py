@@ -1,5 +1,7 @@
 """Schema-driven fuzzing (hypothesis): documents built from the introspected schema with
-arguments of every shape, broken documents, odd variables. No answer is a 5xx, every error has
+arguments of every shape, each given as a literal or as a declared variable whose value is drawn
+too (null for non-null, wrong types, NaN, huge numbers, missing and unknown input fields),
+broken documents, odd variables. No answer is a 5xx, every error has
 an extensions.code and none is INTERNAL_SERVER_ERROR, nothing shows Python internals.
 
 Bounded for CI: a fixed number of examples, derandomized (the same run every time), requests
@@ -114,28 +116,82 @@ def _named(name: str, values: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return values.map(lambda value: f"{name}: {value}")
 
 
-def document(schema: GraphQLSchema, fields: list[tuple[str, str, GraphQLField]]) -> st.SearchStrategy[str]:
-    def build(choice: tuple[str, str, GraphQLField]) -> st.SearchStrategy[str]:
+MISSING = object()  # a variable left out of the request's variables
+
+
+def variable_value(type_: GraphQLInputType, depth: int = 0) -> st.SearchStrategy[Any]:
+    """JSON values for a variable of `type_`: mostly the right shape with hostile values, and
+    the wrong shapes a client sends by mistake (null for non-null, a number for a string, NaN,
+    an out-of-range or 300-digit integer, a missing or unknown input field)."""
+    if isinstance(type_, GraphQLNonNull):
+        return st.one_of(variable_value(type_.of_type, depth), st.just(None))
+    if isinstance(type_, GraphQLList):
+        return st.one_of(
+            st.lists(variable_value(type_.of_type, depth + 1), max_size=3),
+            variable_value(type_.of_type, depth + 1),
+        )
+    if isinstance(type_, GraphQLEnumType):
+        return st.sampled_from([*type_.values, "NOT_A_VALUE", 1])
+    if isinstance(type_, GraphQLInputObjectType):
+        if depth > 2:
+            return st.just({})
+        fields = {name: variable_value(field.type, depth + 1) for name, field in type_.fields.items()}
+        return st.fixed_dictionaries({}, optional={**fields, "notAField": JSON})
+    name = getattr(type_, "name", "")
+    wrong = st.sampled_from([[], {}, True, "str", 1.5, float("nan"), float("inf"), 10**300, -(2**63)])
+    if name in ("Int", "Long"):
+        right: st.SearchStrategy[Any] = NASTY_INT
+    elif name == "Float":
+        right = st.floats(allow_nan=True, allow_infinity=True)
+    elif name == "Boolean":
+        right = st.booleans()
+    else:
+        right = NASTY_TEXT
+    return st.one_of(right, right, wrong)
+
+
+Operation = tuple[str, dict[str, Any] | None]
+
+
+def document(
+    schema: GraphQLSchema, fields: list[tuple[str, str, GraphQLField]]
+) -> st.SearchStrategy[Operation]:
+    """(document, variables): each argument a literal or a declared variable, at random."""
+
+    def argument(arg_name: str, arg: Any) -> st.SearchStrategy[tuple[str, tuple[str, str, Any] | None]]:
+        as_literal = literal(arg.type).map(lambda value: (f"{arg_name}: {value}", None))
+        as_variable = st.one_of(variable_value(arg.type), st.just(MISSING)).map(
+            lambda value: (f"{arg_name}: ${arg_name}", (arg_name, str(arg.type), value))
+        )
+        return st.one_of(as_literal, as_variable)
+
+    def build(choice: tuple[str, str, GraphQLField]) -> st.SearchStrategy[Operation]:
         kind, name, field = choice
         args = list(field.args.items())
         chosen = st.lists(st.sampled_from(args), unique_by=lambda item: item[0]) if args else st.just([])
 
-        def render(picked: list[Any]) -> st.SearchStrategy[str]:
-            rendered = [_named(arg_name, literal(arg.type)) for arg_name, arg in picked]
-            return st.tuples(*rendered, st.integers(0, 3)).map(
-                lambda parts: (
-                    f"{kind} {{ {name}{'(' + ', '.join(parts[:-1]) + ')' if parts[:-1] else ''} "
-                    f"{selection(schema, field.type, parts[-1])} }}"
-                )
-            )
+        def render(picked: list[Any]) -> st.SearchStrategy[Operation]:
+            rendered = [argument(arg_name, arg) for arg_name, arg in picked]
+
+            def assemble(parts: tuple[Any, ...]) -> Operation:
+                *arguments, depth = parts
+                declared = [variable for _, variable in arguments if variable is not None]
+                header = "(" + ", ".join(f"${n}: {t}" for n, t, _ in declared) + ")" if declared else ""
+                call = "(" + ", ".join(text for text, _ in arguments) + ")" if arguments else ""
+                values = {n: v for n, _, v in declared if v is not MISSING}
+                query = f"{kind}{header} {{ {name}{call} {selection(schema, field.type, depth)} }}"
+                return query, values if declared else None
+
+            return st.tuples(*rendered, st.integers(0, 3)).map(assemble)
 
         return chosen.flatmap(render)
 
     valid = st.sampled_from([f for f in fields if f[0] != "subscription"]).flatmap(build)
     broken = st.tuples(
         valid, st.integers(0, 200), st.sampled_from(["", "{", "}", "(", "$", "...", "\\", '"'])
-    ).map(lambda parts: parts[0][: parts[1]] + parts[2] + parts[0][parts[1] :])
-    return st.one_of(valid, valid, broken, st.text(max_size=60))
+    ).map(lambda parts: (parts[0][0][: parts[1]] + parts[2] + parts[0][0][parts[1] :], parts[0][1]))
+    text = st.text(max_size=60).map(lambda query: (query, None))
+    return st.one_of(valid, valid, broken, text)
 
 
 def check(response: httpx.Response, sent: object) -> None:
@@ -163,10 +219,12 @@ async def test_fuzzed_operations_never_fail_the_server(api: str, token: Callable
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(query=document(schema, fields), variables=st.none() | JSON, authenticated=st.booleans())
-    def run(query: str, variables: Any, authenticated: bool) -> None:
+    @given(operation=document(schema, fields), junk=st.none() | JSON, authenticated=st.booleans())
+    def run(operation: Operation, junk: Any, authenticated: bool) -> None:
+        query, variables = operation
         headers = {"Authorization": f"Bearer {bob}"} if authenticated else {}
-        payload = {"query": query, "variables": variables}
+        # Declared variables get drawn values; otherwise any JSON (an object or not) is sent.
+        payload = {"query": query, "variables": variables if variables is not None else junk}
         sent.append(query)
         with httpx.Client(base_url=api, timeout=30) as client:
             check(client.post("/graphql", json=payload, headers=headers), payload)

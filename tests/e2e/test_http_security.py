@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from infra.roots.app import MediagraphGraphQL
 from infra.roots.runtime import Runtime
 from infra.settings import Settings
-from schema.root import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from schema.limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from tests.client import error_codes, gql
 from tests.conftest import TEST_SECRET, isolated_settings
 

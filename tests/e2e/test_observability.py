@@ -46,8 +46,17 @@ def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
 
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
-    with captured_logs(logging.INFO) as stream:
-        yield stream
+    # The test client's own request log (which must show the signature redacted) at INFO, whatever
+    # an earlier test running the CLI in-process (tests/unit/test_settings_errors.py) left
+    # `configure_logging`'s quieting of httpx at.
+    httpx_logger = logging.getLogger("httpx")
+    httpx_level = httpx_logger.level
+    httpx_logger.setLevel(logging.INFO)
+    try:
+        with captured_logs(logging.INFO) as stream:
+            yield stream
+    finally:
+        httpx_logger.setLevel(httpx_level)
 
 
 async def _create(base: str, token: str, data: bytes) -> tuple[dict[str, Any], str]:

@@ -10,6 +10,8 @@ import pytest
 
 from infra.aws.sqs_worker import SqsWorker
 from infra.roots.runtime import Runtime
+from infra.roots.scheduler import Scheduler
+from infra.roots.worker import worker_jobs
 from infra.settings import Settings
 from tests.client import error_codes, gql
 from tests.conftest import isolated_settings
@@ -46,23 +48,13 @@ async def test_the_worker_purges_periodically(
     media = await seed(runtime, "alice")
     assert "errors" not in await gql(api, DELETE, {"id": media.id}, token=alice)
     queue_url = (await runtime.clients.sqs.get_queue_url(QueueName=settings.queue))["QueueUrl"]
-    worker = SqsWorker(
-        runtime.clients.sqs,
-        queue_url,
-        runtime.processing,
-        wait_s=0,
-        retention=runtime.retention,
-        purge_every_s=settings.purge_every_s,
-    )
-    task = asyncio.create_task(worker.run())
-    try:
+    worker = SqsWorker(runtime.clients.sqs, queue_url, runtime.processing, wait_s=0)
+    # The worker process's own jobs, run by its scheduler (infra/roots/worker.py).
+    async with Scheduler(worker_jobs(runtime, worker)):
         for _ in range(200):
             if await runtime.repo.get(media.id) is None:
                 break
             await asyncio.sleep(0.05)
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, timeout=15)
     assert await runtime.repo.get(media.id) is None
     body = await gql(api, AUDIT, {"id": media.id}, token=alice)
     assert [edge["node"]["action"] for edge in body["data"]["mediaAuditLog"]["edges"]] == [

@@ -25,7 +25,7 @@ MEDIA = "query($id: ID!) { media(id: $id) { status } }"
 @pytest.fixture
 def spans(settings: Settings) -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    tracing.enable(settings, exporter)
+    tracing.enable(settings.tracing, exporter)
     yield exporter
     tracing.disable()
 

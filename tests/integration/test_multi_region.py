@@ -47,7 +47,7 @@ class Region:
     api: str
 
     def token(self, user: str = "alice") -> str:
-        return issue_dev_token(self.settings, user)
+        return issue_dev_token(self.settings.tokens, user)
 
 
 class Replicator:
@@ -104,8 +104,8 @@ class Replicator:
 @contextlib.asynccontextmanager
 async def region(settings: Settings) -> AsyncIterator[Region]:
     async with AsyncExitStack() as stack:
-        clients = await open_clients(settings, stack)
-        resources = await ensure_resources(clients, settings)
+        clients = await open_clients(settings.aws, stack)
+        resources = await ensure_resources(clients, settings.aws)
         await clients.sqs.purge_queue(QueueUrl=resources.queue_url)  # the s3:TestEvent
         runtime = await stack.enter_async_context(open_runtime(settings, listen=False))
         worker = SqsWorker(
@@ -362,7 +362,7 @@ async def test_replica_urls_cache_the_answer_and_fall_back_when_s3_fails(
 ) -> None:
     home_settings = make_settings(moto_endpoint, redis_url)
     async with AsyncExitStack() as stack:
-        clients = await open_clients(home_settings, stack)
+        clients = await open_clients(home_settings.aws, stack)
         await clients.s3.create_bucket(Bucket=home_settings.bucket)
         await clients.s3.create_bucket(Bucket=home_settings.bucket + "-r")
         await clients.s3.put_object(Bucket=home_settings.bucket, Key="k", Body=b"x")

@@ -73,7 +73,10 @@ async def test_a_worker_dying_after_derivatives_completes_once_on_redelivery(
         worker.stop()
         await asyncio.wait_for(task, timeout=15)
 
-    assert die.runs == 2  # the first delivery died; the redelivery finished
+    # The first run died and a later one finished. Delivery is at least once: on a busy machine SQS may
+    # hand the message out again while it is held, so the step may run more than twice; what must hold
+    # is one COMPLETED, the derivatives once, and each event once (below).
+    assert die.runs >= 2
     assert media is not None and media.status is MediaStatus.COMPLETED
     listing = await runtime.clients.s3.list_objects_v2(
         Bucket=runtime.settings.bucket, Prefix=f"derived/{media_id}/"

@@ -85,8 +85,8 @@ def world_settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
 async def world(world_settings: Settings) -> AsyncIterator[World]:
     """One table, bucket and queue set, one Redis client: made once for every contract."""
     async with AsyncExitStack() as stack:
-        clients = await open_clients(world_settings, stack)
-        await ensure_resources(clients, world_settings)
+        clients = await open_clients(world_settings.aws, stack)
+        await ensure_resources(clients, world_settings.aws)
         redis = Redis.from_url(world_settings.redis_url)
         stack.push_async_callback(redis.aclose)
         yield World(world_settings, clients, redis)

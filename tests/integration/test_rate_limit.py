@@ -1,12 +1,15 @@
-"""RedisRateLimiter against a real Redis: the Lua bucket is atomic under concurrency and refills."""
+"""RedisRateLimiter against a real Redis: the Lua bucket is atomic under concurrency and refills;
+while Redis is unreachable or silent, the process's own buckets limit instead."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from redis.asyncio import Redis
 
-from infra.redis.rate_limit import RedisRateLimiter
+from infra.aws.embedded import free_port
+from infra.redis.rate_limit import FallbackRateLimiter, LocalRateLimiter, RedisRateLimiter
 from infra.roots.runtime import Runtime
 from tests.servers import eventually
 
@@ -37,3 +40,34 @@ async def test_bucket_refills_at_its_rate(runtime: Runtime) -> None:
     assert await limiter.acquire("ip:192.0.2.2", rate_per_s=20, burst=1) == 0
     ttl = await runtime.redis.pttl(f"{runtime.settings.redis_prefix}rl:ip:192.0.2.1")
     assert 0 < ttl <= 1050
+
+
+async def test_while_redis_is_unreachable_the_process_keeps_the_buckets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Nothing listens on the port: every call to Redis fails at once.
+    redis = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+    limiter = FallbackRateLimiter(RedisRateLimiter(redis, prefix="t:"), LocalRateLimiter())
+    try:
+        waits = [await limiter.acquire("ip:198.51.100.9", rate_per_s=0.01, burst=2) for _ in range(3)]
+    finally:
+        await redis.aclose()
+    assert waits[:2] == [0, 0] and waits[2] > 90  # limited, not open, not closed
+    warnings = [r for r in caplog.records if r.name == "mediagraph.rate_limit"]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"  # once, not per request
+
+
+async def test_a_redis_that_does_not_answer_falls_back_after_the_timeout() -> None:
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client goes away
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    redis = Redis(host="127.0.0.1", port=port)
+    limiter = FallbackRateLimiter(RedisRateLimiter(redis, prefix="t:"), LocalRateLimiter(), timeout_s=0.2)
+    try:
+        assert await limiter.acquire("user:u", rate_per_s=0.01, burst=1) == 0
+        assert await limiter.acquire("user:u", rate_per_s=0.01, burst=1) > 90
+    finally:
+        await redis.aclose()
+        server.close()

@@ -17,8 +17,8 @@ from infra.aws.sqs_worker import SqsWorker
 from infra.http.server import ApiServer, server_config
 from infra.observability import metrics
 from infra.roots.app import create_app
-from infra.roots.cli import stop_worker
 from infra.roots.runtime import Runtime
+from infra.roots.worker import stop_worker
 from infra.settings import Settings
 from services.core.auth import Principal
 from services.core.events import MediaEventType
@@ -185,7 +185,7 @@ async def test_websocket_clients_are_told_going_away(
 ) -> None:
     port = free_port()
     server = server_class(
-        server_config(create_app(settings), settings, host="127.0.0.1", port=port, lifespan="on")
+        server_config(create_app(settings), settings.server, host="127.0.0.1", port=port, lifespan="on")
     )
     serving = asyncio.create_task(server.serve())
     while not server.started:

@@ -229,7 +229,7 @@ async def test_table_ttl_is_the_attribute_the_code_enables(stack: Stack) -> None
             "describe_table": {"Table": {"GlobalSecondaryIndexes": indexes}},
         }
     )
-    await _ensure_table(dynamodb, default_settings())
+    await _ensure_table(dynamodb, default_settings().aws)
 
     enabled_by_code = dynamodb.requests["update_time_to_live"]["TimeToLiveSpecification"]
     assert stack.properties(name)["TimeToLiveSpecification"] == enabled_by_code
@@ -291,7 +291,7 @@ def test_queue_policy_equals_the_code_policy(stack: Stack) -> None:
 
 async def _bucket_requests(settings: Settings, queue_arn: str) -> dict[str, dict[str, Any]]:
     s3 = RecordingClient()
-    await _ensure_bucket(s3, settings, queue_arn)
+    await _ensure_bucket(s3, settings.aws, queue_arn)
     assert "create_bucket" not in s3.requests  # head_bucket "succeeded": only settings are applied
     return s3.requests
 
@@ -329,7 +329,7 @@ async def test_bucket_cors_equals_cors_rules(template: dict[str, Any], origins: 
     bucket_name, _ = stack.only("AWS::S3::Bucket")
     requests = await _bucket_requests(settings, "<queue>")
     by_code = requests["put_bucket_cors"]["CORSConfiguration"]["CORSRules"]
-    assert by_code == cors_rules(settings)
+    assert by_code == cors_rules(settings.aws)
 
     rename = {"ExposedHeaders": "ExposeHeaders", "MaxAge": "MaxAgeSeconds", "Id": "ID"}
     by_template = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -125,7 +126,7 @@ async def _is_completed(runtime: Runtime, media_id: str) -> bool:
 async def test_resources_are_idempotent(runtime: Runtime, resources: Resources) -> None:
     from infra.aws.resources import ensure_resources
 
-    again = await ensure_resources(runtime.clients, runtime.settings)
+    again = await ensure_resources(runtime.clients, runtime.settings.aws)
     assert again == resources
     notification = await runtime.clients.s3.get_bucket_notification_configuration(
         Bucket=runtime.settings.bucket
@@ -154,7 +155,7 @@ async def test_a_table_from_an_older_release_gets_the_new_index(runtime: Runtime
     ]
     await dynamodb.create_table(**old)
 
-    await ensure_resources(runtime.clients, settings.model_copy(update={"table": old["TableName"]}))
+    await ensure_resources(runtime.clients, dataclasses.replace(settings.aws, table=old["TableName"]))
 
     table = (await dynamodb.describe_table(TableName=old["TableName"]))["Table"]
     assert {index["IndexName"] for index in table["GlobalSecondaryIndexes"]} == {

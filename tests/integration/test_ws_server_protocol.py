@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Close, Frame, Opcode
 from websockets.streams import StreamReader
 
-from infra.http.ws_protocol import SEND_TEXT_NOW, _text_frame_header
+from infra.http.ws_protocol import SEND_TEXT_NOW, text_frame_header
 from infra.settings import Settings
 from subscriptions import fanout
 from tests.servers import serving_small_buffers
@@ -168,4 +168,4 @@ async def test_keepalive_keeps_answering_clients_and_drops_silent_ones() -> None
 async def test_frames_written_now_are_what_websockets_would_write(length: int) -> None:
     data = ("é" * length).encode()[:length]  # any bytes; the frame does not look inside
     frame = Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[])
-    assert _text_frame_header(len(data)) + data == frame
+    assert text_frame_header(len(data)) + data == frame

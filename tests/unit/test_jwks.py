@@ -55,7 +55,7 @@ def provider_verifier(provider: Provider, algorithms: str) -> JwtTokenVerifier:
         jwt_audience=AUDIENCE,
         cursor_secret="cursor-secret-that-is-long-enough-0123456789",
     )
-    return JwtTokenVerifier(settings)
+    return JwtTokenVerifier(settings.tokens)
 
 
 async def test_rotation_is_picked_up_and_unknown_kids_fetch_at_most_once_per_interval(

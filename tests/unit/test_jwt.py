@@ -36,7 +36,7 @@ def make_settings(**overrides: Any) -> Settings:
 
 @pytest.fixture
 def verifier() -> JwtTokenVerifier:
-    return JwtTokenVerifier(make_settings())
+    return JwtTokenVerifier(make_settings().tokens)
 
 
 def claims(**changes: Any) -> dict[str, Any]:
@@ -82,7 +82,9 @@ async def test_a_token_without_roles_has_none(verifier: JwtTokenVerifier) -> Non
 
 async def test_a_dev_token_is_accepted() -> None:
     settings = make_settings()
-    principal = await JwtTokenVerifier(settings).verify(issue_dev_token(settings, "bob", roles=("admin",)))
+    principal = await JwtTokenVerifier(settings.tokens).verify(
+        issue_dev_token(settings.tokens, "bob", roles=("admin",))
+    )
     assert principal.user_id == "bob" and principal.is_admin
 
 

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from schema.root import MAX_COST, build_schema
+from schema.limits import MAX_COST
+from schema.root import build_schema
 
 PAGE = "edges { node { mediaId title tags status size sha256 contentType createdAt visibility } }"
 

@@ -13,7 +13,6 @@ import pytest
 from schema.root import build_schema
 from schema.types.context import Context
 from services.access.read_scope import read_scope
-from services.bundle import Services
 from services.community.engagement import EngagementService
 from services.community.feed import FeedService
 from services.community.social import SocialService
@@ -27,6 +26,7 @@ from services.library.delivery import UrlMinter
 from services.library.editing import EditingService
 from services.library.gallery import GalleryService
 from services.library.review import ReviewService
+from tests.builders import build_services
 from tests.fakes import (
     InMemoryBlobStore,
     InMemoryEngagementStore,
@@ -136,7 +136,9 @@ async def world() -> tuple[Context, Counter[str], Graph, InMemoryMediaRepository
         urls=UrlMinter(Signer(), Counted(DictUrlCache(), calls, "urls"), ttl_s=300),
     )
     store: Any = Counted(engagement, calls, "engagement")
-    services = Services(
+    # The services a page reads through, counted; the rest as every test has them (tests/builders.py).
+    services = dataclasses.replace(
+        build_services(),
         uploads=UploadService(counted_repo, blobs, bus, UploadPolicy(("image/jpeg",), 1 << 20, 900, 3600)),
         gallery=gallery,
         editing=EditingService(counted_repo, bus),

@@ -16,14 +16,14 @@ def _recording() -> bool:
 def test_off_by_default() -> None:
     settings = make_settings("http://127.0.0.1:1", "redis://127.0.0.1:1/0")
     assert settings.otel_enabled is False
-    with tracing.session(settings):
+    with tracing.session(settings.tracing):
         assert not _recording()
 
 
 def test_on_when_enabled_and_off_after_the_last_session() -> None:
     settings = make_settings("http://127.0.0.1:1", "redis://127.0.0.1:1/0", otel_enabled=True)
-    with tracing.session(settings):
-        with tracing.session(settings):  # `dev`: the API and the worker in one process
+    with tracing.session(settings.tracing):
+        with tracing.session(settings.tracing):  # `dev`: the API and the worker in one process
             assert _recording()
         assert _recording()
     assert not _recording()
@@ -32,7 +32,7 @@ def test_on_when_enabled_and_off_after_the_last_session() -> None:
 def test_span_ids_are_x_ray_shaped() -> None:
     settings = make_settings("http://127.0.0.1:1", "redis://127.0.0.1:1/0", otel_enabled=True)
     exporter = InMemorySpanExporter()
-    tracing.enable(settings, exporter)
+    tracing.enable(settings.tracing, exporter)
     try:
         with tracing.tracer().start_as_current_span("probe"):
             pass

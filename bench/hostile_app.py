@@ -1,0 +1,61 @@
+"""The server of the hostile-input benchmark (bench/hostile.py): the real GraphQL view over the
+in-process repository of bench/media_app.py, with the shipped limits, the parse and validation
+caches off (every request pays the full parse and validation), real rate limits in Redis with a
+budget no client reaches (every document gets to validation), and /healthz."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+
+import uvicorn
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bench.harness import BENCH_SECRET
+from bench.media_app import _services, page_items
+from infra.identity.jwt import JwtTokenVerifier
+from infra.redis.rate_limit import FallbackRateLimiter, LocalRateLimiter, RedisRateLimiter
+from infra.roots.app import MediagraphGraphQL
+from infra.settings import Settings
+from schema import documents
+from services.access.rate_limits import Limit, RateLimitPolicy, RateLimitService
+from tests.fakes import InMemoryMediaRepository
+
+BUDGET = Limit(per_minute=10_000_000, burst=10_000_000)
+
+
+def build_app(redis_url: str) -> Starlette:
+    documents.caching = False
+    settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET, graphiql=False)
+    memory = InMemoryMediaRepository()
+    for media in page_items():
+        asyncio.run(memory.create(media))
+    limiter = FallbackRateLimiter(
+        RedisRateLimiter(Redis.from_url(redis_url), prefix=f"bench:{os.getpid()}:"), LocalRateLimiter()
+    )
+    services = dataclasses.replace(
+        _services(settings, memory),
+        rate_limits=RateLimitService(limiter, RateLimitPolicy(per_user=BUDGET, per_ip=BUDGET)),
+    )
+    view = MediagraphGraphQL(settings, services, JwtTokenVerifier(settings.tokens))
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[Route("/graphql", view, methods=["POST"]), Route("/healthz", healthz)])
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--redis-url", required=True)
+    args = parser.parse_args()
+    uvicorn.run(
+        build_app(args.redis_url), host="127.0.0.1", port=args.port, log_level="warning", access_log=False
+    )
