@@ -84,6 +84,12 @@ def _worker_env(settings: Settings, metrics_port: int) -> dict[str, str]:
     return {**_FAKE_AWS, **core_path_env(settings), "MEDIAGRAPH_WORKER_METRICS_PORT": str(metrics_port)}
 
 
+class UploadsLost(TimeoutError):
+    def __init__(self, keys: set[str]) -> None:
+        super().__init__(f"{len(keys)} uploads never completed: {sorted(keys)[:5]}")
+        self.keys = keys
+
+
 @dataclass
 class Completions:
     """COMPLETED events seen on a Redis channel, by key, with the time they arrived."""
@@ -97,7 +103,7 @@ class Completions:
             self.changed.clear()
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
-                raise TimeoutError(f"{len(keys - self.seen.keys())} uploads never completed")
+                raise UploadsLost(keys - self.seen.keys())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), remaining)
 
@@ -174,9 +180,14 @@ async def _ours(redis_url: str, photo: bytes, *, uploads: int, warmup: int, in_f
                 return ticket.media.id, time.perf_counter()
 
             with subprocess_server(args, metrics_port, env) as worker:
-                phase = await _drive(
-                    upload, completions, worker.pid, stack.moto_pid, uploads, warmup, in_flight
-                )
+                try:
+                    phase = await _drive(
+                        upload, completions, worker.pid, stack.moto_pid, uploads, warmup, in_flight
+                    )
+                except UploadsLost as lost:
+                    found = [await runtime.repo.get(media_id) for media_id in sorted(lost.keys)]
+                    states = [(m.id, m.status.value, m.reject_reason) if m else None for m in found]
+                    raise RuntimeError(f"uploads never completed: {states}") from lost
                 if in_flight == 1:
                     last = next(reversed(completions.seen))
                     listing = await runtime.clients.s3.list_objects_v2(
@@ -245,7 +256,8 @@ async def _drive(
             phase.latencies_s.append(completions.seen[key] - sent)
     else:
         started = await asyncio.gather(*(upload() for _ in range(in_flight)))
-        await completions.wait_for({key for key, _ in started})
+        # A bound for a machine under load, not a measurement.
+        await completions.wait_for({key for key, _ in started}, timeout=900)
         first = min(sent for _, sent in started)
         phase.rate = in_flight / (max(completions.seen[key] for key, _ in started) - first)
         phase.uploads = in_flight
@@ -273,6 +285,7 @@ async def run(redis_url: str, uploads: int = 30, in_flight: int = 50) -> dict[st
         figures["bare_moto_cpu_ms"] = round(bare.moto_cpu_ms, 1)
         figures["variant_bytes"] = ours.variant_bytes
         result[name] = figures
+        _print_photo(name, figures)
     ours = await _ours(redis_url, photos["1080"], uploads=in_flight, warmup=3, in_flight=in_flight)
     bare = await _bare(redis_url, photos["1080"], uploads=in_flight, warmup=3, in_flight=in_flight)
     result["throughput"] = {
@@ -287,6 +300,18 @@ async def run(redis_url: str, uploads: int = 30, in_flight: int = 50) -> dict[st
     return result
 
 
+def _print_photo(name: str, f: dict[str, Any]) -> None:
+    print(
+        f"  {name} ({f['photo_bytes'] / 1e6:.2f} MB): p50 {f['p50_ms']} ms "
+        f"(bare {f['bare_p50_ms']}, ratio {f['p50_ratio']}); "
+        f"p99 {f['p99_ms']} ms (bare {f['bare_p99_ms']}, ratio {f['p99_ratio']})\n"
+        f"    CPU per photo: worker {f['worker_cpu_ms']} ms, bare {f['bare_cpu_ms']} ms; "
+        f"moto {f['moto_cpu_ms']} ms (bare's moto {f['bare_moto_cpu_ms']} ms); "
+        f"variants {f['variant_bytes']}",
+        flush=True,
+    )
+
+
 async def section(redis_url: str) -> dict[str, Any]:
     uploads = int(os.environ.get("BENCH_PIPELINE_UPLOADS", "30"))
     print(
@@ -295,17 +320,6 @@ async def section(redis_url: str) -> dict[str, Any]:
         flush=True,
     )
     result = await run(redis_url, uploads=uploads)
-    for name in SIZES:
-        f = result[name]
-        print(
-            f"  {name} ({f['photo_bytes'] / 1e6:.2f} MB): p50 {f['p50_ms']} ms "
-            f"(bare {f['bare_p50_ms']}, ratio {f['p50_ratio']}); "
-            f"p99 {f['p99_ms']} ms (bare {f['bare_p99_ms']}, ratio {f['p99_ratio']})\n"
-            f"    CPU per photo: worker {f['worker_cpu_ms']} ms, bare {f['bare_cpu_ms']} ms; "
-            f"moto {f['moto_cpu_ms']} ms (bare's moto {f['bare_moto_cpu_ms']} ms); "
-            f"variants {f['variant_bytes']}",
-            flush=True,
-        )
     t = result["throughput"]
     print(
         f"  50 in flight (1080): {t['uploads_per_s']} uploads/s (bare {t['bare_uploads_per_s']}, "

@@ -222,9 +222,10 @@ class DynamoMediaRepository:
             items.append({"Delete": {"TableName": self._table, "Key": key}})
         for tag in set(media.tags) - set(previous.tags):
             items.append({"Put": {"TableName": self._table, "Item": _tag_item(media, tag)}})
-        items += self._count_updates(
-            media.owner_id, Counter({media.status: 1, previous.status: -1}), _held(media) - _held(previous)
-        )
+        moved: Counter[MediaStatus] = Counter()
+        if previous.status is not media.status:
+            moved.update({media.status: 1, previous.status: -1})
+        items += self._count_updates(media.owner_id, moved, _held(media) - _held(previous))
         items += [outbox_put(self._table, event) for event in events]
         await self._transact(items, f"media {media.id} changed meanwhile")
 

@@ -13,6 +13,7 @@ the job go on (None) or ends it with a Verdict (REJECTED or QUARANTINED). Order 
     moderation  labels noted; the verdict waits for the end   (variants exist when released)
     derive      the variants stored (videos: poster frame first), all at once
     duplicates  the closest earlier look-alike of the same owner → duplicate_of
+                (the owner's hashes are read beside the decode: Prefetching)
     review gate moderation labels → QUARANTINED
 
 Malware runs before the type rules: an infected file is kept for review whatever it claims
@@ -23,9 +24,9 @@ media id, so a redelivery after a crash writes the same objects again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from services.core.media import Media, MediaStatus, Variant
 from services.core.ports import BlobStore, ListFilter, MediaRepository
@@ -62,6 +63,8 @@ class Job:
     variants: tuple[Variant, ...] = ()
     duplicate_of: str | None = None
     labels: tuple[str, ...] = field(default=())
+    # Reads that steps started at the job's start (Prefetching), by step name.
+    prefetched: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
 
 
 class Step(Protocol):
@@ -70,6 +73,16 @@ class Step(Protocol):
     async def run(self, job: Job) -> Verdict | None:
         """None to go on; a Verdict ends the job. Raises MediaRefused (→ REJECTED) or anything
         else for a transient failure (the message is retried)."""
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """A step whose reads do not depend on the steps before it: the service starts them when
+    the job starts, beside the decode, and the step awaits `job.prefetched[name]`."""
+
+    name: str
+
+    def prefetch(self, job: Job) -> Awaitable[Any]: ...
 
 
 def _is_image(media: Media) -> bool:
@@ -200,26 +213,36 @@ class DuplicateStep:
         self._max_distance = max_distance
         self._scan_limit = scan_limit
 
-    async def run(self, job: Job) -> Verdict | None:
-        if job.derived is None:
-            return None
-        phash = job.derived.phash
-        best: tuple[int, str] | None = None
+    def prefetch(self, job: Job) -> Awaitable[list[tuple[str, str]]]:
+        """The owner's earlier hashes do not depend on this upload's pixels: read while it decodes."""
+        return self._hashes(job.media)
+
+    async def _hashes(self, media: Media) -> list[tuple[str, str]]:
+        """(id, dHash) of the owner's COMPLETED media, up to the scan limit."""
+        hashes: list[tuple[str, str]] = []
         after: str | None = None
         seen = 0
         while seen < self._scan_limit:
             page = await self._repo.list_by_owner(
-                job.media.owner_id, limit=100, after=after, filter=ListFilter(status=MediaStatus.COMPLETED)
+                media.owner_id, limit=100, after=after, filter=ListFilter(status=MediaStatus.COMPLETED)
             )
-            for other in page.items:
-                if other.id != job.media.id and other.phash:
-                    distance = hamming(phash, other.phash)
-                    if distance <= self._max_distance and (best is None or distance < best[0]):
-                        best = (distance, other.id)
+            hashes += [(o.id, o.phash) for o in page.items if o.id != media.id and o.phash]
             seen += len(page.items)
             if not page.has_more or not page.items:
                 break
             after = self._repo.position_of(page.items[-1])
+        return hashes
+
+    async def run(self, job: Job) -> Verdict | None:
+        if job.derived is None:
+            return None
+        fetched = job.prefetched.get(self.name)
+        hashes: list[tuple[str, str]] = await (fetched if fetched is not None else self._hashes(job.media))
+        best: tuple[int, str] | None = None
+        for other_id, other_phash in hashes:
+            distance = hamming(job.derived.phash, other_phash)
+            if distance <= self._max_distance and (best is None or distance < best[0]):
+                best = (distance, other_id)
         job.duplicate_of = best[1] if best else None
         return None
 

@@ -41,7 +41,7 @@ from services.core.media import TERMINAL, Media, MediaStatus, utcnow
 from services.core.ports import BlobStore, EventBus, MediaRepository, NoTelemetry, Telemetry
 from services.ingest.inspection import MediaRefused
 from services.ingest.notifications import Notifier
-from services.ingest.pipeline import Job, Step, Verdict
+from services.ingest.pipeline import Job, Prefetching, Step, Verdict
 from services.ingest.uploads import media_id_from_key, object_key_for
 from services.ingest.verification import DEFAULT_CHECKS, Check
 
@@ -300,6 +300,18 @@ class ProcessingService:
         return media.transition(verdict.status, now, reject_reason=verdict.reason)
 
     async def _run_steps(self, job: Job) -> Verdict | None:
+        for step in self._steps:
+            if isinstance(step, Prefetching):
+                job.prefetched[step.name] = asyncio.ensure_future(step.prefetch(job))
+        try:
+            return await self._each_step(job)
+        finally:
+            # Reads a verdict made useless: stopped (their errors were not the job's).
+            for fetched in job.prefetched.values():
+                fetched.cancel()
+            await asyncio.gather(*job.prefetched.values(), return_exceptions=True)
+
+    async def _each_step(self, job: Job) -> Verdict | None:
         for step in self._steps:
             try:
                 verdict = await step.run(job)

@@ -7,15 +7,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from infra.media.images import VipsImageProcessor
 from services.core.events import MediaEvent, MediaEventType
 from services.core.media import Media, MediaStatus, utcnow
+from services.core.ports import Page
+from services.ingest.inspection import Derived
 from services.ingest.processing import ObjectCreated, Outcome, ProcessingService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
-from tests.media_files import jpeg_bytes, png_bytes
-from tests.pipeline import real_steps
+from tests.media_files import jpeg_bytes, photo, png_bytes, resized
+from tests.pipeline import TEST_MAX_PIXELS, real_steps
 
 
 @dataclass
@@ -377,3 +381,41 @@ async def test_an_object_replaced_after_completion_is_taken_out_of_view(env: Env
         == "object replaced after verification: checksum mismatch: the bytes are not the ones declared"
     )
     assert env.events() == [(MediaEventType.COMPLETED, media.id), (MediaEventType.QUARANTINED, media.id)]
+
+
+async def test_the_owners_hashes_are_read_while_the_image_decodes() -> None:
+    listed = asyncio.Event()
+
+    class Repo(InMemoryMediaRepository):
+        async def list_by_owner(self, *args: Any, **kwargs: Any) -> Page:
+            listed.set()
+            return await super().list_by_owner(*args, **kwargs)
+
+    class DecodeAfterTheRead:
+        def __init__(self) -> None:
+            self.inner = VipsImageProcessor(max_pixels=TEST_MAX_PIXELS)
+
+        async def derive(self, path: str, workdir: str) -> Derived:
+            # Only a read started beside the decode can set this; a bound, not a measurement.
+            await asyncio.wait_for(listed.wait(), 10)
+            return await self.inner.derive(path, workdir)
+
+    repo, blobs = Repo(), InMemoryBlobStore()
+    steps = real_steps(repo, blobs, images=DecodeAfterTheRead())  # type: ignore[arg-type]
+    service = ProcessingService(
+        repo, blobs, InMemoryEventBus(repo.outbox), upload_prefix="uploads/", steps=steps
+    )
+    earlier = make_media(photo(seed=1), content_type="image/jpeg")
+    await repo.create(earlier)
+    blobs.put(earlier.object_key, photo(seed=1), "image/jpeg")
+    listed.set()
+    assert await service.handle(notice(earlier)) is Outcome.COMPLETED
+    listed.clear()
+    data = resized(photo(seed=1), 0.5)
+    media = make_media(data, content_type="image/jpeg")
+    await repo.create(media)
+    blobs.put(media.object_key, data, "image/jpeg")
+
+    assert await service.handle(notice(media)) is Outcome.COMPLETED
+
+    assert (await repo.get(media.id)).duplicate_of == earlier.id  # type: ignore[union-attr]
