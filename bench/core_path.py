@@ -58,6 +58,9 @@ def _env(settings: Settings) -> dict[str, str]:
         # A thousand sockets of one bench user from one address: the limits are for the internet.
         "MEDIAGRAPH_WS_MAX_CONNECTIONS_PER_USER": "5000",
         "MEDIAGRAPH_WS_MAX_CONNECTIONS_PER_ADDRESS": "5000",
+        # No metrics listeners: several servers run at once, and fixed ports would collide.
+        "MEDIAGRAPH_METRICS_PORT": "0",
+        "MEDIAGRAPH_WORKER_METRICS_PORT": "0",
         "AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
     }
 

@@ -51,6 +51,7 @@ def _env(endpoint: str, redis_url: str, name: str) -> dict[str, str]:
         "MEDIAGRAPH_JWT_SECRET": BENCH_SECRET,  # set: `mediagraph dev` writes no .env then
         "MEDIAGRAPH_LOG_LEVEL": "WARNING",
         "MEDIAGRAPH_RATE_LIMIT_ENABLED": "false",
+        "MEDIAGRAPH_METRICS_PORT": "0",  # a fixed port could collide with another server's
         **_FAKE_AWS,
     }
 

@@ -142,7 +142,8 @@ class MediaRepository(Protocol):
         """Everyone's COMPLETED media of one visibility, newest first."""
 
     async def count_by_status(self, owner_id: str) -> dict[MediaStatus, int]:
-        """Exact per-status counts of the owner's media, kept by every write."""
+        """Exact per-status counts of the owner's media, kept by every write; a status the owner
+        has none of is absent."""
 
     async def oldest_with_status(self, status: MediaStatus, *, limit: int) -> list[Media]:
         """Oldest first: what the sweeper walks."""

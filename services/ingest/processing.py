@@ -134,7 +134,7 @@ class ProcessingService:
             return Outcome.IGNORED
         # The request that created the upload: S3 events carry none, the record does.
         self._telemetry.annotate(media_id=media_id, request_id=media.request_id)
-        with self._telemetry.step("announce"):
+        with self._telemetry.step("outbox"):
             # Events of earlier writes that did not go out (Redis was down, a worker died): now,
             # and before anything this notice announces.
             await self._bus.deliver_pending(media_id)
@@ -269,8 +269,7 @@ class ProcessingService:
         directory is removed here if this fails or is cancelled, else by whoever takes it."""
         workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="mg-job-", dir=self._workdir)
         try:
-            with self._telemetry.step("download"):
-                return workdir, await self._spool(media, os.path.join(workdir, "upload"))
+            return workdir, await self._spool(media, os.path.join(workdir, "upload"))
         except BaseException:
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, workdir, True))
             raise

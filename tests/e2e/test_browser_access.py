@@ -190,6 +190,7 @@ async def test_mediagraph_serve_never_offers_sign_in_whatever_the_environment(
         "MEDIAGRAPH_REDIS_URL": settings.redis_url,
         "MEDIAGRAPH_REDIS_PREFIX": settings.redis_prefix,
         "MEDIAGRAPH_JWT_SECRET": settings.jwt_secret.get_secret_value() if settings.jwt_secret else "",
+        "MEDIAGRAPH_METRICS_PORT": "0",  # another test run on this machine may hold the default port
     }
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("mediagraph")), "serve", "--port", str(port)],

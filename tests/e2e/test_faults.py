@@ -57,13 +57,17 @@ def redis_server() -> Iterator[RedisProcess]:
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_server: RedisProcess) -> Iterator[Settings]:
-    # The relay's idle pace shortened (the behaviour is the same at 2 s, only slower).
-    yield from isolated_settings(moto_endpoint, redis_server.url, outbox_relay_interval_s=0.5)
+    # The relay's idle pace shortened (the behaviour is the same at 2 s, only slower). The
+    # visibility timeout 10 s, not the other tests' 1 s: the heartbeat renews it every 3.3 s,
+    # which a loaded test machine keeps up with; a crash would cost 10 s.
+    yield from isolated_settings(
+        moto_endpoint, redis_server.url, outbox_relay_interval_s=0.5, queue_visibility_timeout_s=10
+    )
 
 
 @pytest.fixture
 async def workers(runtime: Runtime, resources: Resources) -> AsyncIterator[list[SqsWorker]]:
-    """Two workers as deployed: a held message renews its visibility (1 s in these tests)."""
+    """Two workers as deployed: a message in hand renews its visibility."""
     started = [
         SqsWorker(
             runtime.clients.sqs,

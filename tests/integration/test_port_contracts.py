@@ -220,6 +220,58 @@ async def test_repository_lists_a_tag_across_owners(repo: MediaRepository) -> No
     assert [m.id for m in page.items] == [newer.id, older.id] and not page.has_more
 
 
+async def test_repository_lists_completed_media_by_visibility_newest_first(repo: MediaRepository) -> None:
+    owner = unique("owner")
+    made = {
+        name: media_of(owner, seconds_ago=age, status=MediaStatus.COMPLETED, visibility=visibility)
+        for name, age, visibility in (
+            ("old", 30, Visibility.PUBLIC),
+            ("new", 10, Visibility.PUBLIC),
+            ("private", 20, Visibility.PRIVATE),
+        )
+    }
+    made["pending"] = media_of(owner, visibility=Visibility.PUBLIC)
+    for media in made.values():
+        await repo.create(media)
+    page = await repo.list_completed(Visibility.PUBLIC, limit=1000, after=None)
+    mine = [m.id for m in page.items if m.owner_id == owner]  # the world is shared: others' too
+    assert mine == [made["new"].id, made["old"].id]
+    private = await repo.list_completed(Visibility.PRIVATE, limit=1000, after=None)
+    assert [m.id for m in private.items if m.owner_id == owner] == [made["private"].id]
+
+
+async def test_repository_gives_deleted_media_in_purge_order(repo: MediaRepository) -> None:
+    owner = unique("owner")
+    now = utcnow()
+    due = {}
+    for name, days in (("later", 3), ("sooner", 1), ("latest", 5)):
+        media = media_of(owner, status=MediaStatus.COMPLETED)
+        await repo.create(media)
+        deleted = media.soft_delete(now, owner, now - timedelta(days=100 - days))
+        await repo.save(deleted, expected_version=media.version, previous=media)
+        due[name] = deleted
+    oldest = await repo.oldest_with_status(MediaStatus.DELETED, limit=1000)
+    assert [m.id for m in oldest if m.owner_id == owner] == [due[n].id for n in ("sooner", "later", "latest")]
+    assert await repo.count_by_status(owner) == {MediaStatus.DELETED: 3}
+
+
+async def test_repository_scan_pages_through_every_record_once(repo: MediaRepository) -> None:
+    owner = unique("owner")
+    made = [media_of(owner) for _ in range(5)]
+    for media in made:
+        await repo.create(media)
+    seen: list[str] = []
+    after: str | None = None
+    while True:
+        page = await repo.scan(limit=3, after=after)
+        seen += [m.id for m in page.items]
+        if not page.has_more:
+            break
+        after = page.last_position
+    assert sorted(i for i in seen if i in {m.id for m in made}) == sorted(m.id for m in made)
+    assert len(seen) == len(set(seen))
+
+
 # AuditLog -------------------------------------------------------------------------------------------
 
 
