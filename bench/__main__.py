@@ -21,6 +21,7 @@ SECTIONS = [
     "realtime",
     "frontend",
     "pipeline",
+    "faults",
     "hostile",
 ]
 

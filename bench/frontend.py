@@ -31,7 +31,7 @@ STATUS = "subscription($id: ID!) { mediaStatus(id: $id) { type media { status ur
 # compete with the script baseline for the GIL and slow it.
 _MOTO = (
     "import threading, sys\n"
-    "from infra.embedded import moto_server\n"
+    "from infra.aws.embedded import moto_server\n"
     "with moto_server(int(sys.argv[1])):\n"
     "    threading.Event().wait()\n"
 )

@@ -42,7 +42,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from infra.aws import dynamo_keys as keys
 from infra.aws.dynamo_paging import read_all
@@ -55,7 +55,7 @@ log = logging.getLogger("mediagraph.outbox")
 SHARDS = 4  # partitions the outbox spreads over: writes to one partition are capped by DynamoDB
 KEEP_S = 7 * 24 * 3600  # an event not delivered in a week is dropped by DynamoDB's TTL
 _BATCH = 25  # BatchWriteItem's limit
-_UNREACHABLE = (RedisError, OSError, asyncio.TimeoutError)
+_UNREACHABLE = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 
 def _partition(media_id: str) -> str:

@@ -36,7 +36,7 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from opentelemetry.trace import SpanKind
-from redis.exceptions import BusyLoadingError
+from redis.exceptions import BusyLoadingError, ClusterError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -78,6 +78,8 @@ def is_transient(exc: BaseException) -> bool:
             RedisConnectionError
             | RedisTimeoutError
             | BusyLoadingError
+            | ClusterError
+            | RedisClusterException
             | BotoConnectionError
             | HTTPClientError
             | ConnectionError
@@ -326,7 +328,13 @@ class SqsWorker:
                 return
             finally:
                 metrics.WORKER_DURATION.observe(time.perf_counter() - started)
-            await self._client.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
+            try:
+                await self._client.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
+            except ClientError as exc:
+                # Its visibility lapsed and another receive holds it now (SQS gives that one a new
+                # handle): that receive finds the work done and deletes it.
+                log.warning("processed message not deleted", extra={"error": repr(exc)})
+                return
             metrics.WORKER_MESSAGES.labels(result="deleted").inc()
 
     async def _release(self, receipt: str) -> None:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import UTC, datetime
+
+from redis.exceptions import RedisError
 
 from infra.observability.metrics import record_cache
 from infra.redis.client import RedisClient
 from infra.redis.keys import VIEW_BUCKETS, RedisKeys
 from services.core.ports import CachedUrl
+
+log = logging.getLogger("mediagraph.cache")
 
 # Dedupe the viewer within the window, count, and log (bounded): one atomic step. The three keys
 # share the slot of the media's view bucket (infra/redis/keys.py).
@@ -41,7 +46,23 @@ class RedisUrlCache:
         self._redis = redis
         self._keys = RedisKeys(prefix)
 
+    # Best effort: while Redis is unreachable every lookup misses (URLs are signed afresh) and
+    # nothing is stored. A URL is valid until it expires whether cached or not, so a missed
+    # forget_owner leaves nothing usable longer than url_ttl_s.
     async def get_many(self, entries: list[tuple[str, str]]) -> list[CachedUrl | None]:
+        try:
+            return await self._get_many(entries)
+        except (RedisError, OSError) as exc:
+            log.warning("url cache unreachable; signing afresh", extra={"error": repr(exc)})
+            return [None] * len(entries)
+
+    async def put_many(self, entries: list[tuple[str, str, CachedUrl]]) -> None:
+        try:
+            await self._put_many(entries)
+        except (RedisError, OSError) as exc:
+            log.warning("urls not cached", extra={"error": repr(exc)})
+
+    async def _get_many(self, entries: list[tuple[str, str]]) -> list[CachedUrl | None]:
         # Pipelines of single-key commands (no MGET): each key may live on another cluster node.
         generations = await self._generations({owner_id for owner_id, _ in entries})
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -58,7 +79,7 @@ class RedisUrlCache:
             found.append(CachedUrl(data["url"], datetime.fromisoformat(data["expires_at"])))
         return found
 
-    async def put_many(self, entries: list[tuple[str, str, CachedUrl]]) -> None:
+    async def _put_many(self, entries: list[tuple[str, str, CachedUrl]]) -> None:
         generations = await self._generations({owner_id for owner_id, _, _ in entries})
         now = datetime.now(UTC)
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -83,7 +104,10 @@ class RedisUrlCache:
         return self._keys.url(owner_id, generation, key)
 
     async def forget_owner(self, owner_id: str) -> None:
-        await self._redis.incr(self._keys.url_generation(owner_id))
+        try:
+            await self._redis.incr(self._keys.url_generation(owner_id))
+        except (RedisError, OSError) as exc:
+            log.warning("cached urls not forgotten; they expire with the urls", extra={"error": repr(exc)})
 
 
 class RedisViewRecorder:

@@ -134,7 +134,7 @@ class ProcessingService:
             return Outcome.IGNORED
         # The request that created the upload: S3 events carry none, the record does.
         self._telemetry.annotate(media_id=media_id, request_id=media.request_id)
-        with self._telemetry.step("announce"):
+        with self._telemetry.step("outbox"):
             # Events of earlier writes that did not go out (Redis was down, a worker died): now,
             # and before anything this notice announces.
             await self._bus.deliver_pending(media_id)
