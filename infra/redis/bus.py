@@ -457,8 +457,10 @@ class RedisEventBus:
                     log.warning("redis pub/sub connection lost; retrying", extra={"error": str(exc)})
                 self._connected = False
                 # Replies to SUBSCRIBEs sent on the lost connection never come; the reconnect
-                # resubscribes every channel and those replies confirm whoever still waits.
-                self._unconfirmed.clear()
+                # resubscribes every channel redis-py holds and those replies confirm whoever
+                # still waits. One reply per held channel is therefore expected: counted here,
+                # it is not taken later for a sign that a newer subscription missed events.
+                self._unconfirmed = self._held_after_reconnect()
                 self._broadcast(_INTERRUPTED)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -473,6 +475,18 @@ class RedisEventBus:
                 self._dispatch(user_id, _text(message["data"]))
             elif kind in ("subscribe", "ssubscribe"):
                 self._confirm(user_id)
+
+    def _held_after_reconnect(self) -> dict[str, int]:
+        """The users whose channel redis-py resubscribes on its next connection (single node;
+        on a cluster each node reconnects on its own, so nothing is assumed there)."""
+        if self._sharded or self._pubsub is None:
+            return {}
+        held: dict[str, int] = {}
+        for channel in list(self._pubsub.channels):
+            user_id = self._keys.user_of_channel(_text(channel))
+            if user_id is not None:
+                held[user_id] = 1
+        return held
 
     def _confirm(self, user_id: str) -> None:
         left = self._unconfirmed.get(user_id, 0) - 1
