@@ -31,6 +31,7 @@ from infra.observability.metrics import metrics_listener
 from infra.roots.runtime import Runtime, open_runtime
 from infra.settings import Settings
 from tests.redis_cluster import private_redis_cluster
+from tests.redis_process import RedisProcess
 from tests.servers import serving
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -242,3 +243,28 @@ def token(settings: Settings) -> Callable[..., str]:
         return issue_dev_token(settings.tokens, user, **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    """A redis-server of the test's own on a free port, for tests that stop, wipe or restart
+    Redis: the shared one is never touched."""
+    process = RedisProcess()
+    process.start()
+    yield process
+    process.close()
+
+
+PART = 5 * 1024 * 1024  # S3's minimum part size: here also the multipart threshold
+
+
+def multipart_settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
+    """Isolated settings where a file above one 5 MiB part goes multipart (the JS client's and the
+    browser's tests); module fixtures `yield from` it."""
+    yield from isolated_settings(
+        moto_endpoint,
+        redis_url,
+        max_upload_bytes=64 * 1024 * 1024,
+        multipart_threshold_bytes=PART,
+        multipart_part_bytes=PART,
+    )

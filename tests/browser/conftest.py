@@ -10,22 +10,14 @@ from selenium import webdriver
 from infra.aws.resources import Resources
 from infra.settings import Settings
 from tests.browser.chrome import start_chromium, static_site
-from tests.conftest import isolated_settings
+from tests.conftest import multipart_settings
 from tests.node import WEB, run_npm
 from tests.servers import serving
-
-PART = 5 * 1024 * 1024  # S3's minimum part size, here also the multipart threshold
 
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
-    yield from isolated_settings(
-        moto_endpoint,
-        redis_url,
-        max_upload_bytes=64 * 1024 * 1024,
-        multipart_threshold_bytes=PART,
-        multipart_part_bytes=PART,
-    )
+    yield from multipart_settings(moto_endpoint, redis_url)
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from infra.aws.sqs_worker import SqsWorker
 from tests.browser.chrome import severe_console_messages, wait_until
-from tests.browser.conftest import PART
 from tests.client import create_upload
+from tests.conftest import PART
 from tests.media_files import _encode, _noise, photo
 
 pytestmark = pytest.mark.e2e

@@ -13,25 +13,17 @@ import pytest
 from infra.aws.resources import Resources
 from infra.aws.sqs_worker import SqsWorker
 from infra.settings import Settings
-from tests.conftest import isolated_settings
+from tests.conftest import PART, multipart_settings
 from tests.media_files import photo
 from tests.node import CLIENT, run_npm, run_npm_async
 from tests.servers import serving
 
 pytestmark = pytest.mark.e2e
 
-PART = 5 * 1024 * 1024  # S3's minimum part size: the smallest multipart upload has two parts
-
 
 @pytest.fixture
 def settings(moto_endpoint: str, redis_url: str) -> Iterator[Settings]:
-    yield from isolated_settings(
-        moto_endpoint,
-        redis_url,
-        max_upload_bytes=64 * 1024 * 1024,
-        multipart_threshold_bytes=PART,
-        multipart_part_bytes=PART,
-    )
+    yield from multipart_settings(moto_endpoint, redis_url)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ on a free port: the shared one is never restarted."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -20,20 +20,12 @@ EVENTS = "subscription($since: String) { mediaEvents(since: $since) { eventId ty
 
 
 @pytest.fixture
-def private_redis_server() -> Iterator[RedisProcess]:
-    server = RedisProcess()
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def settings(moto_endpoint: str, private_redis_server: RedisProcess) -> Settings:
-    return make_settings(moto_endpoint, private_redis_server.url)
+def settings(moto_endpoint: str, own_redis: RedisProcess) -> Settings:
+    return make_settings(moto_endpoint, own_redis.url)
 
 
 async def test_subscriptions_survive_a_redis_restart(
-    api: str, token: Callable[..., str], private_redis_server: RedisProcess
+    api: str, token: Callable[..., str], own_redis: RedisProcess
 ) -> None:
     alice = token("alice")
     async with WsClient(api, alice) as ws:
@@ -44,8 +36,8 @@ async def test_subscriptions_survive_a_redis_restart(
         assert first["type"] == "next" and "errors" not in first["payload"], first
         last_event = first["payload"]["data"]["mediaEvents"]["eventId"]
 
-        private_redis_server.stop()
-        private_redis_server.start()
+        own_redis.stop()
+        own_redis.start()
 
         # The subscription is told to resume (it may have missed events), then completes.
         interrupted = await ws.receive()

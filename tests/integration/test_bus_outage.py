@@ -7,7 +7,7 @@ back, with no restart of the process. A Redis that lost its data is detected by 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -24,16 +24,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def server() -> Iterator[RedisProcess]:
-    process = RedisProcess()
-    process.start()
-    yield process
-    process.close()
-
-
-@pytest.fixture
-async def bus(server: RedisProcess) -> AsyncIterator[RedisEventBus]:
-    redis = Redis.from_url(server.url, socket_connect_timeout=1, socket_timeout=2)
+async def bus(own_redis: RedisProcess) -> AsyncIterator[RedisEventBus]:
+    redis = Redis.from_url(own_redis.url, socket_connect_timeout=1, socket_timeout=2)
     bus = RedisEventBus(redis, prefix="outage:")
     await bus.start()
     yield bus
@@ -55,10 +47,10 @@ async def _eventually(check: object, *, within_s: float = 15.0) -> None:
 
 
 async def test_subscribing_during_an_outage_fails_fast_and_recovers_after_it(
-    bus: RedisEventBus, server: RedisProcess
+    bus: RedisEventBus, own_redis: RedisProcess
 ) -> None:
     await bus.ping()
-    server.stop()
+    own_redis.stop()
 
     async def unready() -> None:
         with pytest.raises((RedisError, OSError)):
@@ -75,7 +67,7 @@ async def test_subscribing_during_an_outage_fails_fast_and_recovers_after_it(
         assert asyncio.get_running_loop().time() - started < 5  # never the old 10 s wait
     assert bus.local_subscribers == 0
 
-    server.start()
+    own_redis.start()
     await _eventually(bus.ping)
 
     async def subscribe_and_receive() -> None:
@@ -92,7 +84,7 @@ async def test_subscribing_during_an_outage_fails_fast_and_recovers_after_it(
 
 
 async def test_a_since_from_before_redis_lost_its_data_expires(
-    bus: RedisEventBus, server: RedisProcess
+    bus: RedisEventBus, own_redis: RedisProcess
 ) -> None:
     media = make_media(b"x", owner_id="alice", status=MediaStatus.PROCESSING)
     old = await bus.publish(MediaEvent(MediaEventType.PROCESSING, media, datetime.now(UTC)))
@@ -101,7 +93,7 @@ async def test_a_since_from_before_redis_lost_its_data_expires(
     async with bus.subscribe("alice", since=old) as sub:
         assert sub.backlog == []
 
-    server.wipe()  # all data lost, as a restart without persistence
+    own_redis.wipe()  # all data lost, as a restart without persistence
     with pytest.raises(EventsExpired):
         async with bus.subscribe("alice", since=old):
             pass

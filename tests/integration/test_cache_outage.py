@@ -1,6 +1,6 @@
 """Caches are best effort: with Redis down after the record is written, createUpload with an
 idempotency key never releases the key, so its retry gets the same media (one record, one quota
-slot); listings read DynamoDB meanwhile. A private redis-server: the shared one is never stopped."""
+slot); listings read DynamoDB meanwhile. A private redis-own_redis: the shared one is never stopped."""
 
 from __future__ import annotations
 
@@ -26,16 +26,8 @@ ALICE = Principal(user_id="alice")
 
 
 @pytest.fixture
-def server() -> Iterator[RedisProcess]:
-    process = RedisProcess()
-    process.start()
-    yield process
-    process.close()
-
-
-@pytest.fixture
-def settings(moto_endpoint: str, server: RedisProcess) -> Iterator[Settings]:
-    yield from isolated_settings(moto_endpoint, server.url)
+def settings(moto_endpoint: str, own_redis: RedisProcess) -> Iterator[Settings]:
+    yield from isolated_settings(moto_endpoint, own_redis.url)
 
 
 @pytest.fixture
@@ -45,7 +37,7 @@ async def runtime(settings: Settings, resources: Resources) -> AsyncIterator[Run
 
 
 async def test_a_cache_failure_after_the_write_keeps_the_idempotency_key(
-    runtime: Runtime, server: RedisProcess
+    runtime: Runtime, own_redis: RedisProcess
 ) -> None:
     request = UploadRequest(
         filename="a.jpg",
@@ -55,14 +47,14 @@ async def test_a_cache_failure_after_the_write_keeps_the_idempotency_key(
         idempotency_key="retry-across-outage-1",
     )
     uploads = runtime.services.uploads
-    server.stop()
+    own_redis.stop()
     first_id = None
     with contextlib.suppress(RedisError, OSError):
         first_id = (await uploads.create_upload(ALICE, request)).media.id
     # Listings do not need the cache.
     page = await runtime.repo.list_by_owner("alice", limit=10, after=None, filter=ListFilter())
     assert len(page.items) == 1
-    server.start()
+    own_redis.start()
     retried = await uploads.create_upload(ALICE, request)
     assert retried.replayed
     assert first_id in (None, retried.media.id)

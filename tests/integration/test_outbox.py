@@ -28,16 +28,8 @@ ALICE = Principal(user_id="alice")
 
 
 @pytest.fixture
-def server() -> Iterator[RedisProcess]:
-    process = RedisProcess()
-    process.start()
-    yield process
-    process.close()
-
-
-@pytest.fixture
-def settings(moto_endpoint: str, server: RedisProcess) -> Iterator[Settings]:
-    yield from isolated_settings(moto_endpoint, server.url, outbox_relay_interval_s=0.5)
+def settings(moto_endpoint: str, own_redis: RedisProcess) -> Iterator[Settings]:
+    yield from isolated_settings(moto_endpoint, own_redis.url, outbox_relay_interval_s=0.5)
 
 
 @pytest.fixture
@@ -79,11 +71,11 @@ async def _outbox_empty(runtime: Runtime) -> bool:
 
 
 async def test_a_change_committed_while_redis_is_down_is_announced_once_when_it_is_back(
-    runtime: Runtime, server: RedisProcess
+    runtime: Runtime, own_redis: RedisProcess
 ) -> None:
-    server.stop()
+    own_redis.stop()
     ticket = await runtime.uploads.create_upload(ALICE, _request("outage-create-0001"))  # no error
-    server.start()
+    own_redis.start()
 
     async def announced() -> bool:
         return await _stream(runtime, "alice") == [("CREATED", ticket.media.id)]
@@ -98,13 +90,13 @@ async def test_a_change_committed_while_redis_is_down_is_announced_once_when_it_
 
 
 async def test_an_idempotent_retry_publishes_what_its_first_request_could_not(
-    resources: Resources, server: RedisProcess, settings: Settings
+    resources: Resources, own_redis: RedisProcess, settings: Settings
 ) -> None:
     # No relay runs: only the retry can publish.
     async with open_runtime(settings, listen=False, relay=False) as runtime:
-        server.stop()
+        own_redis.stop()
         first = await runtime.uploads.create_upload(ALICE, _request("retry-publishes-01"))
-        server.start()
+        own_redis.start()
         assert await _stream(runtime, "alice") == []
         retried = await runtime.uploads.create_upload(ALICE, _request("retry-publishes-01"))
         assert retried.media.id == first.media.id
