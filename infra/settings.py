@@ -168,6 +168,11 @@ class Settings(BaseSettings):
     http_max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=16 * 1024 * 1024)
     http_max_headers: int = Field(default=100, ge=10, le=10_000)
     http_read_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    # Worker processes that parse and validate the documents the caches do not know, off the
+    # event loop (schema/document_workers.py). Unset: two in the production profile (one on a
+    # single core), none in development (the work stays in the API process, large documents in a
+    # thread). 0: none.
+    document_workers: int | None = Field(default=None, ge=0, le=32)
 
     # Listing pages cached in Redis (invalidated by every write; the TTL only bounds memory).
     page_cache_ttl_s: int = Field(default=60, ge=1, le=3600)
@@ -439,6 +444,12 @@ class Settings(BaseSettings):
     @property
     def effective_image_threads(self) -> int:
         return self.worker_image_threads or self.worker_cores
+
+    @property
+    def effective_document_workers(self) -> int:
+        if self.document_workers is not None:
+            return self.document_workers
+        return min(2, self.worker_cores) if self.is_production else 0
 
     @property
     def is_production(self) -> bool:
