@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         default=False,
         validation_alias=AliasChoices("MEDIAGRAPH_REDIS_CLUSTER", "REDIS_CLUSTER"),
     )
+    # Connections this process opens to Redis (per node on a cluster). A command that finds
+    # them all busy waits up to redis_pool_timeout_s for one to come free (one node) instead of
+    # failing at once, so a burst of requests queues rather than erroring.
+    redis_max_connections: int = Field(default=64, ge=4, le=10_000)
+    redis_pool_timeout_s: float = Field(default=2.0, gt=0, le=60)
 
     # Tokens. Development: HS256 with a shared secret. Production: RS256/ES256 from a JWKS URL.
     jwt_issuer: str = "mediagraph"
@@ -384,7 +389,13 @@ class Settings(BaseSettings):
 
     @property
     def redis(self) -> RedisConfig:
-        return RedisConfig(url=self.redis_url, prefix=self.redis_prefix, cluster=self.redis_cluster)
+        return RedisConfig(
+            url=self.redis_url,
+            prefix=self.redis_prefix,
+            cluster=self.redis_cluster,
+            max_connections=self.redis_max_connections,
+            pool_timeout_s=self.redis_pool_timeout_s,
+        )
 
     @property
     def tokens(self) -> TokenConfig:
@@ -524,6 +535,8 @@ class RedisConfig:
     # Pub/sub channels ignore the database number, so keys AND channels carry this prefix.
     prefix: str
     cluster: bool = False  # Redis Cluster (sharded pub/sub) rather than one node
+    max_connections: int = 64  # per node
+    pool_timeout_s: float = 2.0  # how long a command waits for a free connection (one node)
 
 
 @dataclass(frozen=True, slots=True)

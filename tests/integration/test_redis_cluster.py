@@ -22,7 +22,7 @@ from infra.redis.rate_limit import RedisRateLimiter
 from infra.redis.sessions import RedisRefreshTokenStore
 from infra.redis.snapshots import RedisSnapshotStore
 from infra.roots.runtime import Runtime
-from infra.settings import Settings
+from infra.settings import RedisConfig, Settings
 from services.core.auth import Principal
 from services.core.errors import Unauthenticated
 from services.core.events import EventsExpired, MediaEvent, MediaEventType
@@ -177,7 +177,7 @@ async def test_a_node_restart_ends_only_its_users_subscriptions_and_they_resume(
     back (redis-py reconnects and resubscribes without a failed read, so the bus must notice), and
     resume from `since` with nothing missed."""
     with private_redis_cluster(persistent=True) as cluster:  # its own: this test stops a node
-        redis = open_redis(cluster.url, cluster=True)
+        redis = open_redis(RedisConfig(url=cluster.url, prefix="mgtest:restart:", cluster=True))
         assert isinstance(redis, RedisCluster)
         bus = RedisEventBus(redis, prefix="mgtest:restart:")
         keys = RedisKeys("mgtest:restart:")
