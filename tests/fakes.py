@@ -23,6 +23,7 @@ from services.core.ports import (
     AuditPage,
     BlobInfo,
     BlobStream,
+    Bucket,
     FriendshipState,
     IdempotencyClaim,
     ListFilter,
@@ -398,6 +399,11 @@ class InMemoryRateLimiter:
             wait = (cost - tokens) / rate_per_s
         self._buckets[bucket] = (tokens, self.now)
         return wait
+
+    async def acquire_all(self, buckets: Sequence[Bucket], *, cost: int = 1) -> list[float]:
+        return [
+            await self.acquire(b.name, rate_per_s=b.rate_per_s, burst=b.burst, cost=cost) for b in buckets
+        ]
 
 
 class InMemorySubscription:

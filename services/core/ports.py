@@ -399,9 +399,22 @@ class IdempotencyStore(Protocol):
         """Give the key up (the request that took it failed); only if `claim` still holds it."""
 
 
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One token bucket to charge: its name, refill rate and capacity."""
+
+    name: str
+    rate_per_s: float
+    burst: int
+
+
 class RateLimiter(Protocol):
     async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
         """Take `cost` tokens from the bucket: 0.0 if granted, else the seconds until they would be."""
+
+    async def acquire_all(self, buckets: Sequence[Bucket], *, cost: int = 1) -> list[float]:
+        """`acquire` on each bucket (every one is charged, whatever the others answer), in one
+        round trip where the store allows: the waits, in order."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from services.core.ports import (
     AuditEntry,
     AuditLog,
     BlobStore,
+    Bucket,
     EngagementStore,
     EventBus,
     FriendshipState,
@@ -380,6 +381,18 @@ async def test_a_bucket_grants_its_burst_then_says_how_long_to_wait(limiter: Rat
     assert await limiter.acquire(unique("user"), rate_per_s=0.01, burst=3) == 0.0  # buckets are separate
     assert await limiter.acquire(unique("user"), rate_per_s=0.01, burst=5, cost=5) == 0.0
     assert await limiter.acquire(bucket, rate_per_s=0.01, burst=3, cost=2) > wait
+
+
+async def test_buckets_charged_together_are_each_charged_whatever_the_others_answer(
+    limiter: RateLimiter,
+) -> None:
+    user, address = Bucket(unique("user"), 0.01, 2), Bucket(unique("ip"), 0.01, 1)
+    assert await limiter.acquire_all([user, address]) == [0.0, 0.0]
+    first, second = await limiter.acquire_all([user, address])
+    assert first == 0.0 and 90 < second <= 100  # the address is empty, the user still paid
+    first, second = await limiter.acquire_all([user, address], cost=1)
+    assert 90 < first <= 100 and 90 < second <= 100  # a refusal takes nothing
+    assert await limiter.acquire_all([Bucket(unique("user"), 0.01, 5)], cost=5) == [0.0]
 
 
 # SnapshotStore --------------------------------------------------------------------------------------
