@@ -304,7 +304,7 @@ async def run(redis_url: str, uploads: int = 30, in_flight: int = 50) -> dict[st
         figures["moto_cpu_ms"] = round(ours.moto_cpu_ms, 1)
         figures["bare_moto_cpu_ms"] = round(bare.moto_cpu_ms, 1)
         figures["variant_bytes"] = ours.variant_bytes
-        figures["calls_per_upload"] = {**ours.calls, **bare.calls}
+        figures["calls_per_upload"] = {"ours": ours.calls, "bare": bare.calls}
         figures["moto_cpu_ms_by_caller"] = {"ours": ours.moto_cpu_by_caller, "bare": bare.moto_cpu_by_caller}
         result[name] = figures
         _print_photo(name, figures)
@@ -318,7 +318,7 @@ async def run(redis_url: str, uploads: int = 30, in_flight: int = 50) -> dict[st
         "bare_cpu_ms": round(bare.worker_cpu_ms, 1),
         "moto_cpu_ms": round(ours.moto_cpu_ms, 1),
         "bare_moto_cpu_ms": round(bare.moto_cpu_ms, 1),
-        "calls_per_upload": {**ours.calls, **bare.calls},
+        "calls_per_upload": {"ours": ours.calls, "bare": bare.calls},
         "moto_cpu_ms_by_caller": {"ours": ours.moto_cpu_by_caller, "bare": bare.moto_cpu_by_caller},
     }
     return result
