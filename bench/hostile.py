@@ -205,7 +205,7 @@ async def loop_cpu_figures(redis_url: str, rounds: int = 3) -> dict[str, Any]:
         return await _loop_cpu(redis_url, workers, rounds)
     finally:
         if workers is not None:
-            workers.close()
+            await workers.aclose()
 
 
 async def _loop_cpu(redis_url: str, workers: DocumentWorkers | None, rounds: int) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def build_app(redis_url: str, workers: DocumentWorkers | None = None) -> Starlet
         finally:
             gc.unfreeze()
             if workers is not None:
-                workers.close()
+                await workers.aclose()
 
     return Starlette(
         routes=[Route("/graphql", view, methods=["POST"]), Route("/healthz", healthz)], lifespan=lifespan

@@ -131,7 +131,8 @@ async def charge_text(request: object, query: str, operation_name: str | None) -
 
 class RateLimits(SchemaExtension):
     """Listed before the parsing and validation extension: its on_validate runs first, so a
-    refused operation costs no validation."""
+    refused operation costs no validation in this process. (With document workers, the
+    document was examined in a worker before: schema/documents.py.)"""
 
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context

@@ -121,6 +121,14 @@ class InMemoryMediaRepository:
         ]
         return max(matching, key=self.position_of) if matching else None
 
+    async def completed_hashes(self, owner_id: str, *, limit: int) -> list[tuple[str, str]]:
+        completed = sorted(
+            (m for m in self._items.values() if m.owner_id == owner_id and m.status is MediaStatus.COMPLETED),
+            key=self.position_of,
+            reverse=True,
+        )
+        return [(m.id, m.phash) for m in completed[:limit] if m.phash]
+
     async def list_by_owner(
         self, owner_id: str, *, limit: int, after: str | None, filter: ListFilter | None = None
     ) -> Page:

@@ -276,7 +276,7 @@ async def document_workers(settings: Settings) -> AsyncIterator[DocumentWorkers 
     try:
         yield workers
     finally:
-        workers.close()
+        await workers.aclose()
 
 
 def api_jobs(runtime: Runtime) -> list[Job]:

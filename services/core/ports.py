@@ -135,6 +135,10 @@ class MediaRepository(Protocol):
     ) -> Page:
         """Newest first. `after` is a position from `position_of` or `Page.last_position`."""
 
+    async def completed_hashes(self, owner_id: str, *, limit: int) -> list[tuple[str, str]]:
+        """(id, perceptual hash) of the owner's newest `limit` COMPLETED media that have one,
+        newest first: the near-duplicate search reads these, never whole records."""
+
     async def list_by_tag(self, tag: str, *, limit: int, after: str | None) -> Page:
         """Media of every owner with this (normalised) tag, newest first; callers filter visibility."""
 

@@ -124,20 +124,27 @@ class ProcessingService:
         media_id = media_id_from_key(self._prefix, notice.key)
         if media_id is None:
             return Outcome.IGNORED
-        with self._telemetry.step("load"):
-            media = await self._repo.get(media_id)
         if self._announce_only:
+            with self._telemetry.step("load"):
+                media = await self._repo.get(media_id)
             return await self._announce_replica(media_id, media)
+        # The record and the outbox are read at once: neither depends on the other. Events of
+        # earlier writes that did not go out (Redis was down, a worker died) are published now,
+        # before anything this notice announces.
+        delivering = asyncio.create_task(self._deliver_pending(media_id))
+        try:
+            media = await self._load(media_id)
+        except BaseException:
+            delivering.cancel()
+            await asyncio.wait({delivering})
+            raise
+        await delivering
         if media is None:
             if self._may_still_arrive(media_id):
                 raise RecordNotHereYet(f"no record for {media_id} in this region yet")
             return Outcome.IGNORED
         # The request that created the upload: S3 events carry none, the record does.
         self._telemetry.annotate(media_id=media_id, request_id=media.request_id)
-        with self._telemetry.step("outbox"):
-            # Events of earlier writes that did not go out (Redis was down, a worker died): now,
-            # and before anything this notice announces.
-            await self._bus.deliver_pending(media_id)
         if is_older(notice.sequencer, media.sequencer):
             return Outcome.IGNORED  # an event that was overtaken by a newer one for this key
         if media.status in TERMINAL:
@@ -155,6 +162,14 @@ class ProcessingService:
             return await self._run(media, notice, spooled)
         finally:
             await _discard(spooled)
+
+    async def _load(self, media_id: str) -> Media | None:
+        with self._telemetry.step("load"):
+            return await self._repo.get(media_id)
+
+    async def _deliver_pending(self, media_id: str) -> None:
+        with self._telemetry.step("outbox"):
+            await self._bus.deliver_pending(media_id)
 
     async def _run(
         self, media: Media, notice: ObjectCreated, spooled: asyncio.Task[tuple[str, Verdicts]]

@@ -192,6 +192,31 @@ async def test_repository_lists_an_owner_newest_first_a_page_at_a_time(repo: Med
     assert pending.items == [] and not pending.has_more
 
 
+async def test_repository_reads_the_hashes_of_an_owners_completed_media(repo: MediaRepository) -> None:
+    owner = unique("owner")
+    done = []
+    for i, phash in enumerate(["00000000000000ff", None, "0f0f0f0f0f0f0f0f", "ffffffffffffffff"]):
+        media = media_of(owner, seconds_ago=10 - i)
+        await repo.create(media)
+        started = media.transition(MediaStatus.PROCESSING, utcnow())
+        await repo.save(started, expected_version=media.version, previous=media)
+        completed = started.transition(MediaStatus.COMPLETED, utcnow(), phash=phash)
+        await repo.save(completed, expected_version=started.version, previous=started)
+        done.append(completed)
+    await repo.create(media_of(owner))  # PENDING: not compared
+    other = media_of(unique("someone-else"))
+    await repo.create(other)
+
+    # Newest first; a media without a hash (a video without a poster) has nothing to compare.
+    assert await repo.completed_hashes(owner, limit=10) == [
+        (done[3].id, "ffffffffffffffff"),
+        (done[2].id, "0f0f0f0f0f0f0f0f"),
+        (done[0].id, "00000000000000ff"),
+    ]
+    assert [i for i, _ in await repo.completed_hashes(owner, limit=2)] == [done[3].id, done[2].id]
+    assert await repo.completed_hashes(other.owner_id, limit=10) == []
+
+
 async def test_repository_counts_and_sums_what_an_owner_holds(repo: MediaRepository) -> None:
     owner = unique("owner")
     now = utcnow()

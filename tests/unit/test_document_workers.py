@@ -4,8 +4,10 @@ documents it held answered at once."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
+import signal
 from collections.abc import AsyncIterator
 
 import pytest
@@ -77,12 +79,12 @@ def test_production_hides_suggestions_in_the_worker_too() -> None:
 
 @pytest.fixture
 async def workers() -> AsyncIterator[DocumentWorkers]:
-    pool = DocumentWorkers(1)
+    pool = DocumentWorkers(1, timeout_s=5)
     await pool.start()
     try:
         yield pool
     finally:
-        pool.close()
+        await pool.aclose()
 
 
 async def test_the_pool_answers_a_document(workers: DocumentWorkers) -> None:
@@ -92,35 +94,68 @@ async def test_the_pool_answers_a_document(workers: DocumentWorkers) -> None:
     assert refused.document is None and refused.errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
-async def test_a_dead_worker_fails_the_documents_it_held_and_is_replaced(workers: DocumentWorkers) -> None:
+async def replaced(workers: DocumentWorkers, old: int) -> None:
+    for _ in range(600):
+        if workers.replaced and old not in await workers.pids() and await workers.pids():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the worker was not replaced")
+
+
+async def test_a_worker_that_dies_mid_document_fails_that_document_and_is_replaced(
+    workers: DocumentWorkers,
+) -> None:
     (pid,) = await workers.pids()
-    pool = workers._pool
-    assert pool is not None
-    pool.submit(os._exit, 1)  # the worker dies with this document queued behind
+    os.kill(pid, signal.SIGSTOP)  # it will not answer this document...
+    examining = asyncio.create_task(workers.examine("{ feed { totalCount } }", RULES_USED, production=False))
+    await asyncio.sleep(0.2)
+    assert not examining.done()
+    os.kill(pid, signal.SIGKILL)  # ...and dies holding it
     with pytest.raises(DocumentsUnavailable):
-        await workers.examine("{ feed { totalCount } }", RULES_USED, production=False)
-    assert workers.replaced == 1
-    # The next document goes to the new pool, whose worker is a new process.
+        await examining
+    await replaced(workers, pid)
     examined = await workers.examine("{ feed { totalCount } }", RULES_USED, production=False)
     assert examined.errors == () and examined.document is not None
-    assert pid not in await workers.pids()
+
+
+async def test_a_worker_that_does_not_answer_is_killed_and_replaced() -> None:
+    workers = DocumentWorkers(1, timeout_s=0.5)
+    await workers.start()
+    try:
+        (pid,) = await workers.pids()
+        os.kill(pid, signal.SIGSTOP)
+        with pytest.raises(DocumentsUnavailable):
+            await workers.examine("{ feed { totalCount } }", RULES_USED, production=False)
+        await replaced(workers, pid)
+        workers.timeout_s = 30
+        examined = await workers.examine("{ feed { totalCount } }", RULES_USED, production=False)
+        assert examined.document is not None
+    finally:
+        await workers.aclose()
 
 
 async def test_a_worker_killed_between_documents_costs_no_answer(workers: DocumentWorkers) -> None:
     (pid,) = await workers.pids()
-    os.kill(pid, 9)
-    # Whether the pool has noticed yet or not, the document is answered: by the new pool when
-    # the broken one refuses it, or with DocumentsUnavailable (never a hang).
-    try:
-        examined = await workers.examine("{ feed { totalCount } }", RULES_USED, production=False)
-    except DocumentsUnavailable:
-        examined = await workers.examine("{ feed { totalCount } }", RULES_USED, production=False)
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(100):  # dead, not yet noticed by the pool
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        if open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] == "Z":  # noqa: SIM115
+            break
+        await asyncio.sleep(0.02)
+    examined = await workers.examine("{ feed { totalCount } }", RULES_USED, production=False)
     assert examined.document is not None
     assert workers.replaced == 1
 
 
-async def test_a_closed_pool_refuses_at_once() -> None:
+async def test_a_pool_not_started_or_closed_refuses_at_once() -> None:
     pool = DocumentWorkers(1)
+    with pytest.raises(DocumentsUnavailable):
+        await pool.examine("{ __typename }", RULES_USED, production=False)
+    await pool.start()
+    await pool.aclose()
     with pytest.raises(DocumentsUnavailable):
         await pool.examine("{ __typename }", RULES_USED, production=False)
 

@@ -7,14 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from infra.media.images import VipsImageProcessor
 from services.core.events import MediaEvent, MediaEventType
 from services.core.media import Media, MediaStatus, utcnow
-from services.core.ports import Page
 from services.ingest.inspection import Derived
 from services.ingest.processing import ObjectCreated, Outcome, ProcessingService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
@@ -387,9 +385,9 @@ async def test_the_owners_hashes_are_read_while_the_image_decodes() -> None:
     listed = asyncio.Event()
 
     class Repo(InMemoryMediaRepository):
-        async def list_by_owner(self, *args: Any, **kwargs: Any) -> Page:
+        async def completed_hashes(self, owner_id: str, *, limit: int) -> list[tuple[str, str]]:
             listed.set()
-            return await super().list_by_owner(*args, **kwargs)
+            return await super().completed_hashes(owner_id, limit=limit)
 
     class DecodeAfterTheRead:
         def __init__(self) -> None:
