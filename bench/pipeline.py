@@ -157,6 +157,8 @@ class Phase:
     # "<caller> <service>" → calls per upload; "<caller>" → moto's CPU ms per upload for them.
     calls: dict[str, float] = field(default_factory=dict)
     moto_cpu_by_caller: dict[str, float] = field(default_factory=dict)
+    # "<caller> <service>.<operation>" → (calls, moto's CPU ms), per upload: the JSON's detail.
+    operations: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 async def _ours(redis_url: str, photo: bytes, *, uploads: int, warmup: int, in_flight: int) -> Phase:
@@ -282,6 +284,14 @@ async def _drive(
         key = caller or "bench"
         phase.moto_cpu_by_caller[key] = phase.moto_cpu_by_caller.get(key, 0) + ms / phase.uploads
     phase.calls = {key: round(n, 2) for key, n in sorted(phase.calls.items())}
+    spent = call_cpu_after - call_cpu_before
+    phase.operations = {
+        f"{caller or 'bench'} {service}.{operation}": (
+            round(n / phase.uploads, 2),
+            round(spent[(caller, service, operation)] / phase.uploads, 1),
+        )
+        for (caller, service, operation), n in sorted((calls_after - calls_before).items())
+    }
     phase.moto_cpu_by_caller = {key: round(ms, 1) for key, ms in sorted(phase.moto_cpu_by_caller.items())}
     return phase
 
@@ -306,6 +316,7 @@ async def run(redis_url: str, uploads: int = 30, in_flight: int = 50) -> dict[st
         figures["variant_bytes"] = ours.variant_bytes
         figures["calls_per_upload"] = {"ours": ours.calls, "bare": bare.calls}
         figures["moto_cpu_ms_by_caller"] = {"ours": ours.moto_cpu_by_caller, "bare": bare.moto_cpu_by_caller}
+        figures["calls_and_moto_cpu_ms_by_operation"] = {"ours": ours.operations, "bare": bare.operations}
         result[name] = figures
         _print_photo(name, figures)
     ours = await _ours(redis_url, photos["1080"], uploads=in_flight, warmup=3, in_flight=in_flight)
@@ -320,6 +331,7 @@ async def run(redis_url: str, uploads: int = 30, in_flight: int = 50) -> dict[st
         "bare_moto_cpu_ms": round(bare.moto_cpu_ms, 1),
         "calls_per_upload": {"ours": ours.calls, "bare": bare.calls},
         "moto_cpu_ms_by_caller": {"ours": ours.moto_cpu_by_caller, "bare": bare.moto_cpu_by_caller},
+        "calls_and_moto_cpu_ms_by_operation": {"ours": ours.operations, "bare": bare.operations},
     }
     return result
 

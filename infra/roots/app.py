@@ -38,12 +38,14 @@ from infra.identity.jwt import issue_dev_token
 from infra.identity.token_cache import CachedTokenVerifier
 from infra.observability import metrics
 from infra.observability.metrics import serving_metrics
+from infra.observability.operations import PrometheusOperations
 from infra.observability.request_context import request_id_from
 from infra.roots.runtime import Runtime, open_runtime
 from infra.roots.scheduler import Job, Scheduler
 from infra.settings import Settings, check_api_settings
 from schema.document_workers import DocumentWorkers
 from schema.extensions import shape_error
+from schema.observability import record_operations_with
 from schema.root import build_schema
 from schema.types.context import Context
 from services.access.read_scope import read_scope
@@ -329,6 +331,7 @@ def create_app(
     `open_runtime` opens the process-wide parts (the benchmark swaps DynamoDB and S3 for in-process
     stores: bench/read_app.py)."""
     check_api_settings(settings)
+    record_operations_with(PrometheusOperations())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
