@@ -23,9 +23,11 @@ on a single core; development and tests: none, the work stays in the API process
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
+import os
 import pickle
 import socket
 from dataclasses import dataclass
@@ -93,6 +95,13 @@ _HEAD = 4  # each message: its length (4 bytes, big-endian), then a pickle
 
 def _start_worker() -> None:
     global _schema  # once per worker process
+    # Batch scheduling (Linux): a worker woken by a document does not preempt the API process
+    # whose event loop woke it (measured: the loop's send of a document took 1.5-2 ms of wall
+    # time on a busy 2-core machine, 0.1-0.5 ms with this); it runs on a free core or at the
+    # next tick. Its share of the CPU is unchanged.
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_BATCH"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     _schema = build_schema()._schema
     # Everything built so far lives as long as the worker: keep it out of the cyclic GC.
     gc.freeze()

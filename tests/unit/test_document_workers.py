@@ -168,3 +168,12 @@ def test_the_production_profile_gets_the_workers_and_development_none() -> None:
     production = development.model_copy(update={"profile": Profile.PRODUCTION})
     assert production.effective_document_workers == min(2, production.worker_cores) >= 1
     assert production.model_copy(update={"document_workers": 0}).effective_document_workers == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policy")
+async def test_workers_run_as_batch_work_so_they_do_not_preempt_the_event_loop(
+    workers: DocumentWorkers,
+) -> None:
+    (pid,) = await workers.pids()
+    assert os.sched_getscheduler(pid) == os.SCHED_BATCH
+    assert os.sched_getscheduler(0) != os.SCHED_BATCH  # the API process keeps its own
