@@ -4,7 +4,7 @@ whose document the workers cannot examine is answered at once with a clear, retr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -13,7 +13,9 @@ from infra.settings import Settings
 from schema import documents
 from schema.document_workers import DocumentWorkers
 from schema.documents import DocumentsUnavailable, Examined
+from tests.client import WsClient
 from tests.conftest import isolated_settings
+from tests.e2e import test_hostile
 from tests.e2e.test_hostile import request_body
 from tests.hostile import DOCUMENTS
 from tests.servers import _apps, serving
@@ -81,3 +83,20 @@ async def test_a_document_the_workers_cannot_examine_is_answered_at_once(setting
     assert error["extensions"]["reason"] == "DOCUMENT_WORKERS_UNAVAILABLE"
     assert error["extensions"]["requestId"] == response.headers["x-request-id"]
     assert "retry" in error["message"]
+
+
+@pytest.mark.usefixtures("resources", "uncached")
+async def test_websocket_operations_are_examined_by_the_workers_too(
+    settings: Settings, token: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving(settings.model_copy(update={"document_workers": 1})) as api:
+        # The corpus's variable errors, over WebSocket, as without workers.
+        await test_hostile.test_variable_errors_over_websocket_name_the_variable(api, token, caplog)
+        async with WsClient(api, token()) as client:
+            await client.send({"id": "1", "type": "subscribe", "payload": {"query": "subscription { nope }"}})
+            refused = await client.receive()
+            assert refused["type"] == "error", refused
+            assert [error["extensions"]["code"] for error in refused["payload"]] == ["BAD_USER_INPUT"]
+            await client.send({"id": "2", "type": "subscribe", "payload": {"query": "{ __typename }"}})
+            answered = await client.receive()
+            assert answered == {"id": "2", "type": "next", "payload": {"data": {"__typename": "Query"}}}
