@@ -4,7 +4,8 @@ parser and validation caches bypassed and the limits at their shipped values.
 1. Validation time per token of each corpus document ÷ that of a normal `media(id)` query
    (bench/media_app.QUERY), in this process: goal <= 5 for the worst document.
 2. Event-loop CPU per request: the most CPU time one corpus request takes on the loop's thread
-   ÷ that of `media(id)`, the app in this process (robust to other processes' load).
+   ÷ that of `media(id)`, the app in this process (robust to other processes' load), with the
+   production profile's document workers as in the server of 3.
 3. /healthz p99 while one anonymous client sends the corpus (documents and malformed bodies) in
    a loop ÷ /healthz p99 idle, against one server process (bench/hostile_app.py) whose rate
    budget no client reaches, so every document gets to validation: goal <= 2. The corpus
@@ -23,9 +24,10 @@ import httpx
 from graphql import GraphQLSyntaxError, parse, specified_rules
 
 from bench.harness import free_port, median, percentile, subprocess_server
-from bench.hostile_app import build_app
+from bench.hostile_app import build_app, production_workers
 from bench.media_app import MEDIA_ID, QUERY
 from schema.document_guard import token_count
+from schema.document_workers import DocumentWorkers
 from schema.documents import validate
 from schema.limits import MAX_TOKENS, RULES, document_limits, with_metered_overlap
 from schema.root import build_schema
@@ -194,7 +196,20 @@ async def loop_cpu_figures(redis_url: str, rounds: int = 3) -> dict[str, Any]:
     a worker thread, and waiting, not counted), the app called in this process: a measure of
     how long one request can hold the loop that CPU contention from other processes does not
     inflate as it does wall-clock latency. The median of `rounds` per request."""
-    app = await asyncio.to_thread(build_app, redis_url)  # it seeds its repository with asyncio.run
+    # As the bench server: the production profile's document workers (bench/hostile_app.py).
+    processes = production_workers()
+    workers = DocumentWorkers(processes) if processes else None
+    if workers is not None:
+        await workers.start()
+    try:
+        return await _loop_cpu(redis_url, workers, rounds)
+    finally:
+        if workers is not None:
+            await workers.aclose()
+
+
+async def _loop_cpu(redis_url: str, workers: DocumentWorkers | None, rounds: int) -> dict[str, Any]:
+    app = await asyncio.to_thread(build_app, redis_url, workers)  # it seeds its repository with asyncio.run
     requests = [(hostile.name, _body(hostile)) for hostile in DOCUMENTS] + list(BODIES)
     baseline = json.dumps({"query": QUERY, "variables": {"id": MEDIA_ID}}).encode()
     headers = {"Content-Type": "application/json"}
@@ -209,6 +224,7 @@ async def loop_cpu_figures(redis_url: str, rounds: int = 3) -> dict[str, Any]:
     media = per_request.pop("media(id)")
     worst = max(per_request, key=per_request.__getitem__)
     return {
+        "document_workers": workers.processes if workers is not None else 0,
         "media_query_ms": media,
         "worst_request": worst,
         "worst_ms": per_request[worst],

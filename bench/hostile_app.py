@@ -1,14 +1,19 @@
 """The server of the hostile-input benchmark (bench/hostile.py): the real GraphQL view over the
 in-process repository of bench/media_app.py, with the shipped limits, the parse and validation
 caches off (every request pays the full parse and validation), real rate limits in Redis with a
-budget no client reaches (every document gets to validation), and /healthz."""
+budget no client reaches (every document gets to validation), and /healthz. As the production
+API process: the document workers of the production profile (infra/settings.py), and the heap
+built at start-up frozen out of the cyclic GC (infra/roots/app.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import gc
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import uvicorn
 from redis.asyncio import Redis
@@ -22,15 +27,23 @@ from bench.media_app import _services, page_items
 from infra.identity.jwt import JwtTokenVerifier
 from infra.redis.rate_limit import FallbackRateLimiter, LocalRateLimiter, RedisRateLimiter
 from infra.roots.app import MediagraphGraphQL
-from infra.settings import Settings
+from infra.settings import Profile, Settings
 from schema import documents
+from schema.document_workers import DocumentWorkers
 from services.access.rate_limits import Limit, RateLimitPolicy, RateLimitService
 from tests.fakes import InMemoryMediaRepository
 
 BUDGET = Limit(per_minute=10_000_000, burst=10_000_000)
 
 
-def build_app(redis_url: str) -> Starlette:
+def production_workers() -> int:
+    """The document workers the production profile starts on this machine."""
+    settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET)
+    return settings.model_copy(update={"profile": Profile.PRODUCTION}).effective_document_workers
+
+
+def build_app(redis_url: str, workers: DocumentWorkers | None = None) -> Starlette:
+    """`workers`, if given, are started by the app's lifespan (or by the caller)."""
     documents.caching = False
     settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET, graphiql=False)
     memory = InMemoryMediaRepository()
@@ -43,19 +56,36 @@ def build_app(redis_url: str) -> Starlette:
         _services(settings, memory),
         rate_limits=RateLimitService(limiter, RateLimitPolicy(per_user=BUDGET, per_ip=BUDGET)),
     )
-    view = MediagraphGraphQL(settings, services, JwtTokenVerifier(settings.tokens))
+    view = MediagraphGraphQL(settings, services, JwtTokenVerifier(settings.tokens), document_workers=workers)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/graphql", view, methods=["POST"]), Route("/healthz", healthz)])
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if workers is not None:
+            await workers.start()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()
+            if workers is not None:
+                await workers.aclose()
+
+    return Starlette(
+        routes=[Route("/graphql", view, methods=["POST"]), Route("/healthz", healthz)], lifespan=lifespan
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
-    args = parser.parse_args()
-    uvicorn.run(
-        build_app(args.redis_url), host="127.0.0.1", port=args.port, log_level="warning", access_log=False
+    parser.add_argument(
+        "--document-workers", type=int, default=None, help="default: the production profile's"
     )
+    args = parser.parse_args()
+    processes = production_workers() if args.document_workers is None else args.document_workers
+    app = build_app(args.redis_url, DocumentWorkers(processes) if processes else None)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)

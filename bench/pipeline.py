@@ -5,11 +5,14 @@ work done once, one step after another on one thread) on the same Redis, with th
 Photos: a fixed, seeded recipe with photographic detail (tests/media_files.phone_photo), JPEG
 q90, 1080x1080 (~0.45 MB) and 4032x3024 (~4.6 MB). Every phase starts its own moto server, in its
 own process, on empty tables (moto's TransactWriteItems copies every table, so its cost grows
-with their size); moto's CPU is measured apart from the worker's and reported as its share.
+with their size); moto's CPU is measured apart from the worker's and reported as its share, and
+moto counts the calls it serves by caller (bench/moto_calls.py): the worker's, the bare
+pipeline's, and the bench's own (the createUpload before each of our PUTs).
 
 Figures: p50/p99 PUT end → COMPLETED over BENCH_PIPELINE_UPLOADS (30) sequential uploads of each
 size, ÷ bare (goal ≤ 1.5); uploads/s with 50 in flight (1080 photos) ÷ bare (goal ≥ 0.7); worker
-CPU ms per 12 MP photo next to bare's; the variants' bytes."""
+CPU ms per 12 MP photo next to bare's; the variants' bytes; DynamoDB, S3 and SQS calls per upload
+and moto's CPU for them, by caller."""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from bench.core_path import _env as core_path_env
 from bench.core_path import _settings as core_path_settings
 from bench.core_path import prepare_resources
 from bench.harness import free_port, percentile, subprocess_server
+from bench.moto_calls import calls
 from infra.aws.clients import open_clients
 from infra.roots.runtime import open_runtime
 from infra.settings import Settings
@@ -40,7 +44,6 @@ from tests.media_files import phone_photo
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # moto's; never real AWS
-_MOTO = "from infra.aws.embedded import moto_server\nimport sys, time\nwith moto_server(int(sys.argv[1])):\n    while True: time.sleep(3600)\n"  # noqa: E501
 SIZES = {"1080": (1080, 1080), "4032": (4032, 3024)}
 
 
@@ -70,7 +73,7 @@ def moto(name: str, redis_url: str) -> Iterator[Stack]:
     """A fresh moto server in its own process: empty tables."""
     os.environ.update(_FAKE_AWS)
     port = free_port()
-    with subprocess_server(["-c", _MOTO, str(port)], port, _FAKE_AWS) as process:
+    with subprocess_server(["-m", "bench.moto_calls", str(port)], port, _FAKE_AWS) as process:
         endpoint = f"http://127.0.0.1:{port}"
         # The bench process creates the uploads: 50 pending at once is over a user's quota.
         settings = core_path_settings(endpoint, redis_url, name).model_copy(
@@ -81,7 +84,12 @@ def moto(name: str, redis_url: str) -> Iterator[Stack]:
 
 def _worker_env(settings: Settings, metrics_port: int) -> dict[str, str]:
     # The core-path bench's environment, with the worker's metrics port as its "I am up" signal.
-    return {**_FAKE_AWS, **core_path_env(settings), "MEDIAGRAPH_WORKER_METRICS_PORT": str(metrics_port)}
+    return {
+        **_FAKE_AWS,
+        **core_path_env(settings),
+        "MEDIAGRAPH_WORKER_METRICS_PORT": str(metrics_port),
+        "AWS_SDK_UA_APP_ID": "worker",  # its calls counted apart from the bench's (bench/moto_calls.py)
+    }
 
 
 class UploadsLost(TimeoutError):
@@ -146,6 +154,11 @@ class Phase:
     uploads: int = 0
     rate: float = 0.0
     variant_bytes: dict[str, int] = field(default_factory=dict)
+    # "<caller> <service>" → calls per upload; "<caller>" → moto's CPU ms per upload for them.
+    calls: dict[str, float] = field(default_factory=dict)
+    moto_cpu_by_caller: dict[str, float] = field(default_factory=dict)
+    # "<caller> <service>.<operation>" → (calls, moto's CPU ms), per upload: the JSON's detail.
+    operations: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 async def _ours(redis_url: str, photo: bytes, *, uploads: int, warmup: int, in_flight: int) -> Phase:
@@ -181,9 +194,7 @@ async def _ours(redis_url: str, photo: bytes, *, uploads: int, warmup: int, in_f
 
             with subprocess_server(args, metrics_port, env) as worker:
                 try:
-                    phase = await _drive(
-                        upload, completions, worker.pid, stack.moto_pid, uploads, warmup, in_flight
-                    )
+                    phase = await _drive(upload, completions, worker.pid, stack, uploads, warmup, in_flight)
                 except UploadsLost as lost:
                     found = [await runtime.repo.get(media_id) for media_id in sorted(lost.keys)]
                     states = [(m.id, m.status.value, m.reject_reason) if m else None for m in found]
@@ -208,7 +219,7 @@ async def _bare(redis_url: str, photo: bytes, *, uploads: int, warmup: int, in_f
         args = ["-m", "bench.bare_pipeline", "--port", str(port), "--queue-url", queue_url,
                 "--bucket", settings.bucket, "--table", settings.table, "--redis-url", redis_url,
                 "--channel", channel]  # fmt: skip
-        env = {**_FAKE_AWS, "AWS_ENDPOINT_URL": stack.endpoint}
+        env = {**_FAKE_AWS, "AWS_ENDPOINT_URL": stack.endpoint, "AWS_SDK_UA_APP_ID": "bare"}
         async with AsyncExitStack() as exits:
             clients = await open_clients(settings.aws, exits)
             completions = await exits.enter_async_context(
@@ -230,14 +241,14 @@ async def _bare(redis_url: str, photo: bytes, *, uploads: int, warmup: int, in_f
                 return key, time.perf_counter()
 
             with subprocess_server(args, port, env) as bare:
-                return await _drive(upload, completions, bare.pid, stack.moto_pid, uploads, warmup, in_flight)
+                return await _drive(upload, completions, bare.pid, stack, uploads, warmup, in_flight)
 
 
 async def _drive(
     upload: Callable[[], Any],
     completions: Completions,
     worker_pid: int,
-    moto_pid: int,
+    stack: Stack,
     uploads: int,
     warmup: int,
     in_flight: int,
@@ -248,7 +259,9 @@ async def _drive(
         key, _ = await upload()
         await completions.wait_for({key})
     phase = Phase(uploads=uploads)
+    moto_pid = stack.moto_pid
     worker_before, moto_before = cpu_ms(worker_pid), cpu_ms(moto_pid)
+    calls_before, call_cpu_before = await asyncio.to_thread(calls, stack.endpoint)
     if in_flight == 1:
         for _ in range(uploads):
             key, sent = await upload()
@@ -263,6 +276,23 @@ async def _drive(
         phase.uploads = in_flight
     phase.worker_cpu_ms = (cpu_ms(worker_pid) - worker_before) / phase.uploads
     phase.moto_cpu_ms = (cpu_ms(moto_pid) - moto_before) / phase.uploads
+    calls_after, call_cpu_after = await asyncio.to_thread(calls, stack.endpoint)
+    for (caller, service, _), n in (calls_after - calls_before).items():
+        key = f"{caller or 'bench'} {service}"
+        phase.calls[key] = phase.calls.get(key, 0) + n / phase.uploads
+    for (caller, _, _), ms in (call_cpu_after - call_cpu_before).items():
+        key = caller or "bench"
+        phase.moto_cpu_by_caller[key] = phase.moto_cpu_by_caller.get(key, 0) + ms / phase.uploads
+    phase.calls = {key: round(n, 2) for key, n in sorted(phase.calls.items())}
+    spent = call_cpu_after - call_cpu_before
+    phase.operations = {
+        f"{caller or 'bench'} {service}.{operation}": (
+            round(n / phase.uploads, 2),
+            round(spent[(caller, service, operation)] / phase.uploads, 1),
+        )
+        for (caller, service, operation), n in sorted((calls_after - calls_before).items())
+    }
+    phase.moto_cpu_by_caller = {key: round(ms, 1) for key, ms in sorted(phase.moto_cpu_by_caller.items())}
     return phase
 
 
@@ -284,6 +314,9 @@ async def run(redis_url: str, uploads: int = 30, in_flight: int = 50) -> dict[st
         figures["moto_cpu_ms"] = round(ours.moto_cpu_ms, 1)
         figures["bare_moto_cpu_ms"] = round(bare.moto_cpu_ms, 1)
         figures["variant_bytes"] = ours.variant_bytes
+        figures["calls_per_upload"] = {"ours": ours.calls, "bare": bare.calls}
+        figures["moto_cpu_ms_by_caller"] = {"ours": ours.moto_cpu_by_caller, "bare": bare.moto_cpu_by_caller}
+        figures["calls_and_moto_cpu_ms_by_operation"] = {"ours": ours.operations, "bare": bare.operations}
         result[name] = figures
         _print_photo(name, figures)
     ours = await _ours(redis_url, photos["1080"], uploads=in_flight, warmup=3, in_flight=in_flight)
@@ -296,6 +329,9 @@ async def run(redis_url: str, uploads: int = 30, in_flight: int = 50) -> dict[st
         "bare_cpu_ms": round(bare.worker_cpu_ms, 1),
         "moto_cpu_ms": round(ours.moto_cpu_ms, 1),
         "bare_moto_cpu_ms": round(bare.moto_cpu_ms, 1),
+        "calls_per_upload": {"ours": ours.calls, "bare": bare.calls},
+        "moto_cpu_ms_by_caller": {"ours": ours.moto_cpu_by_caller, "bare": bare.moto_cpu_by_caller},
+        "calls_and_moto_cpu_ms_by_operation": {"ours": ours.operations, "bare": bare.operations},
     }
     return result
 
@@ -307,7 +343,9 @@ def _print_photo(name: str, f: dict[str, Any]) -> None:
         f"p99 {f['p99_ms']} ms (bare {f['bare_p99_ms']}, ratio {f['p99_ratio']})\n"
         f"    CPU per photo: worker {f['worker_cpu_ms']} ms, bare {f['bare_cpu_ms']} ms; "
         f"moto {f['moto_cpu_ms']} ms (bare's moto {f['bare_moto_cpu_ms']} ms); "
-        f"variants {f['variant_bytes']}",
+        f"variants {f['variant_bytes']}\n"
+        f"    calls per upload {f['calls_per_upload']}; moto CPU ms per upload by caller "
+        f"{f['moto_cpu_ms_by_caller']}",
         flush=True,
     )
 
@@ -324,7 +362,9 @@ async def section(redis_url: str) -> dict[str, Any]:
     print(
         f"  50 in flight (1080): {t['uploads_per_s']} uploads/s (bare {t['bare_uploads_per_s']}, "
         f"ratio {t['ratio']}); CPU per upload: worker {t['worker_cpu_ms']} ms, bare {t['bare_cpu_ms']} ms, "
-        f"moto {t['moto_cpu_ms']} ms (bare's {t['bare_moto_cpu_ms']} ms)",
+        f"moto {t['moto_cpu_ms']} ms (bare's {t['bare_moto_cpu_ms']} ms)\n"
+        f"    calls per upload {t['calls_per_upload']}; moto CPU ms per upload by caller "
+        f"{t['moto_cpu_ms_by_caller']}",
         flush=True,
     )
     return result

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         default=False,
         validation_alias=AliasChoices("MEDIAGRAPH_REDIS_CLUSTER", "REDIS_CLUSTER"),
     )
+    # Connections this process opens to Redis (per node on a cluster). A command that finds
+    # them all busy waits up to redis_pool_timeout_s for one to come free (one node) instead of
+    # failing at once, so a burst of requests queues rather than erroring.
+    redis_max_connections: int = Field(default=64, ge=4, le=10_000)
+    redis_pool_timeout_s: float = Field(default=2.0, gt=0, le=60)
 
     # Tokens. Development: HS256 with a shared secret. Production: RS256/ES256 from a JWKS URL.
     jwt_issuer: str = "mediagraph"
@@ -168,6 +173,11 @@ class Settings(BaseSettings):
     http_max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=16 * 1024 * 1024)
     http_max_headers: int = Field(default=100, ge=10, le=10_000)
     http_read_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    # Worker processes that parse and validate the documents the caches do not know, off the
+    # event loop (schema/document_workers.py). Unset: two in the production profile (one on a
+    # single core), none in development (the work stays in the API process, large documents in a
+    # thread). 0: none.
+    document_workers: int | None = Field(default=None, ge=0, le=32)
 
     # Listing pages cached in Redis (invalidated by every write; the TTL only bounds memory).
     page_cache_ttl_s: int = Field(default=60, ge=1, le=3600)
@@ -379,7 +389,13 @@ class Settings(BaseSettings):
 
     @property
     def redis(self) -> RedisConfig:
-        return RedisConfig(url=self.redis_url, prefix=self.redis_prefix, cluster=self.redis_cluster)
+        return RedisConfig(
+            url=self.redis_url,
+            prefix=self.redis_prefix,
+            cluster=self.redis_cluster,
+            max_connections=self.redis_max_connections,
+            pool_timeout_s=self.redis_pool_timeout_s,
+        )
 
     @property
     def tokens(self) -> TokenConfig:
@@ -439,6 +455,12 @@ class Settings(BaseSettings):
     @property
     def effective_image_threads(self) -> int:
         return self.worker_image_threads or self.worker_cores
+
+    @property
+    def effective_document_workers(self) -> int:
+        if self.document_workers is not None:
+            return self.document_workers
+        return min(2, self.worker_cores) if self.is_production else 0
 
     @property
     def is_production(self) -> bool:
@@ -513,6 +535,8 @@ class RedisConfig:
     # Pub/sub channels ignore the database number, so keys AND channels carry this prefix.
     prefix: str
     cluster: bool = False  # Redis Cluster (sharded pub/sub) rather than one node
+    max_connections: int = 64  # per node
+    pool_timeout_s: float = 2.0  # how long a command waits for a free connection (one node)
 
 
 @dataclass(frozen=True, slots=True)

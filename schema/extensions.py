@@ -16,7 +16,7 @@ from graphql.error import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
-from schema.request_errors import is_client_error
+from schema.request_errors import ShapedError, is_client_error
 from services.core.errors import MediagraphError
 
 log = logging.getLogger("mediagraph.graphql")
@@ -25,6 +25,8 @@ _SUGGESTION = re.compile(r" Did you mean [^?]*\?")
 
 
 def shape_error(error: GraphQLError, request_id: str, *, hide_suggestions: bool = False) -> GraphQLError:
+    if isinstance(error, ShapedError):
+        return error  # shaped already, by the same rules (schema/document_workers.py)
     original = error.original_error
     if isinstance(original, MediagraphError):
         extensions = {"code": original.code, **original.extensions}

@@ -37,6 +37,12 @@ OVERLAP_UNITS_PER_TOKEN = 2
 OVERLAP_UNITS_MIN = 500
 
 
+# The attribute of Strawberry's execution context that carries the rate-limit cost of a document
+# examined in a worker process and refused there (schema/documents.py): the event loop has only
+# its outline, which RateLimits (schema/rate_limits.py) cannot measure.
+EXAMINED_COST = "mediagraph_examined_cost"
+
+
 def document_limits(max_page_size: int) -> DocumentLimits:
     return DocumentLimits(
         max_depth=MAX_DEPTH,

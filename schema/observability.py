@@ -8,6 +8,11 @@ the shaped ones. Every label is bounded by construction, whatever documents clie
 validation) and "unknown" when there is no operation; `code` is one of the codes the service
 defines, else "OTHER". The operation name the client chose, and the root fields of a document
 selecting several, go to the logs only.
+
+Where the observations go is not this module's business: the API's composition root installs an
+OperationRecorder (infra/observability/operations.py: Prometheus, OpenTelemetry, the access log),
+so the schema layer imports nothing from infra. Until one is installed (a schema run bare, in a
+unit test) spans go to OpenTelemetry's global tracer and the rest nowhere.
 """
 
 from __future__ import annotations
@@ -15,15 +20,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from typing import Protocol
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import FieldNode, GraphQLSchema, get_operation_ast
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode, Tracer
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
-from infra.observability import metrics, request_context
-from infra.observability.tracing import tracer
 from services.core.errors import MediagraphError
 
 log = logging.getLogger("mediagraph.graphql")
@@ -55,6 +60,57 @@ def operation_label(executed: bool, root_fields: list[str]) -> str:
     return root_fields[0] if root_fields else UNKNOWN
 
 
+class OperationRecorder(Protocol):
+    """What one GraphQL operation's observations are handed to. Every label value it gets is
+    bounded (see above); `operation`, `name` and `user` are for logs only."""
+
+    def tracer(self) -> Tracer: ...
+
+    def errors_sent(self, operation_label: str, codes: list[str]) -> None: ...
+
+    def answered(self, operation_label: str, op_type: str, elapsed_s: float) -> None: ...
+
+    def subscription_started(self, operation_label: str, op_type: str) -> None: ...
+
+    def subscription_ended(self, operation_label: str) -> None: ...
+
+    def tell_access_log(
+        self, *, op_type: str, operation: str, name: str | None, user: str | None, codes: list[str]
+    ) -> None:
+        """The HTTP request's access log line names the operation (a no-op off HTTP)."""
+
+
+class _Unrecorded:
+    def tracer(self) -> Tracer:
+        return trace.get_tracer("mediagraph")
+
+    def errors_sent(self, operation_label: str, codes: list[str]) -> None:
+        pass
+
+    def answered(self, operation_label: str, op_type: str, elapsed_s: float) -> None:
+        pass
+
+    def subscription_started(self, operation_label: str, op_type: str) -> None:
+        pass
+
+    def subscription_ended(self, operation_label: str) -> None:
+        pass
+
+    def tell_access_log(
+        self, *, op_type: str, operation: str, name: str | None, user: str | None, codes: list[str]
+    ) -> None:
+        pass
+
+
+_recorder: OperationRecorder = _Unrecorded()
+
+
+def record_operations_with(recorder: OperationRecorder) -> None:
+    """Called by the API's composition root, once per process (every app of it records alike)."""
+    global _recorder
+    _recorder = recorder
+
+
 class Observability(SchemaExtension):
     def __init__(self) -> None:
         self._subscription: str | None = None
@@ -64,7 +120,7 @@ class Observability(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
-        with tracer().start_as_current_span("graphql.operation") as span:
+        with _recorder.tracer().start_as_current_span("graphql.operation") as span:
             try:
                 yield
             finally:
@@ -78,16 +134,16 @@ class Observability(SchemaExtension):
                 span.set_attribute("graphql.operation.name", name or operation)
                 if self._codes:
                     span.set_status(Status(StatusCode.ERROR, ",".join(sorted(set(self._codes)))))
-                for code in self._codes:
-                    metrics.GRAPHQL_ERRORS.labels(operation=label, code=code_label(code)).inc()
+                    _recorder.errors_sent(label, [code_label(code) for code in self._codes])
                 elapsed = time.perf_counter() - started
                 if self._subscription is not None:
-                    metrics.SUBSCRIPTIONS_ACTIVE.labels(operation=self._subscription).dec()
+                    _recorder.subscription_ended(self._subscription)
                     log.info("subscription ended", extra=self._fields(operation, name, elapsed))
                 else:
-                    metrics.GRAPHQL_REQUESTS.labels(operation=label, type=op_type).inc()
-                    metrics.GRAPHQL_DURATION.labels(operation=label, type=op_type).observe(elapsed)
-                    self._tell_access_log(op_type, operation, name)
+                    _recorder.answered(label, op_type, elapsed)
+                    _recorder.tell_access_log(
+                        op_type=op_type, operation=operation, name=name, user=self._user(), codes=self._codes
+                    )
 
     def on_execute(self) -> Iterator[None]:
         self._executed = True
@@ -96,8 +152,7 @@ class Observability(SchemaExtension):
         if op_type == "subscription" and self._subscription is None:
             # A subscription selects exactly one root field (validation refuses more).
             self._subscription = operation_label(True, fields)
-            metrics.GRAPHQL_REQUESTS.labels(operation=self._subscription, type=op_type).inc()
-            metrics.SUBSCRIPTIONS_ACTIVE.labels(operation=self._subscription).inc()
+            _recorder.subscription_started(self._subscription, op_type)
             log.info("subscription started", extra=self._fields(",".join(fields), name, None))
 
     def on_stream_result(self, result: object) -> Iterator[None]:
@@ -145,11 +200,3 @@ class Observability(SchemaExtension):
             fields["duration_ms"] = round(elapsed * 1000, 2)
             fields["error_codes"] = self._codes or None
         return {key: value for key, value in fields.items() if value is not None}
-
-    def _tell_access_log(self, op_type: str, operation: str, name: str | None) -> None:
-        info = request_context.current()
-        if info is None or info.protocol != "http":
-            return
-        info.operation, info.operation_type, info.operation_name = operation, op_type, name
-        info.user = self._user()
-        info.error_codes.extend(self._codes)

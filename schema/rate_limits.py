@@ -30,7 +30,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
-from schema.limits import MAX_TOKENS
+from schema.limits import EXAMINED_COST, MAX_TOKENS
 from services.core.errors import RateLimited
 
 DEFAULT_COST = 1
@@ -97,13 +97,17 @@ def _chosen(operation: OperationDefinitionNode, operation_name: str | None) -> b
 charged_already: ContextVar[bool] = ContextVar("charged_already", default=False)
 
 
-async def charge(request: object, document: DocumentNode, operation_name: str | None) -> RateLimited | None:
-    """Take the operation's tokens from the caller's buckets; the refusal, if any."""
+async def charge(
+    request: object, document: DocumentNode, operation_name: str | None, *, cost: int | None = None
+) -> RateLimited | None:
+    """Take the operation's tokens (`cost`, else measured on `document`) from the caller's
+    buckets; the refusal, if any."""
     services = getattr(request, "services", None)
     limits = getattr(services, "rate_limits", None)
     if limits is None:
         return None
-    cost = operation_cost(document, operation_name)
+    if cost is None:
+        cost = operation_cost(document, operation_name)
     if cost <= 0:
         return None
     try:
@@ -127,14 +131,18 @@ async def charge_text(request: object, query: str, operation_name: str | None) -
 
 class RateLimits(SchemaExtension):
     """Listed before the parsing and validation extension: its on_validate runs first, so a
-    refused operation costs no validation."""
+    refused operation costs no validation in this process. (With document workers, the
+    document was examined in a worker before: schema/documents.py.)"""
 
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None and not charged_already.get():
             operation_name = getattr(context, "_provided_operation_name", None)
-            refused = await charge(context.context, document, operation_name)
+            # A document refused in a worker process comes as an outline, with its cost measured
+            # there (schema/documents.py).
+            cost = getattr(context, EXAMINED_COST, None)
+            refused = await charge(context.context, document, operation_name, cost=cost)
             if refused is not None:
                 context.pre_execution_errors = [GraphQLError(refused.message, original_error=refused)]
         yield

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from graphql import GraphQLError, VariableDefinitionNode
+from graphql import GraphQLError, SourceLocation, VariableDefinitionNode
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -56,6 +56,17 @@ class RequestErrorsExecutor(StrawberryGraphQLCoreExecutionContext):
         if isinstance(built, list):
             return [request_error(error) for error in built]
         return built
+
+
+class ShapedError(GraphQLError):
+    """A client error shaped where the document was examined (a worker process:
+    schema/document_workers.py), from its formatted dict: the error shaping leaves it as it is."""
+
+    def __init__(self, formatted: dict[str, Any]) -> None:
+        super().__init__(str(formatted["message"]), extensions=dict(formatted.get("extensions") or {}))
+        locations = formatted.get("locations")
+        if locations:
+            self.locations = [SourceLocation(location["line"], location["column"]) for location in locations]
 
 
 def is_client_error(error: GraphQLError) -> bool:

@@ -23,6 +23,7 @@ from services.core.ports import (
     AuditPage,
     BlobInfo,
     BlobStream,
+    Bucket,
     FriendshipState,
     IdempotencyClaim,
     ListFilter,
@@ -119,6 +120,14 @@ class InMemoryMediaRepository:
             if media.owner_id == owner_id and media.sha256 == sha256 and media.status is MediaStatus.COMPLETED
         ]
         return max(matching, key=self.position_of) if matching else None
+
+    async def completed_hashes(self, owner_id: str, *, limit: int) -> list[tuple[str, str]]:
+        completed = sorted(
+            (m for m in self._items.values() if m.owner_id == owner_id and m.status is MediaStatus.COMPLETED),
+            key=self.position_of,
+            reverse=True,
+        )
+        return [(m.id, m.phash) for m in completed[:limit] if m.phash]
 
     async def list_by_owner(
         self, owner_id: str, *, limit: int, after: str | None, filter: ListFilter | None = None
@@ -390,6 +399,11 @@ class InMemoryRateLimiter:
             wait = (cost - tokens) / rate_per_s
         self._buckets[bucket] = (tokens, self.now)
         return wait
+
+    async def acquire_all(self, buckets: Sequence[Bucket], *, cost: int = 1) -> list[float]:
+        return [
+            await self.acquire(b.name, rate_per_s=b.rate_per_s, burst=b.burst, cost=cost) for b in buckets
+        ]
 
 
 class InMemorySubscription:

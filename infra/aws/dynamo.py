@@ -359,6 +359,22 @@ class DynamoMediaRepository:
             "gsi2", keys.owner_status(owner_id, filter.status.value), limit, after, filter
         )
 
+    async def completed_hashes(self, owner_id: str, *, limit: int) -> list[tuple[str, str]]:
+        # Two attributes of each item, not the records: a 1 MB response holds thousands, and
+        # nothing is parsed into Media that is only compared by its hash.
+        partition = keys.owner_status(owner_id, MediaStatus.COMPLETED.value)
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "gsi2",
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": "gsi2pk", "#id": "id", "#h": "phash"},
+            "ExpressionAttributeValues": {":p": {"S": partition}},
+            "ProjectionExpression": "#id, #h",
+            "ScanIndexForward": False,
+        }
+        items, _ = await read_page(self._client, request, limit=limit)
+        return [(item["id"]["S"], item["phash"]["S"]) for item in items if "phash" in item]
+
     async def list_by_tag(self, tag: str, *, limit: int, after: str | None) -> Page:
         return await self._list_tag_items(None, keys.tag(tag), limit, after, ListFilter())
 

@@ -227,11 +227,18 @@ class VipsImageProcessor:
         try:
             if plan.format == "HEIF":
                 thumb = self._heif_to_vips(path).thumbnail_image(edge, size="down", **colour)
-            else:
-                # Shrink-on-load: JPEG decodes at plan.shrink (DCT scaling), the rest stream
-                # through the resize; the first frame of an animation.
+            elif plan.shrink > 1:
+                # Shrink-on-load: the JPEG decodes at plan.shrink (DCT scaling), then the resize.
+                # Asked for explicitly: libvips' thumbnail keeps a factor of two for its own
+                # resize, so it would decode 6000x4000 at full scale and 12000x2000 at half.
                 # JPEG fails on any libjpeg warning: a scan cut short and closed with an end
                 # marker only warns ("premature end of data segment") and would decode as grey.
+                loaded = pyvips.Image.new_from_file(
+                    path, shrink=plan.shrink, access="sequential", fail_on="warning"
+                )
+                thumb = loaded.thumbnail_image(edge, size="down", **colour)
+            else:
+                # The rest stream through the resize; the first frame of an animation.
                 fail_on = "warning" if plan.format == "JPEG" else "truncated"
                 thumb = pyvips.Image.thumbnail(path, edge, size="down", fail_on=fail_on, **colour)
             return _srgb8(thumb).copy_memory()

@@ -176,6 +176,11 @@ class CachedMediaRepository:
     async def count_by_status(self, owner_id: str) -> dict[MediaStatus, int]:
         return await self._inner.count_by_status(owner_id)
 
+    async def completed_hashes(self, owner_id: str, *, limit: int) -> list[tuple[str, str]]:
+        # Not cached: the worker reads them beside each upload of the owner, whose every save
+        # drops the owner's cached pages anyway.
+        return await self._inner.completed_hashes(owner_id, limit=limit)
+
     async def oldest_with_status(self, status: MediaStatus, *, limit: int) -> list[Media]:
         return await self._inner.oldest_with_status(status, limit=limit)
 

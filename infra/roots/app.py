@@ -38,11 +38,14 @@ from infra.identity.jwt import issue_dev_token
 from infra.identity.token_cache import CachedTokenVerifier
 from infra.observability import metrics
 from infra.observability.metrics import serving_metrics
+from infra.observability.operations import PrometheusOperations
 from infra.observability.request_context import request_id_from
 from infra.roots.runtime import Runtime, open_runtime
 from infra.roots.scheduler import Job, Scheduler
 from infra.settings import Settings, check_api_settings
+from schema.document_workers import DocumentWorkers
 from schema.extensions import shape_error
+from schema.observability import record_operations_with
 from schema.root import build_schema
 from schema.types.context import Context
 from services.access.read_scope import read_scope
@@ -98,6 +101,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         tokens: TokenVerifier,
         *,
         graphiql_token: Callable[[], str] | None = None,
+        document_workers: DocumentWorkers | None = None,
     ) -> None:
         super().__init__(
             build_schema(),
@@ -116,6 +120,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         self.graphiql_token = graphiql_token  # `mediagraph dev`: a token for the headers tab
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self.production = settings.is_production
+        self.document_workers = document_workers
         self.limits = ConnectionLimits(
             settings.ws_max_connections_per_user, settings.ws_max_connections_per_address
         )
@@ -233,6 +238,7 @@ class MediagraphGraphQL(GraphQL[Context, None]):
             principal=principal,
             client_ip=client_address(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies),
             production=self.production,
+            document_workers=self.document_workers,
         )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
@@ -255,6 +261,22 @@ class MediagraphGraphQL(GraphQL[Context, None]):
         context.principal = principal
         await self.services.social.touch(principal)
         return None
+
+
+@asynccontextmanager
+async def document_workers(settings: Settings) -> AsyncIterator[DocumentWorkers | None]:
+    """The processes that parse and validate documents off the event loop, if the settings ask
+    for them (MEDIAGRAPH_DOCUMENT_WORKERS): started before the first request, closed at the end."""
+    processes = settings.effective_document_workers
+    if not processes:
+        yield None
+        return
+    workers = DocumentWorkers(processes)
+    await workers.start()
+    try:
+        yield workers
+    finally:
+        await workers.aclose()
 
 
 def api_jobs(runtime: Runtime) -> list[Job]:
@@ -309,13 +331,14 @@ def create_app(
     `open_runtime` opens the process-wide parts (the benchmark swaps DynamoDB and S3 for in-process
     stores: bench/read_app.py)."""
     check_api_settings(settings)
+    record_operations_with(PrometheusOperations())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings) as runtime, document_workers(settings) as workers:
             services = runtime.services
             app.state.graphql = MediagraphGraphQL(
-                settings, services, runtime.tokens, graphiql_token=graphiql_token
+                settings, services, runtime.tokens, graphiql_token=graphiql_token, document_workers=workers
             )
             app.state.runtime = runtime
             # Everything loaded so far (boto models, the schema, ...) lives as long as the

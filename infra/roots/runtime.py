@@ -148,7 +148,7 @@ async def open_runtime(
 
 async def _open_adapters(settings: Settings, stack: AsyncExitStack, *, listen: bool) -> _Adapters:
     clients = traced(await open_clients(settings.aws, stack))
-    redis = open_redis(settings.redis.url, cluster=settings.redis.cluster)
+    redis = open_redis(settings.redis)
     stack.push_async_callback(redis.aclose)
     prefix = settings.redis.prefix
     bus = RedisEventBus(

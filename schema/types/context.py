@@ -21,6 +21,9 @@ class Context:
     principal: Principal | None = None
     client_ip: str | None = None  # the TCP peer, or the client named by a trusted proxy
     production: bool = False  # the production profile: no introspection, no suggestions
+    # The worker processes that parse and validate documents the caches do not know, if any
+    # (schema/documents.py DocumentExaminer; schema/document_workers.py).
+    document_workers: object = None
     # graphql-transport-ws: the connection_init payload; Strawberry sets it on the context.
     connection_params: dict[str, Any] | None = field(default=None)
     _loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from services.core.auth import Principal
 from services.core.errors import RateLimited
-from services.core.ports import RateLimiter
+from services.core.ports import Bucket, RateLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,21 +40,17 @@ class RateLimitService:
         address pays there too, and the answer names the longer wait."""
         if not self._policy.enabled:
             return
-        waits: list[float] = []
+        buckets: list[Bucket] = []
         if principal is not None:
             limit = self._policy.per_user
-            waits.append(
-                await self._limiter.acquire(
-                    f"user:{principal.user_id}", rate_per_s=limit.rate_per_s, burst=limit.burst, cost=cost
-                )
-            )
+            buckets.append(Bucket(f"user:{principal.user_id}", limit.rate_per_s, limit.burst))
         if client_ip is not None:
             limit = self._policy.per_ip
-            waits.append(
-                await self._limiter.acquire(
-                    f"ip:{client_ip}", rate_per_s=limit.rate_per_s, burst=limit.burst, cost=cost
-                )
-            )
+            buckets.append(Bucket(f"ip:{client_ip}", limit.rate_per_s, limit.burst))
+        if not buckets:
+            return
+        # One round trip for both buckets: this runs on every request (reads included).
+        waits = await self._limiter.acquire_all(buckets, cost=cost)
         wait = max(waits, default=0.0)
         if wait > 0:
             raise RateLimited(f"too many requests; retry in {max(1, math.ceil(wait))} s", retry_after=wait)

@@ -135,6 +135,10 @@ class MediaRepository(Protocol):
     ) -> Page:
         """Newest first. `after` is a position from `position_of` or `Page.last_position`."""
 
+    async def completed_hashes(self, owner_id: str, *, limit: int) -> list[tuple[str, str]]:
+        """(id, perceptual hash) of the owner's newest `limit` COMPLETED media that have one,
+        newest first: the near-duplicate search reads these, never whole records."""
+
     async def list_by_tag(self, tag: str, *, limit: int, after: str | None) -> Page:
         """Media of every owner with this (normalised) tag, newest first; callers filter visibility."""
 
@@ -395,9 +399,22 @@ class IdempotencyStore(Protocol):
         """Give the key up (the request that took it failed); only if `claim` still holds it."""
 
 
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One token bucket to charge: its name, refill rate and capacity."""
+
+    name: str
+    rate_per_s: float
+    burst: int
+
+
 class RateLimiter(Protocol):
     async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
         """Take `cost` tokens from the bucket: 0.0 if granted, else the seconds until they would be."""
+
+    async def acquire_all(self, buckets: Sequence[Bucket], *, cost: int = 1) -> list[float]:
+        """`acquire` on each bucket (every one is charged, whatever the others answer), in one
+        round trip where the store allows: the waits, in order."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from services.core.media import Media, MediaStatus, Variant
-from services.core.ports import BlobStore, ListFilter, MediaRepository
+from services.core.ports import BlobStore, MediaRepository
 from services.ingest.inspection import (
     Derived,
     ImageFacts,
@@ -218,20 +218,10 @@ class DuplicateStep:
         return self._hashes(job.media)
 
     async def _hashes(self, media: Media) -> list[tuple[str, str]]:
-        """(id, dHash) of the owner's COMPLETED media, up to the scan limit."""
-        hashes: list[tuple[str, str]] = []
-        after: str | None = None
-        seen = 0
-        while seen < self._scan_limit:
-            page = await self._repo.list_by_owner(
-                media.owner_id, limit=100, after=after, filter=ListFilter(status=MediaStatus.COMPLETED)
-            )
-            hashes += [(o.id, o.phash) for o in page.items if o.id != media.id and o.phash]
-            seen += len(page.items)
-            if not page.has_more or not page.items:
-                break
-            after = self._repo.position_of(page.items[-1])
-        return hashes
+        """(id, dHash) of the owner's newest COMPLETED media, up to the scan limit: two
+        attributes each (one response for a thousand), not records."""
+        hashes = await self._repo.completed_hashes(media.owner_id, limit=self._scan_limit)
+        return [(other_id, phash) for other_id, phash in hashes if other_id != media.id]
 
     async def run(self, job: Job) -> Verdict | None:
         if job.derived is None:

@@ -26,7 +26,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -38,7 +38,7 @@ from services.core.audit import Auditor
 from services.core.errors import Conflict
 from services.core.events import MediaEvent, MediaEventType
 from services.core.media import TERMINAL, Media, MediaStatus, utcnow
-from services.core.ports import BlobStore, EventBus, MediaRepository, NoTelemetry, Telemetry
+from services.core.ports import BlobStore, BlobStream, EventBus, MediaRepository, NoTelemetry, Telemetry
 from services.ingest.inspection import MediaRefused
 from services.ingest.notifications import Notifier
 from services.ingest.pipeline import Job, Prefetching, Step, Verdict
@@ -124,20 +124,36 @@ class ProcessingService:
         media_id = media_id_from_key(self._prefix, notice.key)
         if media_id is None:
             return Outcome.IGNORED
-        with self._telemetry.step("load"):
-            media = await self._repo.get(media_id)
         if self._announce_only:
+            with self._telemetry.step("load"):
+                media = await self._repo.get(media_id)
             return await self._announce_replica(media_id, media)
+        # The object is asked for at once, beside the reads below: its key is the notice's, and
+        # its bytes are what the steps wait for. A notice that ends early closes it unread.
+        early = _EarlyOpen(self._blobs, notice.key)
+        try:
+            return await self._handle(media_id, notice, early)
+        finally:
+            await early.discard()
+
+    async def _handle(self, media_id: str, notice: ObjectCreated, early: _EarlyOpen) -> Outcome:
+        # The record and the outbox are read at once: neither depends on the other. Events of
+        # earlier writes that did not go out (Redis was down, a worker died) are published now,
+        # before anything this notice announces.
+        delivering = asyncio.create_task(self._deliver_pending(media_id))
+        try:
+            media = await self._load(media_id)
+        except BaseException:
+            delivering.cancel()
+            await asyncio.wait({delivering})
+            raise
+        await delivering
         if media is None:
             if self._may_still_arrive(media_id):
                 raise RecordNotHereYet(f"no record for {media_id} in this region yet")
             return Outcome.IGNORED
         # The request that created the upload: S3 events carry none, the record does.
         self._telemetry.annotate(media_id=media_id, request_id=media.request_id)
-        with self._telemetry.step("outbox"):
-            # Events of earlier writes that did not go out (Redis was down, a worker died): now,
-            # and before anything this notice announces.
-            await self._bus.deliver_pending(media_id)
         if is_older(notice.sequencer, media.sequencer):
             return Outcome.IGNORED  # an event that was overtaken by a newer one for this key
         if media.status in TERMINAL:
@@ -150,11 +166,19 @@ class ProcessingService:
             return Outcome.IGNORED
 
         # The download depends on nothing the PROCESSING write changes: it runs beside it.
-        spooled = asyncio.create_task(self._download(media))
+        spooled = asyncio.create_task(self._download(media, early))
         try:
             return await self._run(media, notice, spooled)
         finally:
             await _discard(spooled)
+
+    async def _load(self, media_id: str) -> Media | None:
+        with self._telemetry.step("load"):
+            return await self._repo.get(media_id)
+
+    async def _deliver_pending(self, media_id: str) -> None:
+        with self._telemetry.step("outbox"):
+            await self._bus.deliver_pending(media_id)
 
     async def _run(
         self, media: Media, notice: ObjectCreated, spooled: asyncio.Task[tuple[str, Verdicts]]
@@ -264,12 +288,12 @@ class ProcessingService:
         await self._settle(changed, event)
         return Outcome.DUPLICATE if reason is None else Outcome.QUARANTINED
 
-    async def _download(self, media: Media) -> tuple[str, Verdicts]:
+    async def _download(self, media: Media, early: _EarlyOpen) -> tuple[str, Verdicts]:
         """A work directory with the upload spooled into it once, and the checks' verdicts. The
         directory is removed here if this fails or is cancelled, else by whoever takes it."""
         workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="mg-job-", dir=self._workdir)
         try:
-            return workdir, await self._spool(media, os.path.join(workdir, "upload"))
+            return workdir, await self._spool(media, os.path.join(workdir, "upload"), early.take())
         except BaseException:
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, workdir, True))
             raise
@@ -325,10 +349,13 @@ class ProcessingService:
                 return verdict
         return None
 
-    async def _spool(self, media: Media, path: str) -> dict[str, str | None] | str:
-        """Download once, streamed to `path`, feeding every check on the way. A string when the
-        object is refused before its bytes are read."""
-        blob = await self._blobs.open(media.object_key)
+    async def _spool(
+        self, media: Media, path: str, opened: Awaitable[BlobStream | None] | None = None
+    ) -> dict[str, str | None] | str:
+        """Download once, streamed to `path`, feeding every check on the way (`opened`: the
+        object's GET, already asked for). A string when the object is refused before its bytes
+        are read."""
+        blob = await (opened if opened is not None else self._blobs.open(media.object_key))
         if blob is None:
             return "object missing"
         try:
@@ -390,6 +417,37 @@ class ProcessingService:
             await self._blobs.delete(media.object_key)
             removed += 1
         return removed
+
+
+class _EarlyOpen:
+    """The upload's GET, started before its record is read. Whoever takes it closes it; if
+    nobody does, `discard` stops it or closes what it opened."""
+
+    def __init__(self, blobs: BlobStore, key: str) -> None:
+        self._opening = asyncio.create_task(blobs.open(key))
+        self._taken = False
+
+    async def take(self) -> BlobStream | None:
+        self._taken = True
+        try:
+            return await self._opening
+        except asyncio.CancelledError:
+            await self._close_opened()  # opened just as its taker was cancelled
+            raise
+
+    async def discard(self) -> None:
+        if self._taken:
+            return
+        if not self._opening.done():
+            self._opening.cancel()
+            await asyncio.wait({self._opening})
+        await self._close_opened()
+
+    async def _close_opened(self) -> None:
+        if not self._opening.done() or self._opening.cancelled():
+            return
+        if self._opening.exception() is None and (blob := self._opening.result()) is not None:
+            await blob.close()
 
 
 def _event_of(media: Media) -> MediaEvent | None:

@@ -38,6 +38,7 @@ from services.core.ports import (
     AuditEntry,
     AuditLog,
     BlobStore,
+    Bucket,
     EngagementStore,
     EventBus,
     FriendshipState,
@@ -189,6 +190,31 @@ async def test_repository_lists_an_owner_newest_first_a_page_at_a_time(repo: Med
         owner, limit=10, after=None, filter=ListFilter(status=MediaStatus.COMPLETED)
     )
     assert pending.items == [] and not pending.has_more
+
+
+async def test_repository_reads_the_hashes_of_an_owners_completed_media(repo: MediaRepository) -> None:
+    owner = unique("owner")
+    done = []
+    for i, phash in enumerate(["00000000000000ff", None, "0f0f0f0f0f0f0f0f", "ffffffffffffffff"]):
+        media = media_of(owner, seconds_ago=10 - i)
+        await repo.create(media)
+        started = media.transition(MediaStatus.PROCESSING, utcnow())
+        await repo.save(started, expected_version=media.version, previous=media)
+        completed = started.transition(MediaStatus.COMPLETED, utcnow(), phash=phash)
+        await repo.save(completed, expected_version=started.version, previous=started)
+        done.append(completed)
+    await repo.create(media_of(owner))  # PENDING: not compared
+    other = media_of(unique("someone-else"))
+    await repo.create(other)
+
+    # Newest first; a media without a hash (a video without a poster) has nothing to compare.
+    assert await repo.completed_hashes(owner, limit=10) == [
+        (done[3].id, "ffffffffffffffff"),
+        (done[2].id, "0f0f0f0f0f0f0f0f"),
+        (done[0].id, "00000000000000ff"),
+    ]
+    assert [i for i, _ in await repo.completed_hashes(owner, limit=2)] == [done[3].id, done[2].id]
+    assert await repo.completed_hashes(other.owner_id, limit=10) == []
 
 
 async def test_repository_counts_and_sums_what_an_owner_holds(repo: MediaRepository) -> None:
@@ -355,6 +381,18 @@ async def test_a_bucket_grants_its_burst_then_says_how_long_to_wait(limiter: Rat
     assert await limiter.acquire(unique("user"), rate_per_s=0.01, burst=3) == 0.0  # buckets are separate
     assert await limiter.acquire(unique("user"), rate_per_s=0.01, burst=5, cost=5) == 0.0
     assert await limiter.acquire(bucket, rate_per_s=0.01, burst=3, cost=2) > wait
+
+
+async def test_buckets_charged_together_are_each_charged_whatever_the_others_answer(
+    limiter: RateLimiter,
+) -> None:
+    user, address = Bucket(unique("user"), 0.01, 2), Bucket(unique("ip"), 0.01, 1)
+    assert await limiter.acquire_all([user, address]) == [0.0, 0.0]
+    first, second = await limiter.acquire_all([user, address])
+    assert first == 0.0 and 90 < second <= 100  # the address is empty, the user still paid
+    first, second = await limiter.acquire_all([user, address], cost=1)
+    assert 90 < first <= 100 and 90 < second <= 100  # a refusal takes nothing
+    assert await limiter.acquire_all([Bucket(unique("user"), 0.01, 5)], cost=5) == [0.0]
 
 
 # SnapshotStore --------------------------------------------------------------------------------------

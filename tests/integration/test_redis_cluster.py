@@ -22,12 +22,12 @@ from infra.redis.rate_limit import RedisRateLimiter
 from infra.redis.sessions import RedisRefreshTokenStore
 from infra.redis.snapshots import RedisSnapshotStore
 from infra.roots.runtime import Runtime
-from infra.settings import Settings
+from infra.settings import RedisConfig, Settings
 from services.core.auth import Principal
 from services.core.errors import Unauthenticated
 from services.core.events import EventsExpired, MediaEvent, MediaEventType
 from services.core.media import MediaStatus, Visibility
-from services.core.ports import CachedUrl
+from services.core.ports import Bucket, CachedUrl
 from tests.conftest import isolated_settings
 from tests.fakes import make_media
 from tests.redis_cluster import private_redis_cluster
@@ -112,6 +112,12 @@ async def test_rate_limits_url_cache_views_and_snapshots_on_the_cluster(runtime:
     for bucket in [f"user:u{n}" for n in range(10)]:
         assert [await limiter.acquire(bucket, rate_per_s=1, burst=2) for _ in range(2)] == [0, 0]
         assert await limiter.acquire(bucket, rate_per_s=1, burst=2) > 0
+    # A user's and an address's buckets sit in different slots: charged together all the same.
+    pairs = [[Bucket(f"user:a{n}", 1, 2), Bucket(f"ip:10.0.0.{n}", 1, 1)] for n in range(10)]
+    for pair in pairs:
+        assert await limiter.acquire_all(pair) == [0, 0]
+        second = await limiter.acquire_all(pair)
+        assert second[0] == 0 and second[1] > 0
 
     urls = RedisUrlCache(redis, prefix)
     url = CachedUrl("https://cdn.example/x.jpg", datetime.now(UTC) + timedelta(minutes=5))
@@ -177,7 +183,7 @@ async def test_a_node_restart_ends_only_its_users_subscriptions_and_they_resume(
     back (redis-py reconnects and resubscribes without a failed read, so the bus must notice), and
     resume from `since` with nothing missed."""
     with private_redis_cluster(persistent=True) as cluster:  # its own: this test stops a node
-        redis = open_redis(cluster.url, cluster=True)
+        redis = open_redis(RedisConfig(url=cluster.url, prefix="mgtest:restart:", cluster=True))
         assert isinstance(redis, RedisCluster)
         bus = RedisEventBus(redis, prefix="mgtest:restart:")
         keys = RedisKeys("mgtest:restart:")

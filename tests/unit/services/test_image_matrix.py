@@ -231,6 +231,41 @@ async def test_a_12000_by_2000_panorama_is_decoded_at_a_quarter_scale(tmp_path: 
     assert [(r.width, r.height) for r in derived.renditions] == [(2048, 341), (640, 107), (160, 27)]
 
 
+@pytest.mark.parametrize(("size", "shrink"), [((6000, 4000), 2), ((12000, 2000), 4)])
+async def test_a_large_jpeg_is_decoded_at_the_planned_scale_upright_and_in_srgb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: tuple[int, int], shrink: int
+) -> None:
+    loads: list[dict[str, object]] = []
+    new_from_file = pyvips.Image.new_from_file
+
+    def spy(path: str, **options: object) -> pyvips.Image:
+        loads.append(options)
+        return new_from_file(path, **options)
+
+    monkeypatch.setattr(pyvips.Image, "new_from_file", staticmethod(spy))
+    # Stored as a camera held sideways would (orientation 6), in Display P3 with its profile.
+    upright = upright_marked(*size)
+    upright.paste(PATCH, (size[0] // 2 - 200, size[1] // 2 - 200, size[0] // 2 + 200, size[1] // 2 + 200))
+    stored = pyvips.Image.new_from_memory(
+        upright.transpose(Image.Transpose.ROTATE_90).tobytes(), size[1], size[0], 3, "uchar"
+    ).copy(interpretation="srgb")
+    p3 = Image.open(io.BytesIO(stored.icc_transform("p3", input_profile="srgb").jpegsave_buffer(Q=90)))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(p3, "JPEG", quality=90, exif=exif, icc_profile=p3.info["icc_profile"])
+
+    derived = await derive(tmp_path, data)
+
+    assert any(load.get("shrink") == shrink for load in loads), loads  # the plan's, not libvips'
+    assert (derived.width, derived.height) == size
+    assert [max(r.width, r.height) for r in derived.renditions] == [2048, 640, 160]
+    out = variant(derived).convert("RGB")
+    w, h = out.size
+    assert near(out.getpixel((4, 4)), RED) and near(out.getpixel((w - 5, 4)), GREEN)
+    assert near(out.getpixel((w // 2, h // 2)), PATCH), out.getpixel((w // 2, h // 2))  # converted
+    assert_no_metadata(derived)
+
+
 def test_the_decode_scale_is_the_smallest_serving_2048_px() -> None:
     assert jpeg_shrink(6000, 4000) == 2  # 3000x2000: a square 2048 box would have said 1
     assert jpeg_shrink(4000, 6000) == 2

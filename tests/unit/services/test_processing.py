@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from infra.media.images import VipsImageProcessor
 from services.core.events import MediaEvent, MediaEventType
 from services.core.media import Media, MediaStatus, utcnow
-from services.core.ports import Page
+from services.core.ports import BlobStream
 from services.ingest.inspection import Derived
 from services.ingest.processing import ObjectCreated, Outcome, ProcessingService
 from tests.fakes import InMemoryBlobStore, InMemoryEventBus, InMemoryMediaRepository, make_media
@@ -387,9 +387,9 @@ async def test_the_owners_hashes_are_read_while_the_image_decodes() -> None:
     listed = asyncio.Event()
 
     class Repo(InMemoryMediaRepository):
-        async def list_by_owner(self, *args: Any, **kwargs: Any) -> Page:
+        async def completed_hashes(self, owner_id: str, *, limit: int) -> list[tuple[str, str]]:
             listed.set()
-            return await super().list_by_owner(*args, **kwargs)
+            return await super().completed_hashes(owner_id, limit=limit)
 
     class DecodeAfterTheRead:
         def __init__(self) -> None:
@@ -419,3 +419,54 @@ async def test_the_owners_hashes_are_read_while_the_image_decodes() -> None:
     assert await service.handle(notice(media)) is Outcome.COMPLETED
 
     assert (await repo.get(media.id)).duplicate_of == earlier.id  # type: ignore[union-attr]
+
+
+async def test_the_object_is_asked_for_while_its_record_is_read() -> None:
+    opened = asyncio.Event()
+
+    class Blobs(InMemoryBlobStore):
+        async def open(self, key: str) -> BlobStream | None:
+            opened.set()
+            return await super().open(key)
+
+    class Repo(InMemoryMediaRepository):
+        async def get(self, media_id: str) -> Media | None:
+            # Only a GET started beside this read can set it; a bound, not a measurement.
+            await asyncio.wait_for(opened.wait(), 10)
+            return await super().get(media_id)
+
+    repo, blobs = Repo(), Blobs(chunk_size=1000)
+    service = ProcessingService(
+        repo, blobs, InMemoryEventBus(repo.outbox), upload_prefix="uploads/", steps=real_steps(repo, blobs)
+    )
+    data = jpeg_bytes(5000)
+    media = make_media(data, content_type="image/jpeg")
+    await repo.create(media)
+    blobs.put(media.object_key, data, "image/jpeg")
+
+    assert await service.handle(notice(media)) is Outcome.COMPLETED
+    assert blobs.opened == blobs.closed == 1  # one GET, taken by the download
+
+
+@pytest.mark.parametrize("case", ["duplicate", "unknown", "overtaken"])
+async def test_a_notice_that_ends_early_closes_the_object_it_asked_for(env: Env, case: str) -> None:
+    data = jpeg_bytes(3000)
+    media = await env.pending(data)
+    env.blobs.put(media.object_key, data, "image/jpeg")
+    assert await env.service.handle(notice(media)) is Outcome.COMPLETED
+    if case == "unknown":
+        await env.repo.delete(await env.stored(media))
+    late = ObjectCreated(key=media.object_key, size=media.size)
+    if case == "overtaken":
+        stored = await env.stored(media)
+        await env.repo.save(
+            dataclasses.replace(stored, sequencer="00FF", version=stored.version + 1),
+            expected_version=stored.version,
+            previous=stored,
+        )
+        late = ObjectCreated(key=media.object_key, size=media.size, sequencer="0001")
+
+    outcome = await env.service.handle(late)
+
+    assert outcome is (Outcome.DUPLICATE if case == "duplicate" else Outcome.IGNORED)
+    assert env.blobs.opened == env.blobs.closed  # every GET closed, none left open

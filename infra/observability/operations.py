@@ -1,0 +1,40 @@
+"""The API's OperationRecorder (schema/observability.py): GraphQL operations counted and timed in
+Prometheus, their spans on this process's tracer, and the HTTP access log told which operation
+ran. Installed by the composition root (infra/roots/app.py)."""
+
+from __future__ import annotations
+
+from opentelemetry.trace import Tracer
+
+from infra.observability import metrics, request_context
+from infra.observability.tracing import tracer
+
+
+class PrometheusOperations:
+    def tracer(self) -> Tracer:
+        return tracer()
+
+    def errors_sent(self, operation_label: str, codes: list[str]) -> None:
+        for code in codes:
+            metrics.GRAPHQL_ERRORS.labels(operation=operation_label, code=code).inc()
+
+    def answered(self, operation_label: str, op_type: str, elapsed_s: float) -> None:
+        metrics.GRAPHQL_REQUESTS.labels(operation=operation_label, type=op_type).inc()
+        metrics.GRAPHQL_DURATION.labels(operation=operation_label, type=op_type).observe(elapsed_s)
+
+    def subscription_started(self, operation_label: str, op_type: str) -> None:
+        metrics.GRAPHQL_REQUESTS.labels(operation=operation_label, type=op_type).inc()
+        metrics.SUBSCRIPTIONS_ACTIVE.labels(operation=operation_label).inc()
+
+    def subscription_ended(self, operation_label: str) -> None:
+        metrics.SUBSCRIPTIONS_ACTIVE.labels(operation=operation_label).dec()
+
+    def tell_access_log(
+        self, *, op_type: str, operation: str, name: str | None, user: str | None, codes: list[str]
+    ) -> None:
+        info = request_context.current()
+        if info is None or info.protocol != "http":
+            return
+        info.operation, info.operation_type, info.operation_name = operation, op_type, name
+        info.user = user
+        info.error_codes.extend(codes)
