@@ -7,6 +7,7 @@ each fallback, working."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -132,14 +133,14 @@ def test_moto_copies_a_table_once_per_transaction_and_still_rolls_back(
         BillingMode="PAY_PER_REQUEST",
     )
     copies: list[object] = []
-    deepcopy = embedded.copy.deepcopy
+    deepcopy = copy.deepcopy
 
     def counting(obj: Any, memo: Any = None) -> Any:
         if isinstance(obj, Table):
             copies.append(obj)
         return deepcopy(obj, memo)
 
-    monkeypatch.setattr(embedded.copy, "deepcopy", counting)
+    monkeypatch.setattr(copy, "deepcopy", counting)  # what embedded.py's copy calls
 
     def put(pk: str, condition: str | None = None) -> dict[str, Any]:
         put: dict[str, Any] = {"TableName": name, "Item": {"pk": {"S": pk}}}
