@@ -48,8 +48,13 @@ def _defined_codes(error_class: type[MediagraphError] = MediagraphError) -> froz
 def code_label(code: object) -> str:
     """An error code as a label value: one the service defines (shaped errors carry nothing else),
     else "OTHER", so that no code from anywhere can add series."""
+    return code_labels([code])[0]
+
+
+def code_labels(codes: list[object]) -> list[str]:
+    """`code_label` of each, the defined codes walked once (an answer may carry 20 errors)."""
     known = _defined_codes()  # error classes are few; import order cannot leave one out
-    return code if isinstance(code, str) and code in known else OTHER_CODE
+    return [code if isinstance(code, str) and code in known else OTHER_CODE for code in codes]
 
 
 def operation_label(executed: bool, root_fields: list[str]) -> str:
@@ -134,7 +139,7 @@ class Observability(SchemaExtension):
                 span.set_attribute("graphql.operation.name", name or operation)
                 if self._codes:
                     span.set_status(Status(StatusCode.ERROR, ",".join(sorted(set(self._codes)))))
-                    _recorder.errors_sent(label, [code_label(code) for code in self._codes])
+                    _recorder.errors_sent(label, code_labels(list(self._codes)))
                 elapsed = time.perf_counter() - started
                 if self._subscription is not None:
                     _recorder.subscription_ended(self._subscription)

@@ -164,3 +164,13 @@ def test_redis_cluster_mode_is_a_parameter(template: dict[str, Any], mode: str) 
     else:
         assert group["NumCacheClusters"] == 2
         assert "NumNodeGroups" not in group and "CacheParameterGroupName" not in group
+
+
+@pytest.mark.parametrize(("cpu", "workers"), [("512", 1), ("1024", 1), ("2048", 2), ("4096", 2)])
+def test_the_api_starts_document_workers_for_its_cpu_share(
+    template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, cpu: str, workers: int
+) -> None:
+    # Fargate shows the host's cores: the count follows the task's CPU, not os.cpu_count().
+    stack = DeployedStack(template, **REQUIRED, ApiCpu=cpu)
+    settings = settings_from(stack.container_environment("ApiTaskDefinition"), monkeypatch)
+    assert settings.effective_document_workers == workers
