@@ -3,6 +3,7 @@ the production aioboto3 code talks real HTTP to it, unchanged."""
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 import logging
 import os
@@ -12,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from moto.dynamodb import models as moto_dynamodb
+from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
@@ -23,8 +26,54 @@ log = logging.getLogger("mediagraph.embedded")
 # Done only on the moto series the suite ran on (pyproject.toml admits only these); on another,
 # the plain ThreadedMotoServer runs, without the DynamoDB lock: concurrent transactions against one
 # table may then fail with moto's HTTP 500 (a stand-in's limit; real DynamoDB is unaffected).
+# The same fence covers `_copy_each_table_once` (moto's DynamoDB module's `copy`, and its
+# TransactWriteItems copying before it applies); on another series moto's own runs, only slower.
 TESTED_MOTO = ("5.2",)
 _PRIVATE = ("_server_entry", "_server_ready_event", "_ip_address", "_port", "_server")
+
+
+# moto's TransactWriteItems snapshots a table (copy.deepcopy, to roll back) once per element of
+# the transaction that names it, all before it applies anything: a transaction of n items on one
+# table copies the whole table n times, and only one copy is ever used. The cost of a transaction
+# then grows with (items x table size), which real DynamoDB's does not (it is per item), and
+# which made every extra transaction item (the outbox's, a tag's) look like a whole extra copy
+# of the table. Within one transaction each table is copied once here: the copies are identical
+# (none is taken after a change), so the rollback is unchanged.
+_TRANSACTION = threading.local()
+
+
+class _CopyEachTableOnce:
+    """moto's DynamoDB backend's `copy` module: a table deep-copied again within the same
+    TransactWriteItems gets the copy already taken; everything else is the real `copy`."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    def deepcopy(self, obj: Any, memo: dict[int, Any] | None = None) -> Any:
+        taken: dict[int, tuple[Any, Any]] | None = getattr(_TRANSACTION, "tables", None)
+        if taken is None or not isinstance(obj, Table):
+            return copy.deepcopy(obj, memo)
+        if id(obj) not in taken:  # the original is held too, so its id cannot be reused meanwhile
+            taken[id(obj)] = (obj, copy.deepcopy(obj, memo))
+        return taken[id(obj)][1]
+
+
+def _copy_each_table_once() -> None:
+    backend = moto_dynamodb.DynamoDBBackend
+    transact = backend.transact_write_items
+    if getattr(transact, "copies_each_table_once", False):
+        return
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        _TRANSACTION.tables = {}
+        try:
+            transact(self, transact_items)
+        finally:
+            _TRANSACTION.tables = None
+
+    transact_write_items.copies_each_table_once = True  # type: ignore[attr-defined]
+    setattr(moto_dynamodb, "copy", _CopyEachTableOnce())  # noqa: B010 (a module, not typed for it)
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 def moto_fits(version: str | None = None) -> bool:
@@ -34,7 +83,12 @@ def moto_fits(version: str | None = None) -> bool:
     if ".".join(version.split(".")[:2]) not in TESTED_MOTO:
         return False
     probe = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    return all(hasattr(probe, name) for name in _PRIVATE) and callable(probe._server_entry)
+    return (
+        all(hasattr(probe, name) for name in _PRIVATE)
+        and callable(probe._server_entry)
+        and isinstance(getattr(moto_dynamodb, "copy", None), copy.__class__ | _CopyEachTableOnce)
+        and callable(getattr(moto_dynamodb.DynamoDBBackend, "transact_write_items", None))
+    )
 
 
 MOTO_FITS = moto_fits()
@@ -80,6 +134,7 @@ def moto_server(port: int | None = None) -> Iterator[str]:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto request otherwise
     if MOTO_FITS:
+        _copy_each_table_once()
         server: ThreadedMotoServer = _EmbeddedMotoServer(
             ip_address="127.0.0.1", port=port or free_port(), verbose=False
         )

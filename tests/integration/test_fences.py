@@ -7,6 +7,7 @@ each fallback, working."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -109,3 +110,51 @@ def test_an_untested_moto_runs_the_plain_threaded_server(monkeypatch: pytest.Mon
         s3.create_bucket(Bucket=name)
         # moto's backends are per process: other tests' buckets may be listed too.
         assert name in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
+
+
+def test_moto_copies_a_table_once_per_transaction_and_still_rolls_back(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto's own TransactWriteItems copies the table once per item naming it (embedded.py).
+    from moto.dynamodb.models.table import Table
+
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    name = f"fence-{uuid.uuid4().hex[:12]}"
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    copies: list[object] = []
+    deepcopy = copy.deepcopy
+
+    def counting(obj: Any, memo: Any = None) -> Any:
+        if isinstance(obj, Table):
+            copies.append(obj)
+        return deepcopy(obj, memo)
+
+    monkeypatch.setattr(copy, "deepcopy", counting)  # what embedded.py's copy calls
+
+    def put(pk: str, condition: str | None = None) -> dict[str, Any]:
+        put: dict[str, Any] = {"TableName": name, "Item": {"pk": {"S": pk}}}
+        if condition:
+            put["ConditionExpression"] = condition
+        return {"Put": put}
+
+    dynamodb.transact_write_items(TransactItems=[put("a"), put("b"), put("c")])
+    assert len(copies) == 1  # three items, one table: one copy (moto's own takes three)
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[put("d"), put("e"), put("a", "attribute_not_exists(pk)")]
+        )
+    assert len(copies) == 2
+    stored = {item["pk"]["S"] for item in dynamodb.scan(TableName=name, ConsistentRead=True)["Items"]}
+    assert stored == {"a", "b", "c"}  # d and e rolled back with the failed condition on a
+    dynamodb.delete_table(TableName=name)
