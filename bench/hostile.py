@@ -9,13 +9,15 @@ parser and validation caches bypassed and the limits at their shipped values.
 3. /healthz p99 while one anonymous client sends the corpus (documents and malformed bodies) in
    a loop ÷ /healthz p99 idle, against one server process (bench/hostile_app.py) whose rate
    budget no client reaches, so every document gets to validation: goal <= 2. The corpus
-   client's answers are counted by code.
+   client runs in its own process (as an attacker would) and its answers are counted by code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections import Counter
 from typing import Any
@@ -157,9 +159,36 @@ async def corpus_loop(port: int, stop: asyncio.Event, answers: Counter[str]) -> 
     return sent
 
 
+def _corpus_client(port: int) -> subprocess.Popen[bytes]:
+    """The corpus client in a process of its own, as an attacker is: in this process it shared
+    the /healthz probe's event loop, and a probe answer that arrived while the client decoded a
+    corpus answer waited for it, which counted the client's work as the server's."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.hostile", "--corpus-client", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+
+
+async def _corpus_client_main(port: int) -> None:
+    """Sends the corpus until its stdin closes, then prints what it sent and got, as JSON."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def told_to_stop() -> None:
+        loop.remove_reader(sys.stdin.fileno())
+        stop.set()
+
+    loop.add_reader(sys.stdin.fileno(), told_to_stop)
+    answers: Counter[str] = Counter()
+    sent = await corpus_loop(port, stop, answers)
+    print(json.dumps({"sent": sent, "answers": answers}), flush=True)
+
+
 async def healthz_figures(redis_url: str, seconds: float = 3.0, rounds: int = 3) -> dict[str, Any]:
     """Idle and under-corpus phases interleaved (`rounds` of each), so that the load of other
-    processes on a shared machine drifts over both alike; the median of each phase's p99."""
+    processes on a shared machine drifts over both alike; the median of each phase's p99. The
+    probe runs here, the corpus client in its own process."""
     port = free_port()
     idle_p99: list[float] = []
     loaded_p99: list[float] = []
@@ -170,12 +199,13 @@ async def healthz_figures(redis_url: str, seconds: float = 3.0, rounds: int = 3)
         await healthz_latencies(port, 1.0)  # warm-up
         for _ in range(rounds):
             idle = await healthz_latencies(port, seconds)
-            stop = asyncio.Event()
-            loop_task = asyncio.create_task(corpus_loop(port, stop, answers))
-            await asyncio.sleep(0.5)  # the loop is under way
+            client = _corpus_client(port)
+            await asyncio.sleep(1.0)  # the client has started and its loop is under way
             loaded = await healthz_latencies(port, seconds)
-            stop.set()
-            sent += await loop_task
+            output, _ = await asyncio.to_thread(client.communicate, b"stop\n")
+            report = json.loads(output)
+            sent += report["sent"]
+            answers.update(report["answers"])
             idle_p99.append(percentile(idle, 99))
             loaded_p99.append(percentile(loaded, 99))
             samples["idle"] += len(idle)
@@ -252,3 +282,7 @@ async def section(redis_url: str) -> dict[str, Any]:
     )
     print(f"hostile: the corpus client's answers: {healthz['answers_by_code']}")
     return {"validation": validation, "loop_cpu": loop_cpu, "healthz": healthz}
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--corpus-client"]:
+    asyncio.run(_corpus_client_main(int(sys.argv[2])))
