@@ -25,31 +25,10 @@ from services.core.ports import Bucket
 log = logging.getLogger("mediagraph.rate_limit")
 _WARN_EVERY_S = 30.0
 
-# KEYS[1] bucket; ARGV rate (tokens/s), burst (capacity), cost. Returns the wait in seconds
-# (as a string: Lua numbers are truncated to integers in Redis replies), "0" when granted.
-_BUCKET_SCRIPT = """
-local now_parts = redis.call('TIME')
-local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or burst
-local at = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
-local wait = 0
-if tokens >= cost then
-  tokens = tokens - cost
-else
-  wait = (cost - tokens) / rate
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return tostring(wait)
-"""
-
-# The same for several buckets in one call (one round trip per request on one Redis node).
-# KEYS[i] bucket i; ARGV[1] cost, then rate and burst of each bucket in turn. Returns the waits.
+# Token buckets, each refilled and charged `cost` in one call (one round trip per request on one
+# Redis node). KEYS[i] bucket i; ARGV[1] cost, then rate (tokens/s) and burst (capacity) of each
+# bucket in turn. Returns the wait of each in seconds (as strings: Lua numbers are truncated to
+# integers in Redis replies), "0" when granted.
 _BUCKETS_SCRIPT = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
@@ -79,14 +58,13 @@ return waits
 class RedisRateLimiter:
     def __init__(self, redis: RedisClient, *, prefix: str) -> None:
         self._keys = RedisKeys(prefix)
-        self._script: Any = redis.register_script(_BUCKET_SCRIPT)
-        self._many: Any = redis.register_script(_BUCKETS_SCRIPT)
+        self._script: Any = redis.register_script(_BUCKETS_SCRIPT)
         # A script's keys must share a hash slot on a cluster, and a user's and an address's
         # buckets do not: there each bucket is its own call (sent together).
         self._one_call = not is_cluster(redis)
 
     async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
-        wait = await self._script(keys=[self._keys.rate_bucket(bucket)], args=[rate_per_s, burst, cost])
+        (wait,) = await self._script(keys=[self._keys.rate_bucket(bucket)], args=[cost, rate_per_s, burst])
         return _seconds(wait)
 
     async def acquire_all(self, buckets: Sequence[Bucket], *, cost: int = 1) -> list[float]:
@@ -102,7 +80,7 @@ class RedisRateLimiter:
         args: list[float] = [cost]
         for bucket in buckets:
             args += [bucket.rate_per_s, bucket.burst]
-        waits = await self._many(keys=[self._keys.rate_bucket(b.name) for b in buckets], args=args)
+        waits = await self._script(keys=[self._keys.rate_bucket(b.name) for b in buckets], args=args)
         return [_seconds(wait) for wait in waits]
 
 
