@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from bench.harness import BENCH_SECRET, free_port, median, percentile, subprocess_server
+from bench.harness import BENCH_SECRET, exchange_ok, free_port, median, percentile, subprocess_server
 from bench.read_app import (
     ACCOUNTS_PER_KIND,
     MEDIA_PER_OWNER,
@@ -56,16 +56,6 @@ class Requests:
             self.raw.append(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
 
 
-async def _send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> bytes:
-    writer.write(request)
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-    payload = await reader.readexactly(length)
-    if not head.startswith(b"HTTP/1.1 200") or b'"errors"' in payload:
-        raise RuntimeError(f"bad response: {head[:40]!r} {payload[:300]!r}")
-    return payload
-
-
 class Cursor:
     def __init__(self, start: int = 0) -> None:
         self.next = start
@@ -87,7 +77,7 @@ async def throughput(requests: Requests, cursor: Cursor, seconds: float, concurr
         reader, writer = await asyncio.open_connection("127.0.0.1", requests.port)
         try:
             while time.perf_counter() < deadline:
-                await _send(reader, writer, requests.raw[cursor.take(len(requests.raw))])
+                await exchange_ok(reader, writer, requests.raw[cursor.take(len(requests.raw))])
                 done += 1
         finally:
             writer.close()
@@ -114,7 +104,7 @@ async def latency(
                 wait = due - time.perf_counter()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                await _send(reader, writer, requests.raw[cursor.take(len(requests.raw))])
+                await exchange_ok(reader, writer, requests.raw[cursor.take(len(requests.raw))])
                 latencies.append(time.perf_counter() - due)
         finally:
             writer.close()
@@ -186,7 +176,7 @@ async def same_answers(requests: dict[str, Requests], samples: int = 30) -> None
         try:
             step = max(1, len(target.raw) // samples)
             answers[kind] = [
-                json.loads(await _send(reader, writer, target.raw[i]))
+                json.loads(await exchange_ok(reader, writer, target.raw[i]))
                 for i in range(0, len(target.raw), step)
             ]
         finally:
