@@ -8,6 +8,8 @@ from collections.abc import AsyncGenerator
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -21,6 +23,7 @@ from resolvers import sessions as session_resolvers
 from resolvers import social as social_resolvers
 from resolvers import uploads as upload_resolvers
 from schema.documents import DocumentPipeline
+from schema.extension_runner import LeanExtensionsRunner
 from schema.extensions import ErrorCodes
 from schema.limits import MAX_TOKENS, PRODUCTION_RULES, RULES, document_limits
 from schema.observability import Observability
@@ -230,6 +233,11 @@ class Subscription:
 
 
 class MediagraphSchema(strawberry.Schema):
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return LeanExtensionsRunner(execution_context=execution_context, extensions=extensions)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:

@@ -13,16 +13,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.observability import metrics, request_context
 from infra.observability.request_context import RequestInfo
-from infra.observability.tracing import tracer
+from infra.observability.tracing import active, tracer
 
 log = logging.getLogger("mediagraph.access")
 # Probes and scrapes every few seconds would drown the real requests at INFO.
@@ -95,16 +96,7 @@ class RequestLog:
             request_context.bound(info),
             trace.use_span(traced)
             if traced is not None
-            else tracer().start_as_current_span(
-                f"{method} {path}" if path == "/graphql" else method,
-                context=propagate.extract(dict(headers)),
-                kind=SpanKind.SERVER,
-                attributes={
-                    "http.request.method": method,
-                    "url.path": path,
-                    "mediagraph.request_id": info.request_id,
-                },
-            ) as span,
+            else _request_span(method, path, headers, info.request_id) as span,
         ):
             try:
                 await self.app(scope, receive, send_with_id)
@@ -162,6 +154,18 @@ class RequestLog:
                             "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                         },
                     )
+
+
+def _request_span(method: str, path: str, headers: Headers, request_id: str) -> AbstractContextManager[Span]:
+    found = tracer()
+    if not active():  # nothing exported: no need to read the caller's trace headers
+        return found.start_as_current_span(method)
+    return found.start_as_current_span(
+        f"{method} {path}" if path == "/graphql" else method,
+        context=propagate.extract(dict(headers)),
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": method, "url.path": path, "mediagraph.request_id": request_id},
+    )
 
 
 def request_id_of(scope: Scope, headers: Headers) -> str:

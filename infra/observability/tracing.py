@@ -30,7 +30,32 @@ _provider: TracerProvider | None = None
 _users = 0
 
 
+_IDLE_SPAN = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+
+
+class _IdleTracer(trace.NoOpTracer):
+    """While no span goes anywhere: OpenTelemetry's no-op tracer still builds a context manager,
+    a span and a context per call (about 3 % of a cached read's CPU); this one hands out one
+    span that records nothing, and touches no context."""
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        return contextlib.nullcontext(_IDLE_SPAN)
+
+    def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
+        return _IDLE_SPAN
+
+
+_IDLE_TRACER = _IdleTracer()
+
+
+def active() -> bool:
+    """Whether spans are exported: ours enabled, or an SDK provider installed by someone else."""
+    return _provider is not None or isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
 def tracer() -> trace.Tracer:
+    if not active():
+        return _IDLE_TRACER
     provider = _provider or trace.get_tracer_provider()
     return provider.get_tracer("mediagraph")
 

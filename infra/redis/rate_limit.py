@@ -25,18 +25,19 @@ from services.core.ports import Bucket
 log = logging.getLogger("mediagraph.rate_limit")
 _WARN_EVERY_S = 30.0
 
-# Token buckets, each refilled and charged `cost` in one call (one round trip per request on one
-# Redis node). KEYS[i] bucket i; ARGV[1] cost, then rate (tokens/s) and burst (capacity) of each
-# bucket in turn. Returns the wait of each in seconds (as strings: Lua numbers are truncated to
-# integers in Redis replies), "0" when granted.
+# Token buckets, each refilled and charged its cost in one call (one round trip on one Redis node,
+# for every request that charged in the same turn of the event loop). KEYS[i] bucket i; ARGV holds
+# cost, rate (tokens/s) and burst (capacity) of each bucket in turn. The same bucket may come
+# twice (two requests of one user): charged in order. Returns the wait of each in seconds (as
+# strings: Lua numbers are truncated to integers in Redis replies), "0" when granted.
 _BUCKETS_SCRIPT = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
-local cost = tonumber(ARGV[1])
 local waits = {}
 for i, key in ipairs(KEYS) do
-  local rate = tonumber(ARGV[2 * i])
-  local burst = tonumber(ARGV[2 * i + 1])
+  local cost = tonumber(ARGV[3 * i - 2])
+  local rate = tonumber(ARGV[3 * i - 1])
+  local burst = tonumber(ARGV[3 * i])
   local state = redis.call('HMGET', key, 'tokens', 'at')
   local tokens = tonumber(state[1]) or burst
   local at = tonumber(state[2]) or now
@@ -56,19 +57,30 @@ return waits
 
 
 class RedisRateLimiter:
+    """On one Redis node, every charge made in the same turn of the event loop goes in one script
+    call: a redis-py call costs the API process ~0.1 ms of CPU whatever it carries, a sixth of a
+    cached read (docs/performance.md), and concurrent requests charge at nearly the same time.
+    A charge waits for nothing but the end of the current turn. On a cluster, a script's keys
+    must share a hash slot, and a user's and an address's buckets do not: there each bucket is its
+    own call (sent together)."""
+
     def __init__(self, redis: RedisClient, *, prefix: str) -> None:
         self._keys = RedisKeys(prefix)
         self._script: Any = redis.register_script(_BUCKETS_SCRIPT)
-        # A script's keys must share a hash slot on a cluster, and a user's and an address's
-        # buckets do not: there each bucket is its own call (sent together).
         self._one_call = not is_cluster(redis)
+        self._turn: list[tuple[list[str], list[float], asyncio.Future[list[float]]]] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
-        (wait,) = await self._script(keys=[self._keys.rate_bucket(bucket)], args=[cost, rate_per_s, burst])
-        return _seconds(wait)
+        keys, args = [self._keys.rate_bucket(bucket)], [cost, rate_per_s, burst]
+        if not self._one_call:
+            (wait,) = await self._script(keys=keys, args=args)
+            return _seconds(wait)
+        (waited,) = await self._charge(keys, args)
+        return waited
 
     async def acquire_all(self, buckets: Sequence[Bucket], *, cost: int = 1) -> list[float]:
-        if not self._one_call or len(buckets) == 1:
+        if not self._one_call:
             return list(
                 await asyncio.gather(
                     *(
@@ -77,11 +89,47 @@ class RedisRateLimiter:
                     )
                 )
             )
-        args: list[float] = [cost]
+        args: list[float] = []
         for bucket in buckets:
-            args += [bucket.rate_per_s, bucket.burst]
-        waits = await self._script(keys=[self._keys.rate_bucket(b.name) for b in buckets], args=args)
-        return [_seconds(wait) for wait in waits]
+            args += [cost, bucket.rate_per_s, bucket.burst]
+        return await self._charge([self._keys.rate_bucket(b.name) for b in buckets], args)
+
+    def _charge(self, keys: list[str], args: list[float]) -> asyncio.Future[list[float]]:
+        loop = asyncio.get_running_loop()
+        if self._turn is None:
+            self._turn = []
+            loop.call_soon(self._send_turn)
+        waits: asyncio.Future[list[float]] = loop.create_future()
+        self._turn.append((keys, args, waits))
+        return waits
+
+    def _send_turn(self) -> None:
+        charges, self._turn = self._turn or [], None
+        task = asyncio.get_running_loop().create_task(self._send(charges))
+        self._sending.add(task)  # a reference, so the task is not collected midway
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, charges: list[tuple[list[str], list[float], asyncio.Future[list[float]]]]) -> None:
+        keys = [key for charge_keys, _, _ in charges for key in charge_keys]
+        args = [arg for _, charge_args, _ in charges for arg in charge_args]
+        try:
+            replies = [_seconds(wait) for wait in await self._script(keys=keys, args=args)]
+        except BaseException as error:  # every waiter gets it (a caller falls back to local buckets)
+            for _, _, waits in charges:
+                if waits.done():
+                    continue
+                if isinstance(error, asyncio.CancelledError):
+                    waits.cancel()
+                else:
+                    waits.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        start = 0
+        for charge_keys, _, waits in charges:
+            if not waits.done():  # a caller that gave up (its timeout) was charged all the same
+                waits.set_result(replies[start : start + len(charge_keys)])
+            start += len(charge_keys)
 
 
 def _seconds(wait: bytes | str) -> float:

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from infra.aws.embedded import free_port
 from infra.redis.rate_limit import FallbackRateLimiter, LocalRateLimiter, RedisRateLimiter
 from infra.roots.runtime import Runtime
+from services.core.ports import Bucket
 from tests.servers import eventually
 
 pytestmark = pytest.mark.integration
@@ -24,6 +25,30 @@ async def test_concurrent_requests_never_overdraw_the_bucket(runtime: Runtime) -
     assert sum(1 for wait in waits if wait == 0) == 10
     refused = [wait for wait in waits if wait > 0]
     assert len(refused) == 30 and min(refused) > 90  # 0.01 tokens/s: about 100 s for the next one
+
+
+async def test_charges_made_together_go_in_one_call_and_each_gets_its_own_answer(runtime: Runtime) -> None:
+    limiter = RedisRateLimiter(runtime.redis, prefix=runtime.settings.redis_prefix)
+    calls = 0
+    script = limiter._script
+
+    async def counted(**kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return await script(**kwargs)
+
+    limiter._script = counted
+    slow, fast = Bucket("user:together-slow", 0.01, 5), Bucket("ip:192.0.2.77", 0.01, 100)
+    answers = await asyncio.gather(
+        *(limiter.acquire_all([slow, fast], cost=2) for _ in range(4)),
+        limiter.acquire_all([Bucket("user:together-other", 0.01, 1)], cost=1),
+    )
+    assert calls == 1  # five requests' charges, one round trip
+    # The user's bucket (5 tokens) grants two charges of 2 and refuses the next two, in order;
+    # the address's bucket grants all four; the other user's bucket is its own.
+    assert [slow_wait == 0 for slow_wait, _ in answers[:4]] == [True, True, False, False]
+    assert all(fast_wait == 0 for _, fast_wait in answers[:4])
+    assert answers[4] == [0]
 
 
 async def test_bucket_refills_at_its_rate(runtime: Runtime) -> None:
