@@ -122,6 +122,7 @@ class Observability(SchemaExtension):
         self._streamed = False
         self._executed = False
         self._codes: list[str] = []
+        self._described: tuple[object, tuple[str, list[str], str | None]] | None = None
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
@@ -173,6 +174,11 @@ class Observability(SchemaExtension):
 
     def _describe(self) -> tuple[str, list[str], str | None]:
         """(operation type, the schema's root fields it selects, the client's operation name)."""
+        if self._described is None or self._described[0] is not self.execution_context.graphql_document:
+            self._described = (self.execution_context.graphql_document, self._read_operation())
+        return self._described[1]
+
+    def _read_operation(self) -> tuple[str, list[str], str | None]:
         context = self.execution_context
         document = context.graphql_document
         if document is None:

@@ -5,6 +5,7 @@ ran. Installed by the composition root (infra/roots/app.py)."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from opentelemetry.trace import Tracer
 
@@ -13,6 +14,11 @@ from infra.observability.tracing import tracer
 
 
 class PrometheusOperations:
+    def __init__(self) -> None:
+        # Each (operation, type)'s children, looked up once: prometheus_client's labels() takes
+        # a lock and builds a key per call, a request's largest metrics cost.
+        self._answers: dict[tuple[str, str], tuple[Any, Any]] = {}
+
     def tracer(self) -> Tracer:
         return tracer()
 
@@ -21,8 +27,14 @@ class PrometheusOperations:
             metrics.GRAPHQL_ERRORS.labels(operation=operation_label, code=code).inc(count)
 
     def answered(self, operation_label: str, op_type: str, elapsed_s: float) -> None:
-        metrics.GRAPHQL_REQUESTS.labels(operation=operation_label, type=op_type).inc()
-        metrics.GRAPHQL_DURATION.labels(operation=operation_label, type=op_type).observe(elapsed_s)
+        answers = self._answers.get((operation_label, op_type))
+        if answers is None:  # the labels are bounded (schema/observability.py): so is this
+            answers = self._answers[(operation_label, op_type)] = (
+                metrics.GRAPHQL_REQUESTS.labels(operation=operation_label, type=op_type),
+                metrics.GRAPHQL_DURATION.labels(operation=operation_label, type=op_type),
+            )
+        answers[0].inc()
+        answers[1].observe(elapsed_s)
 
     def subscription_started(self, operation_label: str, op_type: str) -> None:
         metrics.GRAPHQL_REQUESTS.labels(operation=operation_label, type=op_type).inc()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,9 +49,22 @@ class _IdleTracer(trace.NoOpTracer):
 _IDLE_TRACER = _IdleTracer()
 
 
+_global_sdk = False
+_global_checked_at = -1.0
+
+
 def active() -> bool:
-    """Whether spans are exported: ours enabled, or an SDK provider installed by someone else."""
-    return _provider is not None or isinstance(trace.get_tracer_provider(), TracerProvider)
+    """Whether spans are exported: ours enabled, or an SDK provider installed by someone else
+    (OpenTelemetry's global provider is set at most once: looked up at most once a second until
+    it is, which keeps the lookup off every request)."""
+    global _global_sdk, _global_checked_at
+    if _provider is not None or _global_sdk:
+        return True
+    now = time.monotonic()
+    if now - _global_checked_at >= 1.0:
+        _global_checked_at = now
+        _global_sdk = isinstance(trace.get_tracer_provider(), TracerProvider)
+    return _global_sdk
 
 
 def tracer() -> trace.Tracer:
