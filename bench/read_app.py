@@ -43,6 +43,7 @@ from strawberry.asgi import GraphQL
 
 from bench.harness import BENCH_SECRET
 from infra.http.json import encode_json
+from infra.http.server import server_config
 from infra.redis.delivery import RedisUrlCache, RedisViewRecorder
 from infra.roots.app import create_app
 from infra.roots.runtime import Runtime, open_runtime
@@ -512,11 +513,16 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
     args = parser.parse_args()
-    uvicorn.run(
+    # As production serves (infra/http/server.py): its HTTP protocol with the header limits and
+    # read deadline, no uvicorn proxy-header rewriting; the same for all three ways.
+    settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET)
+    config = server_config(
         build(args.redis_url),
+        settings.server,
         host="127.0.0.1",
         port=args.port,
         log_level="warning",
         access_log=False,
         lifespan="on",
     )
+    uvicorn.Server(config).run()
