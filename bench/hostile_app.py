@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from bench.harness import BENCH_SECRET
 from bench.media_app import _services, page_items
+from infra.http.server import server_config
 from infra.identity.jwt import JwtTokenVerifier
 from infra.redis.rate_limit import FallbackRateLimiter, LocalRateLimiter, RedisRateLimiter
 from infra.roots.app import MediagraphGraphQL
@@ -88,4 +89,9 @@ if __name__ == "__main__":
     args = parser.parse_args()
     processes = production_workers() if args.document_workers is None else args.document_workers
     app = build_app(args.redis_url, DocumentWorkers(processes) if processes else None)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    # As production serves (infra/http/server.py): its HTTP protocol, header limits, read deadline.
+    settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET)
+    config = server_config(
+        app, settings.server, host="127.0.0.1", port=args.port, log_level="warning", access_log=False
+    )
+    uvicorn.Server(config).run()
