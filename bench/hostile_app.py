@@ -43,6 +43,11 @@ def production_workers() -> int:
     return settings.model_copy(update={"profile": Profile.PRODUCTION}).effective_document_workers
 
 
+def production_nice() -> int:
+    """The niceness the production profile gives them (MEDIAGRAPH_DOCUMENT_WORKER_NICE)."""
+    return Settings(_env_file=None, jwt_secret=BENCH_SECRET).document_worker_nice
+
+
 def build_app(redis_url: str, workers: DocumentWorkers | None = None) -> Starlette:
     """`workers`, if given, are started by the app's lifespan (or by the caller)."""
     documents.caching = False
@@ -88,7 +93,7 @@ if __name__ == "__main__":
     )
     args = parser.parse_args()
     processes = production_workers() if args.document_workers is None else args.document_workers
-    app = build_app(args.redis_url, DocumentWorkers(processes) if processes else None)
+    app = build_app(args.redis_url, DocumentWorkers(processes, nice=production_nice()) if processes else None)
     # As production serves (infra/http/server.py): its HTTP protocol, header limits, read deadline.
     settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET)
     config = server_config(

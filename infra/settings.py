@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     # single core), none in development (the work stays in the API process, large documents in a
     # thread). 0: none.
     document_workers: int | None = Field(default=None, ge=0, le=32)
+    # Their Unix niceness: when they and the API process both want a core, the event loop goes
+    # first (docs/security.md, "Documents off the event loop"). 0: the same priority.
+    document_worker_nice: int = Field(default=10, ge=0, le=19)
 
     # Listing pages cached in Redis (invalidated by every write; the TTL only bounds memory).
     page_cache_ttl_s: int = Field(default=60, ge=1, le=3600)

@@ -93,7 +93,7 @@ _LIMITS = document_limits(MAX_PAGE_SIZE)
 _HEAD = 4  # each message: its length (4 bytes, big-endian), then a pickle
 
 
-def _start_worker() -> None:
+def _start_worker(nice: int) -> None:
     global _schema  # once per worker process
     # Batch scheduling (Linux): a worker woken by a document does not preempt the API process
     # whose event loop woke it (measured: the loop's send of a document took 1.5-2 ms of wall
@@ -102,6 +102,12 @@ def _start_worker() -> None:
     if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_BATCH"):
         with contextlib.suppress(OSError):
             os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    # Lower priority than the API process (Unix niceness): when both want a core, the event loop
+    # that serves every request goes first, and the documents the caches do not know (a new
+    # client's first requests, an attacker's) wait. Unloaded, a worker runs at full speed.
+    if nice and hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(nice)
     _schema = build_schema()._schema
     # Everything built so far lives as long as the worker: keep it out of the cyclic GC.
     gc.freeze()
@@ -112,9 +118,9 @@ def _examine_here(query: str, rules: _Rules, production: bool, request_id: str) 
     return examine(_schema, query, rules, _LIMITS, MAX_TOKENS, production=production, request_id=request_id)
 
 
-def _serve(connection: socket.socket) -> None:
+def _serve(connection: socket.socket, nice: int = 0) -> None:
     """A worker process: build the schema, say so, then answer one document at a time."""
-    _start_worker()
+    _start_worker(nice)
     with connection, connection.makefile("rb") as incoming:
         connection.sendall(_frame(b"ready"))
         while True:
@@ -186,11 +192,12 @@ class DocumentWorkers:
     process pool does), and each worker can be replaced on its own. A document goes to an idle
     worker (or waits for one) and comes back as an `Examined`."""
 
-    def __init__(self, processes: int, *, timeout_s: float = EXAMINE_TIMEOUT_S) -> None:
+    def __init__(self, processes: int, *, timeout_s: float = EXAMINE_TIMEOUT_S, nice: int = 0) -> None:
         if processes < 1:
             raise ValueError("at least one document worker")
         self.processes = processes
         self.timeout_s = timeout_s
+        self.nice = nice  # added to each worker's niceness (MEDIAGRAPH_DOCUMENT_WORKER_NICE)
         self.replaced = 0  # workers replaced after one died or timed out
         self._workers: set[_Worker] = set()
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
@@ -208,7 +215,7 @@ class DocumentWorkers:
     async def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
         process = multiprocessing.get_context("spawn").Process(
-            target=_serve, args=(theirs,), name="mediagraph-documents", daemon=True
+            target=_serve, args=(theirs, self.nice), name="mediagraph-documents", daemon=True
         )
         try:
             process.start()

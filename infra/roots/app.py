@@ -289,7 +289,7 @@ async def document_workers(settings: Settings) -> AsyncIterator[DocumentWorkers 
     if not processes:
         yield None
         return
-    workers = DocumentWorkers(processes)
+    workers = DocumentWorkers(processes, nice=settings.document_worker_nice)
     await workers.start()
     try:
         yield workers

@@ -177,3 +177,21 @@ async def test_workers_run_as_batch_work_so_they_do_not_preempt_the_event_loop(
     (pid,) = await workers.pids()
     assert os.sched_getscheduler(pid) == os.SCHED_BATCH
     assert os.sched_getscheduler(0) != os.SCHED_BATCH  # the API process keeps its own
+
+
+async def test_workers_run_at_the_configured_lower_priority() -> None:
+    from infra.settings import Settings
+
+    settings = Settings(_env_file=None, jwt_secret="a-test-secret-0123456789-0123456789-0123")
+    assert settings.document_worker_nice == 10  # the shipped default
+    pool = DocumentWorkers(1, timeout_s=5, nice=settings.document_worker_nice)
+    await pool.start()
+    try:
+        (pid,) = await pool.pids()
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ours + 10)
+        # Still answering at that priority.
+        answered = await pool.examine("{ feed { totalCount } }", RULES_USED, production=False)
+        assert answered.document is not None
+    finally:
+        await pool.aclose()
