@@ -18,13 +18,19 @@ class PrometheusOperations:
         # Each (operation, type)'s children, looked up once: prometheus_client's labels() takes
         # a lock and builds a key per call, a request's largest metrics cost.
         self._answers: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._errors: dict[tuple[str, str], Any] = {}
 
     def tracer(self) -> Tracer:
         return tracer()
 
     def errors_sent(self, operation_label: str, codes: list[str]) -> None:
-        for code, count in Counter(codes).items():  # one label lookup per code, not per error
-            metrics.GRAPHQL_ERRORS.labels(operation=operation_label, code=code).inc(count)
+        for code, count in Counter(codes).items():  # one child per code, not per error
+            child = self._errors.get((operation_label, code))
+            if child is None:  # labels and codes are bounded (schema/observability.py)
+                child = self._errors[(operation_label, code)] = metrics.GRAPHQL_ERRORS.labels(
+                    operation=operation_label, code=code
+                )
+            child.inc(count)
 
     def answered(self, operation_label: str, op_type: str, elapsed_s: float) -> None:
         answers = self._answers.get((operation_label, op_type))
