@@ -7,6 +7,7 @@ the client and is ignored (a client can put any address there)."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 
@@ -25,7 +26,19 @@ def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
     return any(ip in network for network in proxies)
 
 
+# A client sends the same X-Forwarded-For on every request: its answer is remembered (parsing
+# addresses with `ipaddress` was ~1 % of a cached read). Only short headers: a client choosing
+# long ones must not fill memory.
+_REMEMBERED_HEADER_CHARS = 256
+
+
 def client_address(peer: str | None, forwarded_for: str | None, proxies: tuple[Network, ...]) -> str | None:
+    if forwarded_for is not None and len(forwarded_for) > _REMEMBERED_HEADER_CHARS:
+        return _client_address(peer, forwarded_for, proxies)
+    return _remembered(peer, forwarded_for, proxies)
+
+
+def _client_address(peer: str | None, forwarded_for: str | None, proxies: tuple[Network, ...]) -> str | None:
     if peer is None:
         return None
     address = peer
@@ -37,3 +50,6 @@ def client_address(peer: str | None, forwarded_for: str | None, proxies: tuple[N
         except ValueError:
             break  # garbage from a proxy we trust: keep the last address we could believe
     return address
+
+
+_remembered = functools.lru_cache(maxsize=4096)(_client_address)

@@ -21,10 +21,15 @@ PROXIES = parse_networks(["10.0.0.0/8", "2001:db8::/32"])
         pytest.param("10.1.2.3", None, "10.1.2.3", id="proxy-without-header"),
         pytest.param("2001:db8::1", "2001:db9::5", "2001:db9::5", id="ipv6"),
         pytest.param(None, "203.0.113.9", None, id="no-peer"),
+        # Long headers are read afresh every time (not remembered), with the same answer.
+        pytest.param(
+            "10.1.2.3", ", ".join(["1.1.1.1"] * 60 + ["203.0.113.9"]), "203.0.113.9", id="long-header"
+        ),
     ],
 )
 def test_client_address(peer: str | None, forwarded: str | None, expected: str | None) -> None:
     assert client_address(peer, forwarded, PROXIES) == expected
+    assert client_address(peer, forwarded, PROXIES) == expected  # the remembered answer too
 
 
 def test_nothing_trusted_by_default() -> None:
