@@ -56,6 +56,11 @@ return waits
 """
 
 
+_Charge = tuple[list[str], list[float], "asyncio.Future[list[float]]"]  # keys, args, its waits
+_Turn = tuple[asyncio.AbstractEventLoop, list[_Charge]]
+_MOST_CHARGES_PER_CALL = 256
+
+
 class RedisRateLimiter:
     """On one Redis node, every charge made in the same turn of the event loop goes in one script
     call: a redis-py call costs the API process ~0.1 ms of CPU whatever it carries, a sixth of a
@@ -68,7 +73,7 @@ class RedisRateLimiter:
         self._keys = RedisKeys(prefix)
         self._script: Any = redis.register_script(_BUCKETS_SCRIPT)
         self._one_call = not is_cluster(redis)
-        self._turn: list[tuple[list[str], list[float], asyncio.Future[list[float]]]] | None = None
+        self._turn: _Turn | None = None
         self._sending: set[asyncio.Task[None]] = set()
 
     async def acquire(self, bucket: str, *, rate_per_s: float, burst: int, cost: int = 1) -> float:
@@ -96,20 +101,24 @@ class RedisRateLimiter:
 
     def _charge(self, keys: list[str], args: list[float]) -> asyncio.Future[list[float]]:
         loop = asyncio.get_running_loop()
-        if self._turn is None:
-            self._turn = []
-            loop.call_soon(self._send_turn)
+        turn = self._turn
+        # A new call for a new turn, a full one (one script must not hold Redis for long), or
+        # another event loop (one that stopped mid-turn would never send the old one).
+        if turn is None or turn[0] is not loop or len(turn[1]) >= _MOST_CHARGES_PER_CALL:
+            turn = self._turn = (loop, [])
+            loop.call_soon(self._send_turn, turn)
         waits: asyncio.Future[list[float]] = loop.create_future()
-        self._turn.append((keys, args, waits))
+        turn[1].append((keys, args, waits))
         return waits
 
-    def _send_turn(self) -> None:
-        charges, self._turn = self._turn or [], None
-        task = asyncio.get_running_loop().create_task(self._send(charges))
+    def _send_turn(self, turn: _Turn) -> None:
+        if self._turn is turn:
+            self._turn = None
+        task = turn[0].create_task(self._send(turn[1]))
         self._sending.add(task)  # a reference, so the task is not collected midway
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, charges: list[tuple[list[str], list[float], asyncio.Future[list[float]]]]) -> None:
+    async def _send(self, charges: list[_Charge]) -> None:
         keys = [key for charge_keys, _, _ in charges for key in charge_keys]
         args = [arg for _, charge_args, _ in charges for arg in charge_args]
         try:

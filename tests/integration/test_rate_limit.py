@@ -51,6 +51,24 @@ async def test_charges_made_together_go_in_one_call_and_each_gets_its_own_answer
     assert answers[4] == [0]
 
 
+async def test_a_crowded_turn_is_split_so_no_one_script_holds_redis_for_long(runtime: Runtime) -> None:
+    limiter = RedisRateLimiter(runtime.redis, prefix=runtime.settings.redis_prefix)
+    calls = 0
+    script = limiter._script
+
+    async def counted(**kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return await script(**kwargs)
+
+    limiter._script = counted
+    waits = await asyncio.gather(
+        *(limiter.acquire(f"user:crowd-{n}", rate_per_s=0.01, burst=1) for n in range(300))
+    )
+    assert waits == [0] * 300
+    assert calls == 2  # 256 charges, then the other 44
+
+
 async def test_bucket_refills_at_its_rate(runtime: Runtime) -> None:
     limiter = RedisRateLimiter(runtime.redis, prefix=runtime.settings.redis_prefix)
     assert await limiter.acquire("ip:192.0.2.1", rate_per_s=20, burst=1) == 0
