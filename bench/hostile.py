@@ -26,7 +26,7 @@ import httpx
 from graphql import GraphQLSyntaxError, parse, specified_rules
 
 from bench.harness import free_port, median, percentile, subprocess_server
-from bench.hostile_app import build_app, production_nice, production_workers
+from bench.hostile_app import build_app, document_workers
 from bench.media_app import MEDIA_ID, QUERY
 from schema.document_guard import token_count
 from schema.document_workers import DocumentWorkers
@@ -227,8 +227,7 @@ async def loop_cpu_figures(redis_url: str, rounds: int = 3) -> dict[str, Any]:
     how long one request can hold the loop that CPU contention from other processes does not
     inflate as it does wall-clock latency. The median of `rounds` per request."""
     # As the bench server: the production profile's document workers (bench/hostile_app.py).
-    processes = production_workers()
-    workers = DocumentWorkers(processes, nice=production_nice()) if processes else None
+    workers = document_workers()
     if workers is not None:
         await workers.start()
     try:

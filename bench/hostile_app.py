@@ -37,15 +37,18 @@ from tests.fakes import InMemoryMediaRepository
 BUDGET = Limit(per_minute=10_000_000, burst=10_000_000)
 
 
-def production_workers() -> int:
-    """The document workers the production profile starts on this machine."""
+def production_settings() -> Settings:
+    """The production profile's settings on this machine (its document workers, its server)."""
     settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET)
-    return settings.model_copy(update={"profile": Profile.PRODUCTION}).effective_document_workers
+    return settings.model_copy(update={"profile": Profile.PRODUCTION})
 
 
-def production_nice() -> int:
-    """The niceness the production profile gives them (MEDIAGRAPH_DOCUMENT_WORKER_NICE)."""
-    return Settings(_env_file=None, jwt_secret=BENCH_SECRET).document_worker_nice
+def document_workers(processes: int | None = None) -> DocumentWorkers | None:
+    """The document workers the production profile starts here (count and niceness); `processes`
+    overrides the count."""
+    settings = production_settings()
+    count = settings.effective_document_workers if processes is None else processes
+    return DocumentWorkers(count, nice=settings.document_worker_nice) if count else None
 
 
 def build_app(redis_url: str, workers: DocumentWorkers | None = None) -> Starlette:
@@ -92,11 +95,14 @@ if __name__ == "__main__":
         "--document-workers", type=int, default=None, help="default: the production profile's"
     )
     args = parser.parse_args()
-    processes = production_workers() if args.document_workers is None else args.document_workers
-    app = build_app(args.redis_url, DocumentWorkers(processes, nice=production_nice()) if processes else None)
+    app = build_app(args.redis_url, document_workers(args.document_workers))
     # As production serves (infra/http/server.py): its HTTP protocol, header limits, read deadline.
-    settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET)
     config = server_config(
-        app, settings.server, host="127.0.0.1", port=args.port, log_level="warning", access_log=False
+        app,
+        production_settings().server,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
     )
     uvicorn.Server(config).run()

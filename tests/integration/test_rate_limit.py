@@ -27,23 +27,29 @@ async def test_concurrent_requests_never_overdraw_the_bucket(runtime: Runtime) -
     assert len(refused) == 30 and min(refused) > 90  # 0.01 tokens/s: about 100 s for the next one
 
 
+class ScriptCalls:
+    """Counts the script calls `limiter` makes from now on."""
+
+    def __init__(self, limiter: RedisRateLimiter) -> None:
+        self.count = 0
+        script = limiter._script
+
+        async def counted(**kwargs: object) -> object:
+            self.count += 1
+            return await script(**kwargs)
+
+        limiter._script = counted
+
+
 async def test_charges_made_together_go_in_one_call_and_each_gets_its_own_answer(runtime: Runtime) -> None:
     limiter = RedisRateLimiter(runtime.redis, prefix=runtime.settings.redis_prefix)
-    calls = 0
-    script = limiter._script
-
-    async def counted(**kwargs: object) -> object:
-        nonlocal calls
-        calls += 1
-        return await script(**kwargs)
-
-    limiter._script = counted
+    calls = ScriptCalls(limiter)
     slow, fast = Bucket("user:together-slow", 0.01, 5), Bucket("ip:192.0.2.77", 0.01, 100)
     answers = await asyncio.gather(
         *(limiter.acquire_all([slow, fast], cost=2) for _ in range(4)),
         limiter.acquire_all([Bucket("user:together-other", 0.01, 1)], cost=1),
     )
-    assert calls == 1  # five requests' charges, one round trip
+    assert calls.count == 1  # five requests' charges, one round trip
     # The user's bucket (5 tokens) grants two charges of 2 and refuses the next two, in order;
     # the address's bucket grants all four; the other user's bucket is its own.
     assert [slow_wait == 0 for slow_wait, _ in answers[:4]] == [True, True, False, False]
@@ -53,20 +59,12 @@ async def test_charges_made_together_go_in_one_call_and_each_gets_its_own_answer
 
 async def test_a_crowded_turn_is_split_so_no_one_script_holds_redis_for_long(runtime: Runtime) -> None:
     limiter = RedisRateLimiter(runtime.redis, prefix=runtime.settings.redis_prefix)
-    calls = 0
-    script = limiter._script
-
-    async def counted(**kwargs: object) -> object:
-        nonlocal calls
-        calls += 1
-        return await script(**kwargs)
-
-    limiter._script = counted
+    calls = ScriptCalls(limiter)
     waits = await asyncio.gather(
         *(limiter.acquire(f"user:crowd-{n}", rate_per_s=0.01, burst=1) for n in range(300))
     )
     assert waits == [0] * 300
-    assert calls == 2  # 256 charges, then the other 44
+    assert calls.count == 2  # 256 charges, then the other 44
 
 
 async def test_bucket_refills_at_its_rate(runtime: Runtime) -> None:
