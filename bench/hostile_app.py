@@ -44,11 +44,13 @@ def production_settings() -> Settings:
 
 
 def document_workers(processes: int | None = None) -> DocumentWorkers | None:
-    """The document workers the production profile starts here (count and niceness); `processes`
-    overrides the count."""
+    """The document workers the production profile starts here (count, policy, niceness);
+    `processes` overrides the count."""
     settings = production_settings()
     count = settings.effective_document_workers if processes is None else processes
-    return DocumentWorkers(count, nice=settings.document_worker_nice) if count else None
+    if not count:
+        return None
+    return DocumentWorkers(count, nice=settings.document_worker_nice, policy=settings.document_worker_policy)
 
 
 def build_app(redis_url: str, workers: DocumentWorkers | None = None) -> Starlette:

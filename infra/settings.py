@@ -178,8 +178,12 @@ class Settings(BaseSettings):
     # single core), none in development (the work stays in the API process, large documents in a
     # thread). 0: none.
     document_workers: int | None = Field(default=None, ge=0, le=32)
-    # Their Unix niceness: when they and the API process both want a core, the event loop goes
-    # first (docs/security.md, "Documents off the event loop"). 0: the same priority.
+    # How they yield the CPU to the API process (docs/security.md, "Documents off the event
+    # loop"): "idle", Linux SCHED_IDLE, they run only on CPU time nothing else wants and any
+    # process that wakes takes their core at once; "batch", SCHED_BATCH at the niceness below.
+    document_worker_policy: Literal["idle", "batch"] = "idle"
+    # Their Unix niceness under "batch" (and where the policies do not exist): when they and the
+    # API process both want a core, the event loop goes first. 0: the same priority.
     document_worker_nice: int = Field(default=10, ge=0, le=19)
 
     # Listing pages cached in Redis (invalidated by every write; the TTL only bounds memory).

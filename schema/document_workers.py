@@ -93,18 +93,30 @@ _LIMITS = document_limits(MAX_PAGE_SIZE)
 _HEAD = 4  # each message: its length (4 bytes, big-endian), then a pickle
 
 
-def _start_worker(nice: int) -> None:
+# How a worker yields the CPU to the API process (MEDIAGRAPH_DOCUMENT_WORKER_POLICY): the Linux
+# scheduling policy it runs under.
+POLICIES = {"idle": "SCHED_IDLE", "batch": "SCHED_BATCH"}
+
+
+def _start_worker(nice: int, policy: str = "idle") -> None:
     global _schema  # once per worker process
-    # Batch scheduling (Linux): a worker woken by a document does not preempt the API process
-    # whose event loop woke it (measured: the loop's send of a document took 1.5-2 ms of wall
-    # time on a busy 2-core machine, 0.1-0.5 ms with this); it runs on a free core or at the
-    # next tick. Its share of the CPU is unchanged.
-    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_BATCH"):
+    # "idle" (the default; Linux SCHED_IDLE): a worker runs on CPU time no other process wants.
+    # Any process that wakes up preempts it at once, and the kernel places a woken process on a
+    # core running only such work as on a free one. Measured (perf sched, docs/benchmarks.md):
+    # as SCHED_BATCH at nice 10 a worker held a core for up to 27 ms while the API process, woken
+    # by a request, waited behind it for up to 5.4 ms, though the other core was idle; as
+    # SCHED_IDLE, never. Under a load that leaves no CPU time free, a worker still gets a small
+    # share (weight 3 against 1,024), so a document the caches do not know waits rather than
+    # delays every request; past EXAMINE_TIMEOUT_S it is answered DOCUMENT_WORKERS_UNAVAILABLE.
+    # "batch" (SCHED_BATCH): a worker woken by a document does not preempt the API process, but
+    # one running keeps its core until the scheduler's tick.
+    name = POLICIES.get(policy)
+    if name is not None and hasattr(os, "sched_setscheduler") and hasattr(os, name):
         with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-    # Lower priority than the API process (Unix niceness): when both want a core, the event loop
-    # that serves every request goes first, and the documents the caches do not know (a new
-    # client's first requests, an attacker's) wait. Unloaded, a worker runs at full speed.
+            os.sched_setscheduler(0, getattr(os, name), os.sched_param(0))
+    # Lower priority than the API process (Unix niceness) under "batch", and where the policies
+    # above do not exist: when both want a core, the event loop that serves every request goes
+    # first. Unloaded, a worker runs at full speed.
     if nice and hasattr(os, "nice"):
         with contextlib.suppress(OSError):
             os.nice(nice)
@@ -118,9 +130,9 @@ def _examine_here(query: str, rules: _Rules, production: bool, request_id: str) 
     return examine(_schema, query, rules, _LIMITS, MAX_TOKENS, production=production, request_id=request_id)
 
 
-def _serve(connection: socket.socket, nice: int = 0) -> None:
+def _serve(connection: socket.socket, nice: int = 0, policy: str = "idle") -> None:
     """A worker process: build the schema, say so, then answer one document at a time."""
-    _start_worker(nice)
+    _start_worker(nice, policy)
     with connection, connection.makefile("rb") as incoming:
         connection.sendall(_frame(b"ready"))
         while True:
@@ -192,12 +204,17 @@ class DocumentWorkers:
     process pool does), and each worker can be replaced on its own. A document goes to an idle
     worker (or waits for one) and comes back as an `Examined`."""
 
-    def __init__(self, processes: int, *, timeout_s: float = EXAMINE_TIMEOUT_S, nice: int = 0) -> None:
+    def __init__(
+        self, processes: int, *, timeout_s: float = EXAMINE_TIMEOUT_S, nice: int = 0, policy: str = "idle"
+    ) -> None:
         if processes < 1:
             raise ValueError("at least one document worker")
+        if policy not in POLICIES:
+            raise ValueError(f"policy: one of {', '.join(POLICIES)}")
         self.processes = processes
         self.timeout_s = timeout_s
         self.nice = nice  # added to each worker's niceness (MEDIAGRAPH_DOCUMENT_WORKER_NICE)
+        self.policy = policy  # MEDIAGRAPH_DOCUMENT_WORKER_POLICY
         self.replaced = 0  # workers replaced after one died or timed out
         self._workers: set[_Worker] = set()
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
@@ -215,7 +232,7 @@ class DocumentWorkers:
     async def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
         process = multiprocessing.get_context("spawn").Process(
-            target=_serve, args=(theirs, self.nice), name="mediagraph-documents", daemon=True
+            target=_serve, args=(theirs, self.nice, self.policy), name="mediagraph-documents", daemon=True
         )
         try:
             process.start()
@@ -244,8 +261,11 @@ class DocumentWorkers:
         deadline = loop.time() + self.timeout_s
         while True:
             try:
-                async with asyncio.timeout_at(deadline):
-                    worker = await self._idle.get()
+                if self._idle.empty():
+                    async with asyncio.timeout_at(deadline):
+                        worker = await self._idle.get()
+                else:
+                    worker = self._idle.get_nowait()  # a worker free: no deadline to arm
             except TimeoutError as exc:
                 log.warning("no document worker free", extra={"timeout_s": self.timeout_s})
                 raise DocumentsUnavailable("the document workers are swamped") from exc

@@ -28,7 +28,7 @@ import pickle
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from graphql import (
     ASTValidationRule,
@@ -96,14 +96,16 @@ def validate(
     return validate_document(schema, document, rules)
 
 
-@dataclass(frozen=True, slots=True)
-class Examined:
+class Examined(NamedTuple):
     """A document examined in a worker process, as the event loop needs it.
 
     `syntax`: it did not parse (`errors` holds the one error). Else `operations` outlines it
     ((type, name) of each operation, in order) and `costs` gives each operation's rate-limit cost;
     `errors` are its validation errors, shaped and bounded (empty: accepted), and `document` is the
-    pickled DocumentNode of an accepted document."""
+    pickled DocumentNode of an accepted document.
+
+    A named tuple: the event loop unpickles one per document the caches do not know, and a tuple
+    loads without a frozen dataclass's field-by-field __setstate__."""
 
     errors: tuple[dict[str, Any], ...]
     syntax: bool = False

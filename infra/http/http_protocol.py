@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -97,6 +98,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._tail = b""
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:
+            cycle.transport = _HeadWithBody(cycle, self.transport, self.loop)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         # The whole request is here: what follows on this connection is the next one.
@@ -164,6 +168,54 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.close()  # a connection that never sent a byte: nobody to answer
             return
         self._refuse(408, f"request not received within {self.read_timeout_s:g} s", "READ_TIMEOUT")
+
+
+class _HeadWithBody:
+    """A response's transport, as its RequestResponseCycle sees it: the head is held until the
+    body's first write and the two leave in one (uvloop: one writev).
+
+    uvicorn writes the head and the body of every response separately: two sends, two TCP
+    segments (the socket is TCP_NODELAY), and a client that waits for the whole answer is woken
+    twice (docs/performance.md). A head whose body does not follow in the same event-loop turn
+    (a streamed response) is sent alone at the end of that turn; interim responses (100 Continue)
+    and everything else pass straight through."""
+
+    __slots__ = ("_cycle", "_head", "_head_seen", "_loop", "_transport")
+
+    def __init__(self, cycle: Any, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._cycle = cycle
+        self._transport = transport
+        self._loop = loop
+        self._head: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes) -> None:
+        if not self._head_seen and self._cycle.response_started:
+            # The cycle sets response_started just before it writes the head.
+            self._head_seen = True
+            self._head = data
+            self._loop.call_soon(self._flush)
+            return
+        head, self._head = self._head, None
+        if head is None:
+            self._transport.write(data)
+        else:
+            self._transport.writelines((head, data))
+
+    def _flush(self) -> None:
+        head, self._head = self._head, None
+        if head is not None and not self._transport.is_closing():
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def http_protocol(

@@ -289,7 +289,9 @@ async def document_workers(settings: Settings) -> AsyncIterator[DocumentWorkers 
     if not processes:
         yield None
         return
-    workers = DocumentWorkers(processes, nice=settings.document_worker_nice)
+    workers = DocumentWorkers(
+        processes, nice=settings.document_worker_nice, policy=settings.document_worker_policy
+    )
     await workers.start()
     try:
         yield workers

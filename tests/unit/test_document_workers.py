@@ -170,13 +170,43 @@ def test_the_production_profile_gets_the_workers_and_development_none() -> None:
     assert production.model_copy(update={"document_workers": 0}).effective_document_workers == 0
 
 
-@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policy")
-async def test_workers_run_as_batch_work_so_they_do_not_preempt_the_event_loop(
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policy")
+async def test_workers_run_as_idle_work_so_any_woken_process_takes_their_core(
     workers: DocumentWorkers,
 ) -> None:
     (pid,) = await workers.pids()
-    assert os.sched_getscheduler(pid) == os.SCHED_BATCH
-    assert os.sched_getscheduler(0) != os.SCHED_BATCH  # the API process keeps its own
+    assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the API process keeps its own
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policy")
+async def test_the_batch_policy_runs_workers_as_batch_work() -> None:
+    pool = DocumentWorkers(1, timeout_s=5, policy="batch")
+    await pool.start()
+    try:
+        (pid,) = await pool.pids()
+        assert os.sched_getscheduler(pid) == os.SCHED_BATCH
+        answered = await pool.examine("{ feed { totalCount } }", RULES_USED, production=False)
+        assert answered.document is not None
+    finally:
+        await pool.aclose()
+
+
+def test_the_policy_is_one_the_workers_know() -> None:
+    from pydantic import ValidationError
+
+    from infra.settings import Settings
+
+    with pytest.raises(ValueError, match="policy: one of idle, batch"):
+        DocumentWorkers(1, policy="realtime")
+    settings = Settings(_env_file=None, jwt_secret="a-test-secret-0123456789-0123456789-0123")
+    assert settings.document_worker_policy == "idle"  # the shipped default
+    with pytest.raises(ValidationError, match="document_worker_policy"):
+        Settings(
+            _env_file=None,
+            jwt_secret="a-test-secret-0123456789-0123456789-0123",
+            document_worker_policy="realtime",
+        )
 
 
 async def test_workers_run_at_the_configured_lower_priority() -> None:
@@ -184,7 +214,7 @@ async def test_workers_run_at_the_configured_lower_priority() -> None:
 
     settings = Settings(_env_file=None, jwt_secret="a-test-secret-0123456789-0123456789-0123")
     assert settings.document_worker_nice == 10  # the shipped default
-    pool = DocumentWorkers(1, timeout_s=5, nice=settings.document_worker_nice)
+    pool = DocumentWorkers(1, timeout_s=5, nice=settings.document_worker_nice, policy="batch")
     await pool.start()
     try:
         (pid,) = await pool.pids()
