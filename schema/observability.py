@@ -51,9 +51,17 @@ def code_label(code: object) -> str:
     return code_labels([code])[0]
 
 
+# The codes found defined so far: a class, once defined, stays so. Walked again only for a code
+# not among them (an error class imported since, as infra's bus errors are; or a code nobody
+# defines), so import order cannot leave one out and a refused document's 21 errors cost no walk.
+_known_codes: set[str] = set()
+
+
 def code_labels(codes: list[object]) -> list[str]:
-    """`code_label` of each, the defined codes walked once (an answer may carry 20 errors)."""
-    known = _defined_codes()  # error classes are few; import order cannot leave one out
+    """`code_label` of each (an answer may carry 21 errors)."""
+    known = _known_codes
+    if not all(isinstance(code, str) and code in known for code in codes):
+        known.update(_defined_codes())
     return [code if isinstance(code, str) and code in known else OTHER_CODE for code in codes]
 
 

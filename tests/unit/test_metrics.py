@@ -59,3 +59,19 @@ def test_cache_helper_counts_hits_and_misses() -> None:
     metrics.record_cache("unit", hit=True)
     metrics.record_cache("unit", hit=False)
     assert (count("hit") - hits, count("miss") - misses) == (2, 1)
+
+
+def test_an_error_class_defined_after_the_first_answer_still_labels_its_code() -> None:
+    from schema.observability import OTHER_CODE, code_labels
+    from services.core.errors import MediagraphError, NotFound
+
+    assert code_labels(["LATE_DEFINED_FOR_A_TEST"]) == [OTHER_CODE]
+
+    class LateDefined(MediagraphError):  # as infra's bus errors, imported after the schema
+        code = "LATE_DEFINED_FOR_A_TEST"
+
+    assert code_labels([LateDefined.code, NotFound.code, "made-up"]) == [
+        "LATE_DEFINED_FOR_A_TEST",
+        NotFound.code,
+        OTHER_CODE,
+    ]
