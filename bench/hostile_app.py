@@ -26,11 +26,13 @@ from bench.harness import BENCH_SECRET
 from bench.media_app import _services, page_items
 from infra.http.server import server_config
 from infra.identity.jwt import JwtTokenVerifier
+from infra.observability.operations import PrometheusOperations
 from infra.redis.rate_limit import FallbackRateLimiter, LocalRateLimiter, RedisRateLimiter
 from infra.roots.app import MediagraphGraphQL
 from infra.settings import Profile, Settings
 from schema import documents
 from schema.document_workers import DocumentWorkers
+from schema.observability import record_operations_with
 from services.access.rate_limits import Limit, RateLimitPolicy, RateLimitService
 from tests.fakes import InMemoryMediaRepository
 
@@ -56,6 +58,9 @@ def document_workers(processes: int | None = None) -> DocumentWorkers | None:
 def build_app(redis_url: str, workers: DocumentWorkers | None = None) -> Starlette:
     """`workers`, if given, are started by the app's lifespan (or by the caller)."""
     documents.caching = False
+    # As the API's composition root does (infra/roots/app.py): metrics, the access log's fields,
+    # and spans only while tracing is on.
+    record_operations_with(PrometheusOperations())
     settings = Settings(_env_file=None, jwt_secret=BENCH_SECRET, graphiql=False)
     memory = InMemoryMediaRepository()
     for media in page_items():
