@@ -114,9 +114,10 @@ def _start_worker(nice: int, policy: str = "idle") -> None:
     if name is not None and hasattr(os, "sched_setscheduler") and hasattr(os, name):
         with contextlib.suppress(OSError):
             os.sched_setscheduler(0, getattr(os, name), os.sched_param(0))
-    # Lower priority than the API process (Unix niceness) under "batch", and where the policies
-    # above do not exist: when both want a core, the event loop that serves every request goes
-    # first. Unloaded, a worker runs at full speed.
+    # Lower priority than the API process (Unix niceness), whatever the policy: Linux ignores it
+    # for SCHED_IDLE, and under "batch" (or where the policies above do not exist) it is what lets
+    # the event loop that serves every request go first when both want a core. Unloaded, a
+    # worker runs at full speed.
     if nice and hasattr(os, "nice"):
         with contextlib.suppress(OSError):
             os.nice(nice)
